@@ -1,0 +1,3 @@
+from concsim.cli import main
+
+main()

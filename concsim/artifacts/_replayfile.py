@@ -1,0 +1,168 @@
+"""Replay files: a failing (or any) run, saved so that it can be rerun anywhere.
+
+A replay file is JSON, versioned, and holds everything a rerun needs: the concsim version
+that wrote it, scenario name and parameters, variant, strategy and seed, the schedule (the
+choices as a ``cs1:`` string), and the expected result (failure kind and invariant, trace
+hash, steps).  Files are written atomically (a temporary file in the same folder, fsync,
+then rename), so an interrupted writer never leaves half a file behind.
+
+Loading is strict: malformed JSON, a wrong format tag or version, a missing or ill-typed
+field is a :class:`ReplayFileError` with a one-line message naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from concsim._errors import ReplayFileError, UsageError
+from concsim._version import __version__
+from concsim.engine import decode_schedule
+
+FORMAT = "concsim-replay"
+VERSION = 1
+
+
+@dataclass
+class ReplayFile:
+    scenario: str
+    variant: str
+    params: dict[str, Any]
+    strategy: str
+    seed: int | None
+    schedule: str
+    expected: dict[str, Any]
+    concsim_version: str = __version__
+    #: The original (unshrunk) schedule, when the saved one was shrunk.
+    original_schedule: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "format": FORMAT,
+            "version": VERSION,
+            "concsim_version": self.concsim_version,
+            "scenario": self.scenario,
+            "variant": self.variant,
+            "params": self.params,
+            "strategy": self.strategy,
+            "seed": self.seed,
+            "schedule": self.schedule,
+            "expected": self.expected,
+        }
+        if self.original_schedule is not None:
+            out["original_schedule"] = self.original_schedule
+        if self.extra:
+            out["extra"] = self.extra
+        return out
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def save_replay(path: Path, replay: ReplayFile) -> Path:
+    atomic_write_text(path, json.dumps(replay.to_json(), indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def replay_from_result(result: Any, *, original: str | None = None) -> ReplayFile:
+    """Build the replay record of a :class:`concsim.RunResult`."""
+    expected: dict[str, Any] = {
+        "failure": result.failure.to_json() if result.failure else None,
+        "trace_sha256": result.trace_sha256,
+        "steps": result.steps,
+    }
+    return ReplayFile(
+        scenario=result.scenario,
+        variant=result.variant,
+        params=result.params,
+        strategy=result.strategy,
+        seed=result.seed,
+        schedule=result.schedule,
+        expected=expected,
+        original_schedule=original,
+    )
+
+
+def default_replay_name(result: Any) -> str:
+    kind = result.failure.kind if result.failure else "ok"
+    seed = "x" if result.seed is None else str(result.seed)
+    return f"{result.scenario}-{result.variant}-{kind}-seed{seed}.json".replace("/", "_")
+
+
+def _field(data: dict[str, Any], name: str, types: type | tuple[type, ...], where: str) -> Any:
+    if name not in data:
+        raise ReplayFileError(f"{where}: missing field {name!r}")
+    v = data[name]
+    if not isinstance(v, types):
+        want = types.__name__ if isinstance(types, type) else "/".join(t.__name__ for t in types)
+        raise ReplayFileError(f"{where}: field {name!r} should be {want}, got {type(v).__name__}")
+    return v
+
+
+def load_replay(path: str | os.PathLike[str]) -> ReplayFile:
+    p = Path(path)
+    where = str(p)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReplayFileError(f"{where}: no such replay file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ReplayFileError(
+            f"{where}: cannot read replay file ({e.__class__.__name__})"
+        ) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ReplayFileError(
+            f"{where}: not a replay file: malformed JSON at line {e.lineno} column {e.colno}"
+        ) from None
+    if not isinstance(data, dict):
+        raise ReplayFileError(f"{where}: not a replay file: the top level is not an object")
+    if data.get("format") != FORMAT:
+        raise ReplayFileError(f"{where}: not a replay file (format is not {FORMAT!r})")
+    version = data.get("version")
+    if version != VERSION:
+        raise ReplayFileError(
+            f"{where}: replay file version {version!r} is not supported "
+            f"(this concsim {__version__} reads version {VERSION})"
+        )
+    schedule = _field(data, "schedule", str, where)
+    try:
+        decode_schedule(schedule)
+    except UsageError as e:
+        raise ReplayFileError(f"{where}: field 'schedule': {e}") from None
+    seed = data.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise ReplayFileError(f"{where}: field 'seed' should be an integer or null")
+    expected = _field(data, "expected", dict, where)
+    return ReplayFile(
+        scenario=_field(data, "scenario", str, where),
+        variant=_field(data, "variant", str, where),
+        params=_field(data, "params", dict, where),
+        strategy=_field(data, "strategy", str, where),
+        seed=seed,
+        schedule=schedule,
+        expected=expected,
+        concsim_version=_field(data, "concsim_version", str, where),
+        original_schedule=data.get("original_schedule"),
+        extra=data.get("extra") or {},
+    )

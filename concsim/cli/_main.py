@@ -1,0 +1,236 @@
+"""The ``concsim`` command line.
+
+Exit codes, everywhere: 0 no failure, 1 a failure was found, 2 a usage or input error (one
+line on stderr, never a traceback).  With ``--json`` the last line printed is one JSON
+object.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from concsim._api import (
+    DEFAULT_SCENARIO,
+    RunResult,
+    replay,
+    resolve_variant,
+    run,
+    save_failure,
+)
+from concsim._errors import ConcsimError
+from concsim.engine import format_trace
+from concsim.scenarios import all_scenarios, get_scenario, parse_param_args
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _user_errors(fn: F) -> F:
+    """Turn a ConcsimError into one line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConcsimError as e:
+            click.echo(f"concsim: error: {e}", err=True)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _emit_json(obj: dict[str, Any]) -> None:
+    click.echo(json.dumps(obj, sort_keys=False))
+
+
+def _print_result(res: RunResult, *, show_trace: bool) -> None:
+    head = f"scenario {res.scenario}, variant {res.variant}, strategy {res.strategy}"
+    if res.seed is not None:
+        head += f", seed {res.seed}"
+    click.echo(head)
+    click.echo(f"steps: {res.steps}   trace_sha256: {res.trace_sha256}")
+    if res.stats:
+        click.echo("stats: " + ", ".join(f"{k}={v}" for k, v in res.stats.items()))
+    if res.failure is None:
+        click.echo("result: ok, no failure")
+        return
+    f = res.failure
+    inv = f" [{f.invariant}]" if f.invariant else ""
+    click.echo(f"FAILURE {f.kind}{inv} at step {f.step}" + (f" in task {f.task}" if f.task else ""))
+    click.echo(f"  {f.message}")
+    if show_trace and res.trace:
+        click.echo("last steps of the trace:")
+        tail = [e for e in res.trace if e[0] > f.step - 25]
+        click.echo(format_trace(tail, fail_step=f.step))
+    if "traceback" in f.details:
+        click.echo(f.details["traceback"].rstrip())
+    click.echo(f"schedule: {res.schedule}")
+    click.echo(f"replay with: {res.replay_command()}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="concsim")
+def cli() -> None:
+    """concsim: a deterministic concurrency simulator for mshv movable memory regions."""
+
+
+_scenario_opt = click.option(
+    "--scenario", default=DEFAULT_SCENARIO, show_default=True, help="scenario name"
+)
+_variant_opt = click.option("--variant", default=None, help="variant name (default: scenario's)")
+_param_opt = click.option(
+    "--param", "params", multiple=True, metavar="NAME=VALUE", help="scenario parameter"
+)
+
+
+@cli.command("run")
+@_scenario_opt
+@_variant_opt
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--strategy", default="random", show_default=True, help="random")
+@click.option("--schedule", default=None, help="replay this schedule string (cs1:...)")
+@_param_opt
+@click.option("--max-steps", type=click.IntRange(min=1), default=None)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object as the last line")
+@click.option("--save", "save_dir", default=None, help="write a replay file here on failure")
+@_user_errors
+def run_cmd(
+    scenario: str,
+    variant: str | None,
+    seed: int,
+    strategy: str,
+    schedule: str | None,
+    params: tuple[str, ...],
+    max_steps: int | None,
+    as_json: bool,
+    save_dir: str | None,
+) -> None:
+    """Run one schedule of a scenario."""
+    res = run(
+        scenario,
+        variant=variant,
+        seed=seed,
+        strategy=strategy,
+        params=parse_param_args(list(params)),
+        schedule=schedule,
+        trace=True,
+        max_steps=max_steps,
+    )
+    if save_dir is not None and not res.ok:
+        save_failure(res, save_dir)
+    if as_json:
+        _emit_json(res.to_json())
+    else:
+        _print_result(res, show_trace=True)
+    sys.exit(0 if res.ok else 1)
+
+
+@cli.command("replay")
+@click.argument("file")
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def replay_cmd(file: str, as_json: bool) -> None:
+    """Rerun a replay file exactly and say whether it reproduces."""
+    out = replay(file)
+    res = out.result
+    if as_json:
+        obj = res.to_json()
+        obj["reproduced"] = out.reproduced
+        obj["expected"] = out.expected
+        _emit_json(obj)
+    else:
+        _print_result(res, show_trace=True)
+        click.echo(
+            "reproduced: "
+            + ("yes (same failure kind, same trace hash)" if out.reproduced else "NO")
+        )
+        if not out.same_trace:
+            click.echo(f"  expected trace_sha256 {out.expected.get('trace_sha256')}")
+    sys.exit(0 if res.ok else 1)
+
+
+@cli.command("bench")
+@click.option("--steps", type=click.IntRange(min=1000), default=200_000, show_default=True)
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def bench_cmd(steps: int, repeats: int, as_json: bool) -> None:
+    """Measure the engine's steps/s against the bare coroutine-driving floor."""
+    from concsim._bench import bench_engine
+
+    r = bench_engine(steps=steps, repeats=repeats)
+    if as_json:
+        _emit_json(r)
+    else:
+        click.echo(
+            f"engine: {r['engine_steps_per_s']:,} steps/s   floor: {r['floor_steps_per_s']:,} "
+            f"steps/s   ratio: {r['ratio']:.2f}   ({r['tasks']} tasks, {r['steps']:,} steps, "
+            f"median of {r['repeats']})"
+        )
+
+
+@cli.command("scenarios")
+@click.option("--json", "as_json", is_flag=True)
+def scenarios_cmd(as_json: bool) -> None:
+    """List the scenarios and their parameters."""
+    items = [
+        {
+            "name": s.name,
+            "summary": s.summary,
+            "default_variant": s.default_variant,
+            "variants": list(s.variants()),
+            "params": [
+                {"name": p.name, "type": p.type.__name__, "default": p.default, "help": p.help}
+                for p in s.params
+            ],
+        }
+        for s in all_scenarios()
+    ]
+    if as_json:
+        _emit_json({"scenarios": items})
+        return
+    for it in items:
+        click.echo(f"{it['name']}: {it['summary']}")
+        click.echo(f"  variants: {', '.join(it['variants'])} (default {it['default_variant']})")
+        for p in it["params"]:
+            click.echo(f"  --param {p['name']}=<{p['type']}>  default {p['default']}: {p['help']}")
+
+
+@cli.command("variants")
+@click.option("--scenario", default=None, help="only this scenario's variants")
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def variants_cmd(scenario: str | None, as_json: bool) -> None:
+    """List the variants each scenario accepts."""
+    scns = [get_scenario(scenario)] if scenario else all_scenarios()
+    seen: dict[str, dict[str, Any]] = {}
+    for s in scns:
+        for name, obj in s.variants().items():
+            resolve_variant(s, name)
+            entry = seen.setdefault(
+                name,
+                {
+                    "name": name,
+                    "summary": getattr(obj, "summary", "") or "",
+                    "mutant": bool(getattr(obj, "mutant", False)),
+                    "scenarios": [],
+                },
+            )
+            entry["scenarios"].append(s.name)
+    if as_json:
+        _emit_json({"variants": list(seen.values())})
+        return
+    for v in seen.values():
+        tag = " (mutant)" if v["mutant"] else ""
+        click.echo(
+            f"{v['name']}{tag}: {v['summary'] or '-'}  [scenarios: {', '.join(v['scenarios'])}]"
+        )
+
+
+def main() -> None:
+    cli(prog_name="concsim")

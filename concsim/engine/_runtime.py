@@ -1,0 +1,498 @@
+"""The controlled scheduler: runs model tasks one step at a time, in an order a strategy picks.
+
+Design
+======
+
+Model tasks are plain ``async def`` coroutines.  They never run on an event loop: the engine
+drives each one itself with ``coro.send(None)``, and a task gives control back only by
+awaiting a concsim *scheduling point* (``await rt.point(op, obj)``), which yields a private
+sentinel.  Driving coroutines directly is an order of magnitude cheaper than handing control
+through asyncio futures or trio's reschedule (see shared/design.md), and, more importantly,
+nothing outside the engine decides who runs next: there is no event loop wake-up order to
+depend on.
+
+A *step* is one resumption of one task: from the scheduling point where it was paused to the
+next one.  Everything a task does between two points is atomic with respect to the others, so
+a model places a point before every operation on shared state ("before the access", as loom
+and shuttle do): at the point the task announces what it is about to do (``op`` on ``obj``),
+and the scheduler may let another task go first.
+
+Choices and schedules
+---------------------
+
+At each point where more than one task could run, the strategy makes a *choice*: an integer
+into the list of candidates ``[current task] + [the other runnable tasks by id]`` (just the
+runnable tasks by id when the current one blocked or finished).  So ``0`` always means "keep
+running the task that was running" and ``k > 0`` "switch to the k-th other runnable task":
+fewer switches make a numerically smaller schedule, which is what the shrinker wants.  A
+point with a single candidate is not a choice and records nothing.
+
+The environment's choices (does this hypercall batch succeed? does this allocation fail?)
+are drawn from the same stream with :meth:`Runtime.choose`, ``0`` being the ordinary outcome.
+The list of choices is the whole schedule: feeding it back reproduces the run exactly.
+
+Tasks are identified by the id the engine assigns at spawn (0, 1, 2, ... in spawn order);
+candidates are always ordered by that id, never by a hash, a set, or a wake-up order.
+
+Blocking
+--------
+
+A primitive that must wait (a contended mutex, ``wait_event``) calls :meth:`Runtime.block`:
+the task leaves the runnable list and records what it waits on; the primitive that releases
+the resource calls :meth:`Runtime.wake_all`.  Woken tasks re-check their condition when they
+next run (a mutex is not handed over; whoever the schedule runs first takes it), so every
+outcome of a contended wake-up is a scheduling choice.  When no task is runnable and some are
+blocked, the run ends with a ``deadlock`` failure naming the wait-for cycle.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import traceback
+import types
+from collections.abc import Callable, Coroutine, Generator
+from typing import TYPE_CHECKING, Any, Protocol
+
+from concsim._errors import UsageError
+from concsim.engine._failure import Failure, FailureSignal
+
+if TYPE_CHECKING:
+    from concsim.engine._trace import TraceEntry
+
+
+class Waitable(Protocol):
+    """Something a task can block on: it has a name and knows which tasks hold it."""
+
+    name: str
+
+    def holders(self) -> list[Task]: ...
+
+
+class Strategy(Protocol):
+    """The one interface every exploration strategy implements.
+
+    ``pick_task`` returns an index into ``rt.candidates()`` (``n`` of them, ``n >= 2``);
+    ``pick_env`` an outcome in ``range(n)`` for an environment choice named ``label``.
+    A strategy may inspect the runtime (candidates, their pending operations), but must not
+    change it.
+    """
+
+    def pick_task(self, rt: Runtime, n: int) -> int: ...
+
+    def pick_env(self, rt: Runtime, label: str, n: int) -> int: ...
+
+
+# The value a concsim scheduling point yields to the engine.  Anything else a task yields
+# comes from a foreign awaitable (an asyncio future, a trio trap) and is reported as such.
+_SWITCH = object()
+
+
+@types.coroutine
+def _switch() -> Generator[object, None, None]:
+    yield _SWITCH
+
+
+RUNNABLE = 0
+BLOCKED = 1
+DONE = 2
+
+
+class Task:
+    """One model task: a coroutine plus the bookkeeping the engine and primitives need."""
+
+    __slots__ = (
+        "atomic",
+        "blocked_on",
+        "coro",
+        "detail",
+        "held",
+        "id",
+        "name",
+        "nonblock",
+        "obj",
+        "op",
+        "read",
+        "state",
+    )
+
+    def __init__(self, tid: int, name: str, coro: Coroutine[Any, Any, Any]) -> None:
+        self.id = tid
+        self.name = name
+        self.coro = coro
+        self.state = RUNNABLE
+        # What the task announced at its last scheduling point: the operation it performs
+        # when it is next resumed.  Strategies read these (DPOR's dependency relation).
+        self.op = "start"
+        self.obj = ""
+        self.detail: object = None
+        self.read = False
+        self.blocked_on: Waitable | None = None
+        # Locks held, in acquisition order (primitives maintain it; lock checks read it).
+        self.held: list[Any] = []
+        # >0 while the task holds a spinlock (atomic context): sleeping is a bug.
+        self.atomic = 0
+        # >0 while the task runs in a non-blockable context (OOM reaper's invalidation).
+        self.nonblock = 0
+
+    def __repr__(self) -> str:
+        return f"<Task {self.id} {self.name!r}>"
+
+
+class Runtime:
+    """One run: the tasks, the strategy's choices, the trace, the counters.
+
+    A runtime is single-use: build the world (spawn tasks, create primitives with this
+    runtime), then call :meth:`run` once.
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        *,
+        max_steps: int = 100_000,
+        trace: bool = False,
+    ) -> None:
+        self.strategy = strategy
+        self.max_steps = max_steps
+        self.tracing = trace
+        self.tasks: list[Task] = []
+        self._runnable: list[Task] = []  # sorted by task id
+        self.current: Task | None = None
+        self.step = 0
+        self.choices: list[int] = []
+        self.trace: list[TraceEntry] = []
+        self.stats: dict[str, int] = {}
+        self.failure: Failure | None = None
+        # Callables run after every step when a model asks (audits "every N steps").
+        self._step_hooks: list[tuple[int, Callable[[Runtime], None]]] = []
+        # Callables run once when every task has finished, to audit the final state.
+        self._final_hooks: list[Callable[[Runtime], None]] = []
+        # Per-run state that higher layers attach (the kernel's lock tracker, oracles).
+        self.ext: dict[str, Any] = {}
+        self._ran = False
+
+    # ------------------------------------------------------------------ building a world
+
+    def spawn(self, name: str, coro: Coroutine[Any, Any, Any]) -> Task:
+        """Add a task.  Ids are assigned in spawn order and are the only order used."""
+        if self._ran:
+            coro.close()
+            raise UsageError("spawn() after run(): a runtime is single-use")
+        if any(t.name == name for t in self.tasks):
+            coro.close()
+            raise UsageError(f"task name {name!r} is used twice: task names must be unique")
+        task = Task(len(self.tasks), name, coro)
+        self.tasks.append(task)
+        self._runnable.append(task)
+        return task
+
+    def add_step_hook(self, hook: Callable[[Runtime], None], every: int = 1) -> None:
+        """Run ``hook(rt)`` after every ``every`` steps (for periodic audits)."""
+        if every < 1:
+            raise UsageError("a step hook's period must be at least 1")
+        self._step_hooks.append((every, hook))
+
+    def add_final_hook(self, hook: Callable[[Runtime], None]) -> None:
+        """Run ``hook(rt)`` once when all tasks have finished without a failure."""
+        self._final_hooks.append(hook)
+
+    # ------------------------------------------------------------------ used by model code
+
+    def point(
+        self, op: str, obj: str, detail: object = None, *, read: bool = False
+    ) -> Generator[object, None, None]:
+        """A scheduling point: ``await rt.point("mutex_lock", "mreg_mutex")``.
+
+        Announces the operation the task performs when it resumes; the strategy may run
+        other tasks first.  ``read=True`` marks an operation that only reads ``obj`` (two
+        reads of one object commute; exploration with reduction uses this).  ``detail`` is
+        formatted with ``str()`` only when a trace is recorded.
+        """
+        t = self.current
+        assert t is not None, "rt.point() awaited outside a model task"
+        t.op = op
+        t.obj = obj
+        t.detail = detail
+        t.read = read
+        return _switch()
+
+    def event(self, op: str, obj: str, detail: object = None) -> None:
+        """Record a non-yielding event in the trace (a state change inside a step)."""
+        if self.tracing:
+            t = self.current
+            self.trace.append(
+                (self.step, t.name if t else "-", op, obj, "" if detail is None else str(detail))
+            )
+
+    def choose(self, label: str, n: int) -> int:
+        """An environment choice among ``n`` outcomes; ``0`` is the ordinary one.
+
+        It is drawn through the strategy and recorded in the schedule, so it replays.
+        """
+        if n <= 1:
+            return 0
+        c = self.strategy.pick_env(self, label, n)
+        self.choices.append(c)
+        if self.tracing:
+            self.event("choose", label, f"{c}/{n}")
+        return c
+
+    def count(self, counter: str, by: int = 1) -> None:
+        """Add to a scenario counter (reported in ``stats``)."""
+        self.stats[counter] = self.stats.get(counter, 0) + by
+
+    def fail(
+        self,
+        kind: str,
+        message: str,
+        *,
+        invariant: str | None = None,
+        **details: Any,
+    ) -> FailureSignal:
+        """Build the signal that stops the run with a failure: ``raise rt.fail(...)``."""
+        t = self.current
+        return FailureSignal(
+            Failure(kind, message, self.step, t.name if t else None, invariant, details)
+        )
+
+    def check(
+        self, fact: bool, message: str, *, invariant: str | None = None, **details: Any
+    ) -> None:
+        """An assertion point: the code relies on ``fact``; report the first run where it is
+        false as an ``assertion`` failure."""
+        if not fact:
+            raise self.fail("assertion", message, invariant=invariant, **details)
+
+    def block(self, on: Waitable) -> Generator[object, None, None]:
+        """Block the current task on ``on`` until someone calls :meth:`wake_all` for it.
+
+        The caller has already queued the task wherever ``on`` keeps its waiters; usage:
+        ``waiters.append(rt.current); await rt.block(self)``.
+        """
+        t = self.current
+        assert t is not None
+        t.state = BLOCKED
+        t.blocked_on = on
+        t.op = "wake"
+        t.obj = on.name
+        t.detail = None
+        t.read = False
+        self._runnable.remove(t)
+        return _switch()
+
+    def wake_all(self, waiters: list[Task]) -> None:
+        """Make every task in ``waiters`` runnable again and empty the list."""
+        runnable = self._runnable
+        for t in waiters:
+            if t.state == BLOCKED:
+                t.state = RUNNABLE
+                t.blocked_on = None
+                bisect.insort(runnable, t, key=_task_id)
+        waiters.clear()
+
+    # ------------------------------------------------------------------ strategy's view
+
+    def candidates(self) -> list[Task]:
+        """The tasks the next choice picks among, in choice order (see the module doc)."""
+        cur = self.current
+        if cur is not None and cur.state == RUNNABLE:
+            return [cur, *(t for t in self._runnable if t is not cur)]
+        return list(self._runnable)
+
+    def runnable(self) -> list[Task]:
+        return list(self._runnable)
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> Failure | None:
+        """Run every task to completion (or to the first failure); return the failure."""
+        if self._ran:
+            raise UsageError("run() called twice: a runtime is single-use")
+        self._ran = True
+        try:
+            self._loop()
+            if self.failure is None:
+                self.current = None
+                for hook in self._final_hooks:
+                    hook(self)
+        except FailureSignal as sig:
+            self.failure = sig.failure
+        finally:
+            self._close_all()
+        return self.failure
+
+    def _loop(self) -> None:
+        # Hot path: locals for everything touched per step; no allocation unless tracing.
+        runnable = self._runnable
+        strategy = self.strategy
+        choices = self.choices
+        tracing = self.tracing
+        trace = self.trace
+        hooks = self._step_hooks
+        max_steps = self.max_steps
+        step = self.step
+        cur: Task | None = None
+        while True:
+            n = len(runnable)
+            if n == 0:
+                self.step = step
+                self._end_of_tasks()
+                return
+            if n == 1:
+                nxt = runnable[0]
+            else:
+                self.step = step
+                self.current = cur
+                k = strategy.pick_task(self, n)
+                choices.append(k)
+                if cur is not None and cur.state == RUNNABLE:
+                    if k == 0:
+                        nxt = cur
+                    else:
+                        i = runnable.index(cur)
+                        nxt = runnable[k - 1] if k <= i else runnable[k]
+                else:
+                    nxt = runnable[k]
+            step += 1
+            if step > max_steps:
+                self.step = step - 1
+                raise FailureSignal(
+                    Failure(
+                        "step-limit",
+                        f"the run did not finish within {max_steps} steps: suspected livelock "
+                        f"(tasks still runnable: {', '.join(t.name for t in runnable)})",
+                        step - 1,
+                        nxt.name,
+                        None,
+                        {"runnable": [t.name for t in runnable]},
+                    )
+                )
+            self.step = step
+            self.current = nxt
+            if tracing:
+                d = nxt.detail
+                trace.append((step, nxt.name, nxt.op, nxt.obj, "" if d is None else str(d)))
+            try:
+                req = nxt.coro.send(None)
+            except StopIteration:
+                nxt.state = DONE
+                runnable.remove(nxt)
+                if tracing:
+                    trace.append((step, nxt.name, "exit", "", ""))
+                cur = nxt
+                continue
+            except FailureSignal:
+                raise
+            except Exception as exc:
+                raise FailureSignal(_exception_failure(nxt, exc, step)) from None
+            if req is not _SWITCH:
+                raise FailureSignal(_foreign_failure(nxt, req, step))
+            if hooks:
+                for every, hook in hooks:
+                    if step % every == 0:
+                        hook(self)
+            cur = nxt
+
+    def _end_of_tasks(self) -> None:
+        blocked = [t for t in self.tasks if t.state == BLOCKED]
+        if blocked:
+            raise FailureSignal(_deadlock_failure(blocked, self.step))
+
+    def _close_all(self) -> None:
+        self.current = None
+        for t in self.tasks:
+            if t.state != DONE:
+                t.state = DONE
+                with contextlib.suppress(BaseException):
+                    t.coro.close()
+        self._runnable.clear()
+
+
+def _task_id(t: Task) -> int:
+    return t.id
+
+
+def _exception_failure(task: Task, exc: Exception, step: int) -> Failure:
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return Failure(
+        "exception",
+        f"task {task.name!r} raised {type(exc).__name__}: {exc}",
+        step,
+        task.name,
+        None,
+        {"traceback": tb, "exception": type(exc).__name__},
+    )
+
+
+def _foreign_failure(task: Task, req: object, step: int) -> Failure:
+    what = type(req).__module__ + "." + type(req).__qualname__
+    return Failure(
+        "foreign-await",
+        f"task {task.name!r} awaited a {what}, which is not a concsim scheduling point: model "
+        "tasks may only await concsim primitives (rt.point, the kernel locks); an asyncio or "
+        "trio primitive would escape the scheduler and break determinism",
+        step,
+        task.name,
+        None,
+        {"awaited": what},
+    )
+
+
+def _deadlock_failure(blocked: list[Task], step: int) -> Failure:
+    """Describe a state where every unfinished task is blocked.
+
+    Follow task -> resource it waits on -> holder of that resource -> ... from each blocked
+    task (in id order); the first cycle found is the report.  Without a cycle (a wait that
+    nobody will ever end: a lock held by a task that exited, an event never signalled), name
+    every blocked task and what it waits on.
+    """
+    for start in blocked:
+        path: list[Task] = []
+        t: Task | None = start
+        while t is not None and t not in path and t.state == BLOCKED:
+            path.append(t)
+            on = t.blocked_on
+            holders = on.holders() if on is not None else []
+            t = holders[0] if holders else None
+        if t is not None and t in path:
+            cycle = path[path.index(t) :]
+            parts = []
+            for x in cycle:
+                on = x.blocked_on
+                held = [getattr(h, "name", str(h)) for h in x.held]
+                parts.append(
+                    f"task {x.name!r} holds {', '.join(held) or 'nothing'} and waits for "
+                    f"{on.name if on else '?'}"
+                )
+            return Failure(
+                "deadlock",
+                "deadlock: " + "; ".join(parts),
+                step,
+                None,
+                None,
+                {
+                    "cycle": [x.name for x in cycle],
+                    "locks": [x.blocked_on.name for x in cycle if x.blocked_on is not None],
+                },
+            )
+    parts = []
+    for x in blocked:
+        on = x.blocked_on
+        holders = on.holders() if on is not None else []
+        who = ", ".join(f"{h.name!r}" + (" (exited)" if h.state == DONE else "") for h in holders)
+        parts.append(
+            f"task {x.name!r} waits for {on.name if on else '?'}"
+            + (f" held by {who}" if who else " and nothing will wake it")
+        )
+    return Failure(
+        "deadlock",
+        "all remaining tasks are blocked: " + "; ".join(parts),
+        step,
+        None,
+        None,
+        {
+            "blocked": [x.name for x in blocked],
+            "locks": [x.blocked_on.name for x in blocked if x.blocked_on is not None],
+        },
+    )

@@ -1,0 +1,90 @@
+"""The schedule codec: a list of choices as a short string a person can paste back.
+
+Format ``cs1:<body>``.  Each choice is one character of ``0-9a-z`` (its value in base 36);
+a value of 36 or more is written ``(<decimal>)``.  A character repeated three or more times
+is written once followed by ``{<count>}``.  So ``[0]*40 + [2, 0, 1]`` is ``cs1:0{40}201``.
+
+Examples::
+
+    >>> encode_schedule([0, 0, 0, 0, 2, 1])
+    'cs1:0{4}21'
+    >>> decode_schedule('cs1:0{4}21')
+    [0, 0, 0, 0, 2, 1]
+"""
+
+from __future__ import annotations
+
+from concsim._errors import UsageError
+
+PREFIX = "cs1:"
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _token(v: int) -> str:
+    return _DIGITS[v] if v < 36 else f"({v})"
+
+
+def encode_schedule(choices: list[int]) -> str:
+    out = [PREFIX]
+    i = 0
+    n = len(choices)
+    while i < n:
+        v = choices[i]
+        j = i + 1
+        while j < n and choices[j] == v:
+            j += 1
+        run = j - i
+        tok = _token(v)
+        if run >= 3:
+            out.append(f"{tok}{{{run}}}")
+        else:
+            out.append(tok * run)
+        i = j
+    return "".join(out)
+
+
+def decode_schedule(text: str) -> list[int]:
+    """Parse a schedule string; a malformed one is a one-line :class:`UsageError`."""
+    s = text.strip()
+    if not s.startswith(PREFIX):
+        raise UsageError(
+            f"not a concsim schedule: {text[:40]!r} (a schedule string starts with {PREFIX!r})"
+        )
+    body = s[len(PREFIX) :]
+    out: list[int] = []
+    i = 0
+    n = len(body)
+    while i < n:
+        c = body[i]
+        if c == "(":
+            j = body.find(")", i)
+            if j < 0 or not body[i + 1 : j].isdigit():
+                raise UsageError(f"malformed schedule string at position {i}: bad '(...)' value")
+            out.append(int(body[i + 1 : j]))
+            i = j + 1
+        elif c == "{":
+            j = body.find("}", i)
+            if j < 0 or not out or not body[i + 1 : j].isdigit() or int(body[i + 1 : j]) < 1:
+                raise UsageError(f"malformed schedule string at position {i}: bad '{{n}}' repeat")
+            out.extend([out[-1]] * (int(body[i + 1 : j]) - 1))
+            i = j + 1
+        else:
+            v = _DIGITS.find(c)
+            if v < 0:
+                raise UsageError(
+                    f"malformed schedule string at position {i}: unexpected character {c!r}"
+                )
+            out.append(v)
+            i += 1
+    return out
+
+
+def preemptions(choices: list[int]) -> int:
+    """How many choices switched away from a task that could have kept running.
+
+    A non-zero choice is a switch; when the current task had blocked or finished, the
+    engine also records a choice, and there a non-zero value is not a preemption, but the
+    codec alone cannot tell the two apart.  Exploration counts exactly (see explore);
+    this is the upper bound used for display.
+    """
+    return sum(1 for c in choices if c)

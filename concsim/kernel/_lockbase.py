@@ -1,0 +1,50 @@
+"""What every modelled lock shares: a name, a lock class, holders, waiters, lock tracking.
+
+Lock *instances* have a ``name`` ("region0.mreg_mutex"); lockdep reasons about lock
+*classes* (``cls``, "mreg_mutex"), as the kernel does.  When a lock tracker is attached to
+the runtime (``rt.ext["lockdep"]``, see concsim.checks), every acquire and release is
+reported to it so it can build the lock-order graph.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from concsim.engine import Runtime, Task
+
+
+class LockBase:
+    atomic = False  # a spinlock makes its holder atomic (no sleeping)
+    kind = "lock"
+
+    def __init__(self, rt: Runtime, name: str, cls: str | None = None) -> None:
+        self.rt = rt
+        self.name = name
+        self.cls = cls or name
+        self.waiters: list[Task] = []
+
+    def holders(self) -> list[Task]:  # pragma: no cover - overridden
+        return []
+
+    def _acquired(self, t: Task, *, read: bool = False, trylock: bool = False) -> None:
+        t.held.append(self)
+        if self.atomic:
+            t.atomic += 1
+        tracker: Any = self.rt.ext.get("lockdep")
+        if tracker is not None:
+            tracker.acquire(t, self, read=read, trylock=trylock)
+
+    def _released(self, t: Task) -> None:
+        held = t.held
+        for i in range(len(held) - 1, -1, -1):
+            if held[i] is self:
+                del held[i]
+                break
+        if self.atomic:
+            t.atomic -= 1
+        tracker: Any = self.rt.ext.get("lockdep")
+        if tracker is not None:
+            tracker.release(t, self)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
