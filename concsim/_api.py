@@ -21,7 +21,7 @@ from concsim.engine import trace_sha256 as _trace_sha256
 from concsim.scenarios import Scenario, get_scenario
 from concsim.strategies import RandomWalk, Replay
 
-DEFAULT_SCENARIO = "counter"
+DEFAULT_SCENARIO = "default"
 STRATEGIES = ("random",)
 
 

@@ -164,6 +164,8 @@ class Runtime:
         self.trace: list[TraceEntry] = []
         self.stats: dict[str, int] = {}
         self.failure: Failure | None = None
+        #: The invariant a model says a deadlock breaks (the mshv model: "L4").
+        self.deadlock_invariant: str | None = None
         # Callables run after every step when a model asks (audits "every N steps").
         self._step_hooks: list[tuple[int, Callable[[Runtime], None]]] = []
         # Callables run once when every task has finished, to audit the final state.
@@ -397,7 +399,10 @@ class Runtime:
     def _end_of_tasks(self) -> None:
         blocked = [t for t in self.tasks if t.state == BLOCKED]
         if blocked:
-            raise FailureSignal(_deadlock_failure(blocked, self.step))
+            f = _deadlock_failure(blocked, self.step)
+            if self.deadlock_invariant is not None:
+                f = Failure(f.kind, f.message, f.step, f.task, self.deadlock_invariant, f.details)
+            raise FailureSignal(f)
 
     def _close_all(self) -> None:
         self.current = None

@@ -28,8 +28,13 @@ class Mutex(LockBase):
         self.owner: Task | None = None
         self.initialized = initialized
 
-    def mutex_init(self) -> None:
-        """``mutex_init``: make the mutex usable (and unlocked)."""
+    async def mutex_init(self) -> None:
+        """``mutex_init``: make the mutex usable (and unlocked).
+
+        A scheduling point: initialising writes the mutex, and a task that looks the object
+        up concurrently (an invalidate callback) may get there first.
+        """
+        await self.rt.point("mutex_init", self.name)
         self.initialized = True
         self.owner = None
 

@@ -128,4 +128,4 @@ def parse_param_args(items: list[str]) -> dict[str, str]:
 
 def _load_builtin() -> None:
     # Imported for their registration side effect; late to keep the layers acyclic.
-    from concsim.scenarios import _examples  # noqa: F401
+    from concsim.scenarios import _examples, _mshv  # noqa: F401

@@ -106,7 +106,7 @@ def test_mutex_uninitialised_then_initialised() -> None:
 
             async def t() -> None:
                 if init:
-                    m.mutex_init()
+                    await m.mutex_init()
                 await m.lock()
                 m.unlock()
 

@@ -1,0 +1,434 @@
+"""Safety oracles S1-S8 for the mshv model (spec section C), incremental and audited.
+
+Each check runs where the state it is about changes, so a violation is reported at the step
+that commits it, with the gfn, pfn, hva and tasks involved:
+
+* a page is freed while some SLAT entry still grants access to it (S1; O(1) per page with
+  the SLAT's reverse-map counter);
+* a PTE stops mapping a page that the SLAT still grants access to through that hva (S1),
+  or write-protects one the SLAT lets the guest write (S7);
+* a SLAT entry for a movable region is written granting access to a pfn the page table
+  does not map at that hva (S1: a stale install), or granting write access to the zero
+  page or a read-only PTE (S7); or changed without the region's mreg_mutex (S3);
+* the guest touches a gfn: through the SLAT it must reach the page the process maps there
+  (S1), and may write only a writable, non-zero page (S7);
+* collect_and_map drops mreg_mutex: the slots it installed mirror the SLAT (S2);
+* a region is created whose gfns overlap a live region ("two regions own one gfn"); a
+  region is freed with its notifier still registered (S5).
+
+At the end of every schedule (and every ``audit_every`` steps on request) an audit checks
+all of it again with numpy over whole arrays, plus the leaks: a mreg_mutex still held
+when every task has exited (L4).
+
+S2 has two directions.  "A slot holds MSHV_INVALID_PFN => the SLAT grants no access" must
+hold whenever the mutex is free, and is audited everywhere.  "A slot holds a pfn => the
+SLAT maps exactly it" is the installer's promise, checked on the slots collect_and_map just
+installed; elsewhere the kernel itself breaks it when an invalidate callback's NO_ACCESS
+remap fails (B5.5: the slots keep stale pfns while the SLAT grants nothing), which is not
+by itself unsafe, so the audit reports only the unsafe half.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from concsim.driver._region import (
+    ACCESS_NAMES,
+    HV_INTERCEPT_ACCESS_WRITE,
+    MSHV_INVALID_PFN,
+    MSHV_REGION_TYPE_MEM_MOVABLE,
+    U64_MAX,
+    MshvMemRegion,
+)
+from concsim.kernel._hv import ACCESS_MASK, HV_MAP_GPA_NO_ACCESS, HV_MAP_GPA_WRITABLE
+from concsim.kernel._mm import PTE_NAMES, PTE_PRESENT
+from concsim.kernel._pagealloc import ZERO_PFN
+
+if TYPE_CHECKING:
+    from concsim.engine import Runtime
+    from concsim.scenarios._mshv_world import MshvWorld
+
+
+def _grants(flags: npt.NDArray[np.uint32]) -> npt.NDArray[np.bool_]:
+    return np.asarray(((flags & ACCESS_MASK) != 0) & ((flags & HV_MAP_GPA_NO_ACCESS) == 0))
+
+
+class MshvOracles:
+    def __init__(self, world: MshvWorld) -> None:
+        self.w = world
+        self.rt: Runtime = world.rt
+        w = world
+        w.pages.on_free.append(self.page_freed)
+        w.mm.on_pte_change.append(self.pte_changed)
+        w.slat.on_write.append(self.slat_write)
+        w.partition.on_installed.append(self.installed)
+        w.partition.on_region_created.append(self.region_created)
+        w.partition.on_region_free.append(self.region_freed)
+        self.rt.add_final_hook(lambda rt: self.audit(final=True))
+        if world.audit_every:
+            self.rt.add_step_hook(lambda rt: self.audit(final=False), world.audit_every)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _fail(self, invariant: str, message: str, **details: object) -> BaseException:
+        return self.rt.fail("safety", message, invariant=invariant, **details)
+
+    def _live_regions(self) -> list[MshvMemRegion]:
+        return [r for r in self.w.partition.all_regions if not r.freed]
+
+    def _hva_of(self, region: MshvMemRegion, gfn: int) -> int:
+        return region.start_uaddr + (gfn - region.start_gfn)
+
+    def _owner(self, gfn: int) -> MshvMemRegion | None:
+        for r in self._live_regions():
+            if r.start_gfn <= gfn < r.start_gfn + r.nr_pfns:
+                return r
+        return None
+
+    def _describe_pfn(self, pfn: int) -> str:
+        rc = int(self.w.pages.refcount[pfn])
+        return f"pfn {pfn} ({'free' if rc == 0 else f'refcount {rc}'})"
+
+    # ------------------------------------------------------------------ S1 at free and PTE change
+
+    def page_freed(self, pfns: npt.NDArray[np.int64]) -> None:
+        slat = self.w.slat
+        still = pfns[slat.refs[pfns] > 0]
+        if still.size == 0:
+            return
+        pfn = int(still[0])
+        gfn = int(np.flatnonzero(_grants(slat.flags) & (slat.pfn == pfn))[0])
+        raise self._fail(
+            "S1",
+            f"page pfn {pfn} freed while the SLAT still grants gfn {gfn} access to it",
+            where="page_freed",
+            gfn=gfn,
+            pfn=pfn,
+        )
+
+    def pte_changed(self, vpns: npt.NDArray[np.int64], old: npt.NDArray[np.int64]) -> None:
+        mm = self.w.mm
+        slat = self.w.slat
+        for r in self._live_regions():
+            if r.mreg_type != MSHV_REGION_TYPE_MEM_MOVABLE:
+                continue
+            inside = (vpns >= r.start_uaddr) & (vpns < r.start_uaddr + r.nr_pfns)
+            if not inside.any():
+                continue
+            v = vpns[inside]
+            o = old[inside]
+            gfns = r.start_gfn + (v - r.start_uaddr)
+            fl = slat.flags[gfns]
+            mapped_old = _grants(fl) & (slat.pfn[gfns] == o)
+            present_same = (mm.pte_state[v] == PTE_PRESENT) & (mm.pte_pfn[v] == o)
+            lost = mapped_old & ~present_same
+            if lost.any():
+                i = int(np.flatnonzero(lost)[0])
+                raise self._fail(
+                    "S1",
+                    f"hva page {int(v[i])} stopped mapping pfn {int(o[i])} "
+                    f"(now {PTE_NAMES[int(mm.pte_state[v[i]])]}) while the SLAT still grants "
+                    f"gfn {int(gfns[i])} access to it",
+                    where="pte_changed",
+                    gfn=int(gfns[i]),
+                    pfn=int(o[i]),
+                    hva=int(v[i]),
+                    region=r.name,
+                )
+            wp = mapped_old & present_same & ((fl & HV_MAP_GPA_WRITABLE) != 0) & ~mm.pte_write[v]
+            if wp.any():
+                i = int(np.flatnonzero(wp)[0])
+                raise self._fail(
+                    "S7",
+                    f"hva page {int(v[i])} was write-protected while the SLAT lets the guest "
+                    f"write gfn {int(gfns[i])} (pfn {int(o[i])})",
+                    where="pte_changed",
+                    gfn=int(gfns[i]),
+                    pfn=int(o[i]),
+                    hva=int(v[i]),
+                )
+
+    # ------------------------------------------------------------------ SLAT writes: S1, S3, S7
+
+    def slat_write(
+        self,
+        gfns: npt.NDArray[np.int64],
+        flags: npt.NDArray[np.uint32],
+        pfns: npt.NDArray[np.int64],
+    ) -> None:
+        if gfns.size == 1:
+            self._slat_write_one(int(gfns[0]), int(flags[0]), int(pfns[0]))
+            return
+        mm = self.w.mm
+        slat = self.w.slat
+        t = self.rt.current
+        grants_new = _grants(flags)
+        zero_w = grants_new & ((flags & HV_MAP_GPA_WRITABLE) != 0) & (pfns == ZERO_PFN)
+        if zero_w.any():
+            i = int(np.flatnonzero(zero_w)[0])
+            raise self._fail(
+                "S7",
+                f"gfn {int(gfns[i])} mapped writable to the shared zero page",
+                where="slat_write",
+                gfn=int(gfns[i]),
+                pfn=ZERO_PFN,
+            )
+        for r in self._live_regions():
+            if r.mreg_type != MSHV_REGION_TYPE_MEM_MOVABLE:
+                continue
+            inside = (gfns >= r.start_gfn) & (gfns < r.start_gfn + r.nr_pfns)
+            if not inside.any():
+                continue
+            g = gfns[inside]
+            touches_access = grants_new[inside] | _grants(slat.flags[g])
+            registered = r.mreg_mni.in_tree or r.mreg_mni.deferred_insert
+            # S3 binds while callbacks can run: once destroy has removed the notifier (and
+            # the region is unlisted) mshv_region_unmap rightly runs without the mutex.
+            if touches_access.any() and registered and r.mreg_mutex.owner is not t:
+                i = int(np.flatnonzero(touches_access)[0])
+                raise self._fail(
+                    "S3",
+                    f"SLAT entry of gfn {int(g[i])} ({r.name}) changed without holding "
+                    f"{r.mreg_mutex.name}",
+                    where="slat_write",
+                    gfn=int(g[i]),
+                    region=r.name,
+                )
+            gn = grants_new[inside]
+            if not gn.any():
+                continue
+            v = r.start_uaddr + (g - r.start_gfn)
+            p = pfns[inside]
+            present_same = (mm.pte_state[v] == PTE_PRESENT) & (mm.pte_pfn[v] == p)
+            stale = gn & ~present_same
+            if stale.any():
+                i = int(np.flatnonzero(stale)[0])
+                raise self._fail(
+                    "S1",
+                    f"gfn {int(g[i])} mapped to {self._describe_pfn(int(p[i]))}, which hva page "
+                    f"{int(v[i])} no longer maps (it is {PTE_NAMES[int(mm.pte_state[v[i]])]}): "
+                    "a stale pfn installed",
+                    where="slat_write",
+                    gfn=int(g[i]),
+                    pfn=int(p[i]),
+                    hva=int(v[i]),
+                    region=r.name,
+                )
+            ro = gn & ((flags[inside] & HV_MAP_GPA_WRITABLE) != 0) & ~mm.pte_write[v]
+            if ro.any():
+                i = int(np.flatnonzero(ro)[0])
+                raise self._fail(
+                    "S7",
+                    f"gfn {int(g[i])} mapped writable to pfn {int(p[i])}, whose PTE at hva page "
+                    f"{int(v[i])} is read-only (COW / shared page)",
+                    where="slat_write",
+                    gfn=int(g[i]),
+                    pfn=int(p[i]),
+                    hva=int(v[i]),
+                )
+
+    def _slat_write_one(self, gfn: int, flags: int, pfn: int) -> None:
+        """The same checks as :meth:`slat_write` for one entry, with scalars (the common
+        case: the fault path maps runs of single pages)."""
+        mm = self.w.mm
+        slat = self.w.slat
+        grants_new = bool(flags & ACCESS_MASK) and not flags & HV_MAP_GPA_NO_ACCESS
+        if grants_new and flags & HV_MAP_GPA_WRITABLE and pfn == ZERO_PFN:
+            raise self._fail(
+                "S7",
+                f"gfn {gfn} mapped writable to the shared zero page",
+                where="slat_write",
+                gfn=gfn,
+                pfn=ZERO_PFN,
+            )
+        r = self._owner(gfn)
+        if r is None or r.mreg_type != MSHV_REGION_TYPE_MEM_MOVABLE:
+            return
+        if (
+            (grants_new or slat.grants(gfn))
+            and (r.mreg_mni.in_tree or r.mreg_mni.deferred_insert)
+            and r.mreg_mutex.owner is not self.rt.current
+        ):
+            raise self._fail(
+                "S3",
+                f"SLAT entry of gfn {gfn} ({r.name}) changed without holding {r.mreg_mutex.name}",
+                where="slat_write",
+                gfn=gfn,
+                region=r.name,
+            )
+        if not grants_new:
+            return
+        v = self._hva_of(r, gfn)
+        if int(mm.pte_state[v]) != PTE_PRESENT or int(mm.pte_pfn[v]) != pfn:
+            raise self._fail(
+                "S1",
+                f"gfn {gfn} mapped to {self._describe_pfn(pfn)}, which hva page {v} no longer "
+                f"maps (it is {PTE_NAMES[int(mm.pte_state[v])]}): a stale pfn installed",
+                where="slat_write",
+                gfn=gfn,
+                pfn=pfn,
+                hva=v,
+                region=r.name,
+            )
+        if flags & HV_MAP_GPA_WRITABLE and not mm.pte_write[v]:
+            raise self._fail(
+                "S7",
+                f"gfn {gfn} mapped writable to pfn {pfn}, whose PTE at hva page {v} is read-only "
+                "(COW / shared page)",
+                where="slat_write",
+                gfn=gfn,
+                pfn=pfn,
+                hva=v,
+            )
+
+    # ------------------------------------------------------------------ the guest's view
+
+    def guest_access(self, gfn: int, access: int) -> None:
+        """The guest touched ``gfn`` and the SLAT let it through."""
+        slat = self.w.slat
+        mm = self.w.mm
+        pfn = int(slat.pfn[gfn])
+        r = self._owner(gfn)
+        if r is None:
+            raise self._fail(
+                "S1",
+                f"guest reached pfn {pfn} through gfn {gfn}, which no live region owns",
+                where="guest_access",
+                gfn=gfn,
+                pfn=pfn,
+            )
+        v = self._hva_of(r, gfn)
+        if int(mm.pte_state[v]) != PTE_PRESENT or int(mm.pte_pfn[v]) != pfn:
+            raise self._fail(
+                "S1",
+                f"guest {ACCESS_NAMES[access]} of gfn {gfn} reached {self._describe_pfn(pfn)}, "
+                f"but hva page {v} maps {PTE_NAMES[int(mm.pte_state[v])]} "
+                f"pfn {int(mm.pte_pfn[v])}: the hypervisor maps a page the process no longer owns",
+                where="guest_access",
+                gfn=gfn,
+                pfn=pfn,
+                hva=v,
+                region=r.name,
+            )
+        if access == HV_INTERCEPT_ACCESS_WRITE and (pfn == ZERO_PFN or not mm.pte_write[v]):
+            raise self._fail(
+                "S7",
+                f"guest wrote gfn {gfn} (pfn {pfn}) whose PTE at hva page {v} is read-only"
+                + (" (the shared zero page)" if pfn == ZERO_PFN else ""),
+                where="guest_access",
+                gfn=gfn,
+                pfn=pfn,
+                hva=v,
+            )
+
+    # ------------------------------------------------------------------ S2, regions, S5
+
+    def installed(self, region: MshvMemRegion, off: int, count: int) -> None:
+        if region.mreg_pfns is None or count == 0:
+            return
+        slat = self.w.slat
+        slots = region.mreg_pfns[off : off + count]
+        gfns = np.arange(region.start_gfn + off, region.start_gfn + off + count)
+        g = _grants(slat.flags[gfns])
+        valid = slots != MSHV_INVALID_PFN
+        same = slat.pfn[gfns] == slots.astype(np.int64)
+        bad = (valid & ~(g & same)) | (~valid & g)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise self._fail(
+                "S2",
+                f"after collect_and_map, slot {off + i} of {region.name} holds "
+                f"{'MSHV_INVALID_PFN' if not valid[i] else int(slots[i])} but the SLAT "
+                f"{'grants' if g[i] else 'does not grant'} gfn {int(gfns[i])} access "
+                f"(pfn {int(slat.pfn[gfns[i]])})",
+                where="mshv_region_collect_and_map",
+                gfn=int(gfns[i]),
+                region=region.name,
+            )
+
+    def region_created(self, region: MshvMemRegion) -> None:
+        a0 = region.start_gfn
+        a1 = (region.start_gfn + region.nr_pfns) & U64_MAX
+        for r in self._live_regions():
+            if r is region:
+                continue
+            b0 = r.start_gfn
+            b1 = r.start_gfn + r.nr_pfns
+            # [a0, a1) may wrap past 2^64; r's range does not (it was checked).
+            if a1 < a0:
+                overlap = b1 > a0 or b0 < a1
+            else:
+                overlap = a0 < b1 and b0 < a1
+            if overlap:
+                raise self._fail(
+                    "gfn-overlap",
+                    f"{region.name} (gfn {a0:#x}+{region.nr_pfns}, ends at {a1:#x} after u64 "
+                    f"wrap-around) overlaps {r.name} (gfn {b0}+{r.nr_pfns}): two regions own "
+                    "one gfn",
+                    where="mshv_partition_create_region",
+                    region=region.name,
+                    other=r.name,
+                )
+
+    def region_freed(self, region: MshvMemRegion) -> None:
+        mni = region.mreg_mni
+        if mni.in_tree or mni.deferred_insert:
+            raise self._fail(
+                "S5",
+                f"{region.name} freed while its interval notifier is still registered: the next "
+                "invalidation calls back into freed memory",
+                where="vfree",
+                region=region.name,
+            )
+
+    # ------------------------------------------------------------------ audit
+
+    def audit(self, *, final: bool) -> None:
+        w = self.w
+        slat = w.slat
+        mm = w.mm
+        for r in self._live_regions():
+            gfns = np.arange(r.start_gfn, r.start_gfn + r.nr_pfns)
+            g = _grants(slat.flags[gfns])
+            if r.mreg_type == MSHV_REGION_TYPE_MEM_MOVABLE and g.any():
+                v = r.start_uaddr + (gfns - r.start_gfn)
+                ok = (mm.pte_state[v] == PTE_PRESENT) & (mm.pte_pfn[v] == slat.pfn[gfns])
+                bad = g & ~ok
+                if bad.any() and not r.mreg_mutex.is_locked():
+                    i = int(np.flatnonzero(bad)[0])
+                    raise self._fail(
+                        "S1",
+                        f"audit: SLAT grants gfn {int(gfns[i])} access to pfn "
+                        f"{int(slat.pfn[gfns[i]])}, which hva page {int(v[i])} does not map",
+                        where="audit",
+                        gfn=int(gfns[i]),
+                        pfn=int(slat.pfn[gfns[i]]),
+                        hva=int(v[i]),
+                    )
+            if r.mreg_pfns is not None and not r.mreg_mutex.is_locked():
+                inval = r.mreg_pfns == MSHV_INVALID_PFN
+                bad = inval & g
+                if bad.any():
+                    i = int(np.flatnonzero(bad)[0])
+                    raise self._fail(
+                        "S2",
+                        f"audit: slot {i} of {r.name} is MSHV_INVALID_PFN but the SLAT grants "
+                        f"gfn {int(gfns[i])} access",
+                        where="audit",
+                        gfn=int(gfns[i]),
+                        region=r.name,
+                    )
+            if final and r.mreg_mutex.is_locked():
+                owner = r.mreg_mutex.owner
+                assert owner is not None
+                raise self.rt.fail(
+                    "deadlock",
+                    f"{r.mreg_mutex.name} is still held by task {owner.name!r}, which has exited: "
+                    "every later mutex_lock on it blocks forever",
+                    invariant="L4",
+                    where="audit",
+                    lock=r.mreg_mutex.name,
+                )

@@ -1,0 +1,89 @@
+"""The driver object: the mshv functions plus the world they run in.
+
+A *variant* is a subclass of :class:`MshvDriverBase` (through one of the shipped variants)
+that overrides some of its methods; each method mirrors one kernel function.  The driver
+holds the model of everything around it: the process's mm, the hypervisor (SLAT and
+hypercalls), the kernel allocator, the partition.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from concsim.driver._region import MshvMemRegion, MshvPartition
+from concsim.driver._regions import MshvRegions
+from concsim.driver._root_main import MshvRootMain
+from concsim.engine import Runtime
+from concsim.kernel._alloc import KernelAllocator
+from concsim.kernel._hv import Hypervisor
+from concsim.kernel._mm import MM
+
+
+class MshvDriverBase(MshvRegions, MshvRootMain):
+    """The after-patch driver (v1/v2 of "Map populated pages on movable region creation").
+
+    Class attributes describe the variant for listings and for ``concsim mutants``.
+    """
+
+    #: the name ``--variant`` selects it by
+    name: ClassVar[str] = "after-patch"
+    #: one line for ``concsim variants``
+    summary: ClassVar[str] = ""
+    #: True for the catalog's deliberately broken variants
+    mutant: ClassVar[bool] = False
+    #: for mutants: the failure kinds / invariants the catalog expects
+    expect_kinds: ClassVar[tuple[str, ...]] = ()
+    expect_invariants: ClassVar[tuple[str, ...]] = ()
+    #: for mutants: the scenario and parameters on which it must be caught
+    catch_scenario: ClassVar[str] = "default"
+    catch_params: ClassVar[dict[str, object]] = {}
+    #: whether movable regions keep an mreg_pfns array (false for the stateless revision)
+    has_pfns_array: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        rt: Runtime,
+        mm: MM,
+        hv: Hypervisor,
+        kalloc: KernelAllocator,
+        partition: MshvPartition,
+        *,
+        retry_bound: int = 64,
+    ) -> None:
+        self.rt = rt
+        self.mm = mm
+        self.hv = hv
+        self.kalloc = kalloc
+        self.partition = partition
+        self.retry_bound = retry_bound
+        self._regions_made = 0
+
+    # ------------------------------------------------------------------ model helpers
+
+    def _new_region(
+        self, start_gfn: int, nr_pfns: int, start_uaddr: int, flags: int
+    ) -> MshvMemRegion:
+        name = f"region{self._regions_made}"
+        self._regions_made += 1
+        region = MshvMemRegion(
+            self.rt, name, nr_pfns, start_gfn, start_uaddr, flags, self.partition
+        )
+        self.partition.all_regions.append(region)
+        return region
+
+    def _check_alive(self, region: MshvMemRegion, where: str) -> None:
+        """S5: touching a freed region is a use-after-free."""
+        if region.freed:
+            raise self.rt.fail(
+                "safety",
+                f"{where} touched {region.name} after it was freed (use-after-free)",
+                invariant="S5",
+                where=where,
+                region=region.name,
+            )
+
+    def _vfree(self, region: MshvMemRegion) -> None:
+        for hook in self.partition.on_region_free:
+            hook(region)
+        region.freed = True
+        self.rt.event("vfree", region.name)

@@ -1,0 +1,513 @@
+"""drivers/hv/mshv_regions.c, after "mshv: Map populated pages on movable region creation".
+
+This is the *after-patch* (v1/v2) driver, written to be read beside the C: one method per
+kernel function, the kernel's names, the spec step each line implements.  Variants
+(``before-patch``, ``v3``, ``stateless``) and the mutants subclass it and override single
+methods (see concsim.driver._variants and _mutants).
+
+Addresses are in pages (``region.start_uaddr`` is a page number), so ``PAGE_SIZE``
+arithmetic disappears; gfns and pfns are page numbers as in the kernel.
+
+Scheduling points come from the kernel model (locks, the notifier's sequence reads, the
+HMM walk per PMD, each hypercall); the driver adds none of its own except where it
+touches shared state that no primitive covers (the GPA intercept's SLAT read).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from concsim.driver._region import (
+    MSHV_INVALID_PFN,
+    MSHV_MAP_FAULT_IN_PAGES,
+    MSHV_REGION_TYPE_MEM_MOVABLE,
+    MSHV_REGION_TYPE_MEM_PINNED,
+    MshvMemRegion,
+)
+from concsim.kernel._hmm import (
+    EBUSY,
+    HMM_PFN_FLAGS,
+    HMM_PFN_REQ_FAULT,
+    HMM_PFN_REQ_WRITE,
+    HMM_PFN_VALID,
+    HMM_PFN_WRITE,
+    HMMRange,
+    hmm_range_fault,
+)
+from concsim.kernel._hv import (
+    HV_MAP_GPA_LARGE_PAGE,
+    HV_MAP_GPA_NO_ACCESS,
+    HV_MAP_GPA_WRITABLE,
+    PAGES_PER_2M,
+)
+from concsim.kernel._mm import PTE_PRESENT, VM_WRITE, VMA
+from concsim.kernel._mm_fault import handle_mm_fault
+from concsim.kernel._mmu_notifier import (
+    MMUIntervalNotifier,
+    MMUNotifierRange,
+    mmu_interval_notifier_insert,
+    mmu_interval_notifier_remove,
+    mmu_interval_read_begin,
+    mmu_interval_read_retry,
+    mmu_interval_set_seq,
+    mmu_notifier_range_blockable,
+)
+from concsim.kernel._sched import cond_resched
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from concsim.driver._driver import MshvDriverBase
+
+    ChunkHandler = Callable[[MshvMemRegion, int, int, bool], Awaitable[int]]
+
+ENOMEM = 12
+EFAULT = 14
+EINVAL = 22
+PMD_ORDER = 9
+
+
+class MshvRegions:
+    """The functions of mshv_regions.c.  Mixed into the driver class."""
+
+    # ------------------------------------------------------------------ range processing
+
+    def mshv_chunk_stride(self: MshvDriverBase, region: MshvMemRegion, off: int, count: int) -> int:
+        """512 when the page starts a PMD-sized folio and both pfn and gfn are 2 MiB aligned
+        and at least 512 pages remain (B7); else 1."""
+        assert region.mreg_pfns is not None
+        pfn = int(region.mreg_pfns[off])
+        if (
+            count >= PAGES_PER_2M
+            and self.mm.pages.order[pfn] >= PMD_ORDER
+            and pfn % PAGES_PER_2M == 0
+            and (region.start_gfn + off) % PAGES_PER_2M == 0
+        ):
+            return PAGES_PER_2M
+        return 1
+
+    async def mshv_region_process_pfns(
+        self: MshvDriverBase,
+        region: MshvMemRegion,
+        off: int,
+        count: int,
+        handler: ChunkHandler,
+    ) -> int:
+        """A run of valid slots: cut it into chunks of equal stride and hand each over."""
+        assert region.mreg_pfns is not None
+        pfns = region.mreg_pfns
+        order = self.mm.pages.order
+        # Fast path: no page of the run belongs to a PMD-sized folio, so the stride is 1
+        # everywhere and the whole run is one chunk.
+        if not (order[pfns[off : off + count].astype(np.int64)] >= PMD_ORDER).any():
+            return await handler(region, off, count, False)
+        end = off + count
+        i = off
+        while i < end:
+            stride = self.mshv_chunk_stride(region, i, end - i)
+            j = i + stride
+            while (
+                j < end
+                and pfns[j] != MSHV_INVALID_PFN
+                and (self.mshv_chunk_stride(region, j, end - j) == stride)
+            ):
+                j += stride
+            ret = await handler(region, i, j - i, stride == PAGES_PER_2M)
+            if ret:
+                return ret
+            i = j
+        return 0
+
+    async def mshv_region_process_hole(
+        self: MshvDriverBase,
+        region: MshvMemRegion,
+        off: int,
+        count: int,
+        handler: ChunkHandler,
+    ) -> int:
+        return await handler(region, off, count, False)
+
+    async def mshv_region_process_range(
+        self: MshvDriverBase,
+        region: MshvMemRegion,
+        off: int,
+        count: int,
+        handler: ChunkHandler,
+    ) -> int:
+        """B7: split [off, off+count) into maximal runs of equal validity."""
+        assert region.mreg_pfns is not None
+        valid = region.mreg_pfns[off : off + count] != MSHV_INVALID_PFN
+        edges = [0, *(np.flatnonzero(np.diff(valid.astype(np.int8))) + 1).tolist(), count]
+        for a, b in itertools.pairwise(edges):
+            if a == b:
+                continue
+            if valid[a]:
+                ret = await self.mshv_region_process_pfns(region, off + a, b - a, handler)
+            else:
+                ret = await self.mshv_region_process_hole(region, off + a, b - a, handler)
+            if ret:
+                return ret
+        return 0
+
+    async def mshv_region_chunk_remap(
+        self: MshvDriverBase,
+        region: MshvMemRegion,
+        flags: int,
+        off: int,
+        count: int,
+        huge: bool,
+    ) -> int:
+        """Map a chunk: holes NO_ACCESS (dirty tracking), valid pfns with ``flags``."""
+        assert region.mreg_pfns is not None
+        if region.mreg_pfns[off] == MSHV_INVALID_PFN:
+            flags = HV_MAP_GPA_NO_ACCESS
+        if huge:
+            flags |= HV_MAP_GPA_LARGE_PAGE
+        return await self.hv.hv_call_map_ram_pfns(
+            region.start_gfn + off,
+            count,
+            flags,
+            region.mreg_pfns[off : off + count].astype(np.int64),
+        )
+
+    async def mshv_region_chunk_unmap(
+        self: MshvDriverBase, region: MshvMemRegion, off: int, count: int, huge: bool
+    ) -> int:
+        assert region.mreg_pfns is not None
+        if region.mreg_pfns[off] == MSHV_INVALID_PFN:
+            return 0  # holes are skipped
+        return await self.hv.hv_call_unmap_gpa_pages(
+            region.start_gfn + off, count, HV_MAP_GPA_LARGE_PAGE if huge else 0
+        )
+
+    async def mshv_region_remap_pfns(
+        self: MshvDriverBase, region: MshvMemRegion, flags: int, off: int, count: int
+    ) -> int:
+        async def remap(region: MshvMemRegion, off: int, count: int, huge: bool) -> int:
+            return await self.mshv_region_chunk_remap(region, flags, off, count, huge)
+
+        return await self.mshv_region_process_range(region, off, count, remap)
+
+    def mshv_region_invalidate_pfns(
+        self: MshvDriverBase, region: MshvMemRegion, off: int, count: int
+    ) -> None:
+        """Forget the pfns of [off, off+count): every slot becomes MSHV_INVALID_PFN."""
+        assert region.mreg_pfns is not None
+        region.mreg_pfns[off : off + count] = MSHV_INVALID_PFN
+        self.rt.event("invalidate_pfns", f"{region.name}.mreg_pfns", f"[{off},{off + count})")
+
+    async def mshv_region_unmap(self: MshvDriverBase, region: MshvMemRegion) -> int:
+        return await self.mshv_region_process_range(
+            region, 0, region.nr_pfns, self.mshv_region_chunk_unmap
+        )
+
+    # ------------------------------------------------------------------ create / lifetime
+
+    async def mshv_region_create(
+        self: MshvDriverBase, start_gfn: int, nr_pfns: int, start_uaddr: int, flags: int
+    ) -> MshvMemRegion | None:
+        """Allocate the region, every slot MSHV_INVALID_PFN, kref = 1, mutex initialised
+        (v4 order: the mutex is ready before the notifier is inserted)."""
+        if not await self.kalloc.gfp_kernel("vzalloc(region)"):
+            return None
+        region = self._new_region(start_gfn, nr_pfns, start_uaddr, flags)
+        region.mreg_pfns = np.full(nr_pfns, MSHV_INVALID_PFN, dtype=np.uint64)
+        await region.mreg_mutex.mutex_init()
+        return region
+
+    async def mshv_region_movable_init(self: MshvDriverBase, region: MshvMemRegion) -> bool:
+        ret = await mmu_interval_notifier_insert(
+            region.mreg_mni,
+            self.mm,
+            region.start_uaddr,
+            region.nr_pfns,
+            self.mshv_region_interval_invalidate,
+        )
+        return ret == 0
+
+    async def mshv_region_movable_fini(self: MshvDriverBase, region: MshvMemRegion) -> None:
+        await mmu_interval_notifier_remove(region.mreg_mni)
+
+    def mshv_region_get(self: MshvDriverBase, region: MshvMemRegion) -> bool:
+        """kref_get_unless_zero."""
+        self._check_alive(region, "mshv_region_get")
+        if region.mreg_refcount == 0:
+            return False
+        region.mreg_refcount += 1
+        return True
+
+    async def mshv_region_put(self: MshvDriverBase, region: MshvMemRegion) -> None:
+        self._check_alive(region, "mshv_region_put")
+        region.mreg_refcount -= 1
+        if region.mreg_refcount == 0:
+            await self.mshv_region_destroy(region)
+
+    async def mshv_region_destroy(self: MshvDriverBase, region: MshvMemRegion) -> None:
+        """The kref release (B10.2): notifier first, then the SLAT, then the memory."""
+        if region.mreg_type == MSHV_REGION_TYPE_MEM_MOVABLE:
+            await self.mshv_region_movable_fini(region)
+        await self.mshv_region_unmap(region)
+        self.mshv_region_invalidate(region)
+        self._vfree(region)
+
+    def mshv_region_invalidate(self: MshvDriverBase, region: MshvMemRegion) -> None:
+        if region.mreg_pfns is None:
+            return
+        if region.mreg_type == MSHV_REGION_TYPE_MEM_PINNED:
+            valid = region.mreg_pfns != MSHV_INVALID_PFN
+            self.mm.pages.put_pages(region.mreg_pfns[valid].astype(np.int64))  # unpin
+        region.mreg_pfns[:] = MSHV_INVALID_PFN
+
+    # ------------------------------------------------------------------ the fault path
+
+    def hmm_default_flags(
+        self: MshvDriverBase, region: MshvMemRegion, vma: VMA, do_fault: bool
+    ) -> np.uint64:
+        """B3.3: REQ_FAULT when faulting; REQ_WRITE only if the VMA is writable."""
+        if not do_fault:
+            return np.uint64(0)
+        flags = HMM_PFN_REQ_FAULT
+        if vma.vm_flags & VM_WRITE:
+            flags |= HMM_PFN_REQ_WRITE
+        return np.uint64(flags)
+
+    async def mshv_region_hmm_fault_and_lock(
+        self: MshvDriverBase,
+        region: MshvMemRegion,
+        start: int,
+        end: int,
+        pfns: npt.NDArray[np.uint64],
+        do_fault: bool,
+    ) -> int:
+        """B3: snapshot [start, end) with HMM, then take mreg_mutex and re-check the seq.
+
+        Returns 0 with ``mreg_mutex`` held, -EBUSY (retry) or another error, unlocked.
+        """
+        mni = region.mreg_mni
+        mm = self.mm
+        seq = await mmu_interval_read_begin(mni)  # B3.1: may sleep; no locks held
+        await mm.mmap_lock.down_read()  # B3.2
+        ret = 0
+        addr = start
+        while addr < end:  # B3.3: one HMM range per VMA piece
+            vma = mm.vma_lookup(addr)
+            if vma is None:
+                ret = -EFAULT
+                break
+            piece_end = min(vma.vm_end, end)
+            r = HMMRange(
+                mni,
+                seq,
+                addr,
+                piece_end,
+                pfns[addr - start : piece_end - start],
+                self.hmm_default_flags(region, vma, do_fault),
+            )
+            ret = await hmm_range_fault(mm, r)
+            if ret:
+                break
+            addr = piece_end
+        mm.mmap_lock.up_read()  # B3.4
+        if ret:
+            return ret  # B3.5: -EBUSY bubbles up to the caller's loop
+        await region.mreg_mutex.lock()  # B3.6
+        if mmu_interval_read_retry(mni, seq):  # B3.7
+            region.mreg_mutex.unlock()
+            await cond_resched(self.rt)
+            return -EBUSY
+        return 0
+
+    def mshv_region_collect_pfns(
+        self: MshvDriverBase,
+        region: MshvMemRegion,
+        off: int,
+        count: int,
+        pfns: npt.NDArray[np.uint64],
+        do_fault: bool,
+    ) -> None:
+        """B2.5, the loop of collect_and_map under mreg_mutex: keep what HMM returned.
+
+        Entries without HMM_PFN_VALID are skipped, leaving the slot as it was; the code
+        relies on that slot already being MSHV_INVALID_PFN (the review's question, an
+        assertion point).
+        """
+        assert region.mreg_pfns is not None
+        valid = (pfns & HMM_PFN_VALID) != 0
+        keep = self.collect_filter(region, pfns, valid, do_fault)
+        skipped = np.flatnonzero(~keep)
+        if skipped.size:
+            slots = region.mreg_pfns[off + skipped]
+            stale = np.flatnonzero(slots != MSHV_INVALID_PFN)
+            self.rt.check(
+                stale.size == 0,
+                f"collect_and_map skipped slot {off + int(skipped[stale[0]]) if stale.size else 0}"
+                " whose mreg_pfns entry is not MSHV_INVALID_PFN (the review's assumption)",
+                invariant="S2",
+                where="mshv_region_collect_and_map",
+                region=region.name,
+                gfn=region.start_gfn + off + int(skipped[stale[0]]) if stale.size else None,
+                pfn=int(slots[stale[0]]) if stale.size else None,
+            )
+        idx = np.flatnonzero(keep)
+        region.mreg_pfns[off + idx] = pfns[idx] & ~HMM_PFN_FLAGS
+
+    def collect_filter(
+        self: MshvDriverBase,
+        region: MshvMemRegion,
+        pfns: npt.NDArray[np.uint64],
+        valid: npt.NDArray[np.bool_],
+        do_fault: bool,
+    ) -> npt.NDArray[np.bool_]:
+        """Which HMM entries collect_and_map keeps (v1/v2: every VALID one)."""
+        return valid
+
+    async def mshv_region_collect_and_map(
+        self: MshvDriverBase, region: MshvMemRegion, off: int, count: int, do_fault: bool
+    ) -> int:
+        """B2: collect the pfns of [off, off+count) and map them into the hypervisor."""
+        pfns = await self.kalloc.vmalloc_array(count, 8)  # B2.1
+        if pfns is None:
+            return -ENOMEM
+        start = region.start_uaddr + off  # B2.2
+        end = start + count
+        ret = await self.hmm_fault_and_lock_loop(region, start, end, pfns, do_fault)  # B2.3
+        if ret:
+            return ret  # B2.4: mreg_mutex not held
+        self.mshv_region_collect_pfns(region, off, count, pfns, do_fault)  # B2.5
+        ret = await self.mshv_region_remap_pfns(region, region.hv_map_flags, off, count)
+        self._installed(region, off, count, ret)
+        region.mreg_mutex.unlock()  # B2.7
+        return ret
+
+    async def hmm_fault_and_lock_loop(
+        self: MshvDriverBase,
+        region: MshvMemRegion,
+        start: int,
+        end: int,
+        pfns: npt.NDArray[np.uint64],
+        do_fault: bool,
+    ) -> int:
+        """B2.3: ``do ret = hmm_fault_and_lock(...) while (ret == -EBUSY)``.
+
+        The loop is a retry loop: each -EBUSY is counted, and a loop that keeps retrying
+        past ``retry_bound`` is reported as a livelock (L1) with its trace.
+        """
+        retries = 0
+        while True:
+            ret = await self.mshv_region_hmm_fault_and_lock(region, start, end, pfns, do_fault)
+            if ret != -EBUSY:
+                return ret
+            retries += 1
+            self.rt.count("ebusy_retries")
+            if retries > self.retry_bound:
+                raise self.rt.fail(
+                    "liveness",
+                    f"the -EBUSY loop around hmm_range_fault on {region.name} retried "
+                    f"{retries} times without progress (suspected livelock)",
+                    invariant="L1",
+                    where="mshv_region_collect_and_map",
+                    region=region.name,
+                )
+
+    async def mshv_region_range_fault(
+        self: MshvDriverBase, region: MshvMemRegion, off: int, count: int
+    ) -> int:
+        return await self.mshv_region_collect_and_map(region, off, count, True)
+
+    async def mshv_region_handle_gfn_fault(
+        self: MshvDriverBase, region: MshvMemRegion, gfn: int
+    ) -> bool:
+        """B9.5-7: fault in the 512-page window around ``gfn``."""
+        off = gfn - region.start_gfn
+        off -= off % MSHV_MAP_FAULT_IN_PAGES
+        count = min(region.nr_pfns - off, MSHV_MAP_FAULT_IN_PAGES)
+        ret = await self.mshv_region_range_fault(region, off, count)
+        if ret:
+            self.rt.count("fault_errors")
+            self.rt.event("WARN_ONCE", region.name, f"range fault at gfn {gfn}: {ret}")
+        return ret == 0
+
+    async def mshv_map_movable_region(self: MshvDriverBase, region: MshvMemRegion) -> int:
+        """Creation (B1.6, after the patch): map what is already populated."""
+        return await self.mshv_region_collect_and_map(region, 0, region.nr_pfns, False)
+
+    # ------------------------------------------------------------------ the notifier callback
+
+    async def mshv_region_interval_invalidate(
+        self: MshvDriverBase, mni: MMUIntervalNotifier, r: MMUNotifierRange, cur_seq: int
+    ) -> bool:
+        """B5: tear down the SLAT for the invalidated part of the region."""
+        region: MshvMemRegion = mni.owner
+        self._check_alive(region, "mshv_region_interval_invalidate")
+        mstart = max(r.start, region.start_uaddr)  # B5.1, before locking
+        mend = min(r.end, region.start_uaddr + region.nr_pfns)
+        off = mstart - region.start_uaddr
+        count = mend - mstart
+        self.rt.check(
+            off >= 0 and count > 0 and off + count <= region.nr_pfns,
+            f"invalidation [{r.start},{r.end}) clipped to a range outside {region.name}",
+            invariant="S8",
+            where="mshv_region_interval_invalidate",
+        )
+        if mmu_notifier_range_blockable(r):  # B5.2
+            await region.mreg_mutex.lock()
+        elif not await region.mreg_mutex.trylock():
+            self.rt.event("WARN", region.name, "mutex_trylock failed in non-blockable invalidate")
+            self.rt.count("invalidate_trylock_failed")
+            return False
+        mmu_interval_set_seq(mni, cur_seq)  # B5.3
+        ret = await self.mshv_region_remap_pfns(region, HV_MAP_GPA_NO_ACCESS, off, count)
+        if ret:  # B5.5
+            region.mreg_mutex.unlock()
+            self.rt.event("WARN", region.name, f"invalidate remap failed: {ret}")
+            return False
+        self.mshv_region_invalidate_pfns(region, off, count)  # B5.6
+        region.mreg_mutex.unlock()  # B5.7
+        self.rt.count("invalidate_callbacks")
+        return True
+
+    # ------------------------------------------------------------------ pinned and MMIO
+
+    async def mshv_map_pinned_region(self: MshvDriverBase, region: MshvMemRegion) -> int:
+        """B8: pin every page (faulting it in for write), then map it."""
+        mm = self.mm
+        assert region.mreg_pfns is not None
+        await mm.mmap_lock.down_read()
+        try:
+            for i in range(region.nr_pfns):
+                vpn = region.start_uaddr + i
+                vma = mm.vma_lookup(vpn)
+                if vma is None:
+                    self.mshv_region_invalidate(region)
+                    return -EFAULT
+                if int(mm.pte_state[vpn]) != PTE_PRESENT or not mm.pte_write[vpn]:
+                    ret = await handle_mm_fault(mm, vma, vpn, write=True)
+                    if ret:
+                        self.mshv_region_invalidate(region)
+                        return ret
+                pfn = int(mm.pte_pfn[vpn])
+                mm.pages.get_page(pfn)  # the pin
+                region.mreg_pfns[i] = np.uint64(pfn)
+        finally:
+            mm.mmap_lock.up_read()
+        return await self.mshv_region_remap_pfns(region, region.hv_map_flags, 0, region.nr_pfns)
+
+    # ------------------------------------------------------------------ helpers (not kernel)
+
+    def _installed(
+        self: MshvDriverBase, region: MshvMemRegion, off: int, count: int, ret: int
+    ) -> None:
+        """Oracle hook: collect_and_map is about to drop mreg_mutex after mapping."""
+        for hook in region.partition.on_installed:
+            hook(region, off, count if ret == 0 else 0)
+
+    def _writable_region(self: MshvDriverBase, region: MshvMemRegion) -> bool:
+        return bool(region.hv_map_flags & HV_MAP_GPA_WRITABLE)
+
+    @staticmethod
+    def _hmm_write(pfns: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
+        return np.asarray((pfns & HMM_PFN_WRITE) != 0)

@@ -1,0 +1,213 @@
+"""``hmm_range_fault`` (mm/hmm.c, spec B4): snapshot a range of the page table into pfns.
+
+Output encoding (include/linux/hmm.h, the current layout): bit 63 ``HMM_PFN_VALID``,
+bit 62 ``HMM_PFN_WRITE``, bit 61 ``HMM_PFN_ERROR``, the folio order in bits 53..57; the pfn
+below.  On input ``HMM_PFN_REQ_FAULT`` aliases VALID and ``HMM_PFN_REQ_WRITE`` aliases
+WRITE; the driver uses only ``default_flags`` (``pfn_flags_mask`` is 0).
+
+The walk reads the page table one PMD (512 entries) at a time; each PMD is one atomic step
+of the model, as the kernel reads it under that PMD's page-table lock.  Nothing is pinned:
+a page can be invalidated right after the walk read it; only the caller's sequence check
+(B3.7) makes the result safe to use.
+
+Per entry (``cpu`` = the flags the CPU mapping has):
+
+* none, swap, migration entry: with no fault requested the output is 0; with a fault
+  requested, none and swap are faulted in, and a migration entry is waited for
+  (``migration_entry_wait``) - either way the walk restarts from that address (-EBUSY
+  inside hmm_range_fault, not seen by the caller);
+* present: ``VALID`` plus ``WRITE`` if the PTE is writable; the zero page is an ordinary
+  page (VALID, never WRITE); protnone gives ``cpu = 0``, so without a fault request the
+  output is the raw pfn *without* VALID;
+* special (VM_PFNMAP/VM_IO style) PTE: fault requested -> -EFAULT, else ``HMM_PFN_ERROR``;
+* a VMA with VM_IO or VM_PFNMAP, or without VM_READ, or no VMA at all: fault requested ->
+  -EFAULT, else ``HMM_PFN_ERROR`` for the whole piece;
+* a write fault wanted on a VMA without VM_WRITE: -EPERM.
+
+With ``default_flags == 0`` (the creation path) nothing is faulted, no migration wait
+happens, and the only -EBUSY is the sequence check at the top of each round.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from concsim.kernel._mm import (
+    MM,
+    PTE_MIGRATION,
+    PTE_NONE,
+    PTE_PRESENT,
+    PTE_PROTNONE,
+    PTE_SPECIAL,
+    PTE_SWAP,
+    PTRS_PER_PMD,
+    VM_IO,
+    VM_PFNMAP,
+    VM_READ,
+    VM_WRITE,
+)
+from concsim.kernel._mm_fault import handle_mm_fault
+from concsim.kernel._mmu_notifier import MMUIntervalNotifier, mmu_interval_check_retry
+
+HMM_PFN_VALID = np.uint64(1 << 63)
+HMM_PFN_WRITE = np.uint64(1 << 62)
+HMM_PFN_ERROR = np.uint64(1 << 61)
+HMM_PFN_ORDER_SHIFT = 53
+HMM_PFN_FLAGS = np.uint64(~((1 << HMM_PFN_ORDER_SHIFT) - 1) & ((1 << 64) - 1))
+HMM_PFN_REQ_FAULT = HMM_PFN_VALID
+HMM_PFN_REQ_WRITE = HMM_PFN_WRITE
+
+_NO_FLAGS = np.uint64(0)
+
+EBUSY = 16
+EFAULT = 14
+EPERM = 1
+
+
+def hmm_pfn_to_pfn(v: int) -> int:
+    return int(v) & ((1 << HMM_PFN_ORDER_SHIFT) - 1)
+
+
+@dataclass
+class HMMRange:
+    """``struct hmm_range``: [start, end) in pages; ``hmm_pfns`` has end - start entries."""
+
+    notifier: MMUIntervalNotifier
+    notifier_seq: int
+    start: int
+    end: int
+    hmm_pfns: npt.NDArray[np.uint64]
+    default_flags: np.uint64 = _NO_FLAGS
+
+
+def _cpu_flags(mm: MM, a: int, b: int) -> npt.NDArray[np.uint64]:
+    st = mm.pte_state[a:b]
+    present = st == PTE_PRESENT
+    flags = np.where(present, HMM_PFN_VALID, np.uint64(0)).astype(np.uint64)
+    flags |= np.where(present & mm.pte_write[a:b], HMM_PFN_WRITE, np.uint64(0)).astype(np.uint64)
+    return flags
+
+
+async def hmm_range_fault(mm: MM, r: HMMRange) -> int:
+    """B4: 0 on success (every output entry written), or -EBUSY / -EFAULT / -EPERM."""
+    rt = mm.rt
+    t = rt.current
+    if t is None or (t not in mm.mmap_lock.readers and mm.mmap_lock.writer is not t):
+        raise rt.fail(
+            "lock-misuse", "hmm_range_fault called without mmap_lock held (mmap_assert_locked)"
+        )
+    last = r.start
+    while True:
+        if await mmu_interval_check_retry(r.notifier, r.notifier_seq):
+            return -EBUSY
+        ret, last = await _walk(mm, r, last)
+        if ret != -EBUSY:
+            return ret
+        rt.count("hmm_restarts")
+
+
+async def _walk(mm: MM, r: HMMRange, last: int) -> tuple[int, int]:
+    """One walk_page_range from ``last``; returns (ret, new last)."""
+    rt = mm.rt
+    req = r.default_flags
+    req_fault = bool(req & HMM_PFN_REQ_FAULT)
+    req_write = bool(req & HMM_PFN_REQ_WRITE)
+    addr = last
+    while addr < r.end:
+        pmd_end = min(r.end, (addr // PTRS_PER_PMD + 1) * PTRS_PER_PMD)
+        vma = mm.vma_lookup(addr)
+        if vma is None:
+            nxt = min((v.vm_start for v in mm.vmas if v.vm_start > addr), default=r.end)
+            piece_end = min(pmd_end, nxt)
+            if req_fault:
+                return -EFAULT, addr
+            r.hmm_pfns[addr - r.start : piece_end - r.start] = HMM_PFN_ERROR
+            addr = piece_end
+            continue
+        piece_end = min(pmd_end, vma.vm_end)
+        await rt.point("hmm_walk_pmd", "pt", f"[{addr},{piece_end})", read=True)
+        out = r.hmm_pfns[addr - r.start : piece_end - r.start]
+        if vma.vm_flags & (VM_IO | VM_PFNMAP) or not vma.vm_flags & VM_READ:
+            if req_fault:
+                return -EFAULT, addr
+            out[:] = HMM_PFN_ERROR
+            addr = piece_end
+            continue
+        st = mm.pte_state[addr:piece_end]
+        cpu = _cpu_flags(mm, addr, piece_end)
+        if req_fault:
+            need = (cpu & HMM_PFN_VALID) == 0
+            if req_write:
+                need |= (cpu & HMM_PFN_WRITE) == 0
+            # Special PTEs with a fault request are an error, not a fault.
+            special = st == PTE_SPECIAL
+            need &= ~special
+            bad = special
+        else:
+            need = np.zeros(piece_end - addr, dtype=np.bool_)
+            bad = np.zeros(piece_end - addr, dtype=np.bool_)
+        stop_need = int(np.argmax(need)) if need.any() else piece_end - addr
+        stop_bad = int(np.argmax(bad)) if bad.any() else piece_end - addr
+        stop = min(stop_need, stop_bad)
+        # Output for [addr, addr+stop): everything before the first fault or error.
+        pfn = mm.pte_pfn[addr : addr + stop].astype(np.uint64)
+        s = st[:stop]
+        order = mm.pages.order[mm.pte_pfn[addr : addr + stop]].astype(np.uint64)
+        val = np.where(
+            (s == PTE_PRESENT) | (s == PTE_PROTNONE),
+            pfn | cpu[:stop] | (order << np.uint64(HMM_PFN_ORDER_SHIFT)),
+            np.uint64(0),
+        )
+        val = np.where(s == PTE_SPECIAL, HMM_PFN_ERROR, val)
+        out[:stop] = val
+        if stop == piece_end - addr:
+            addr = piece_end
+            continue
+        fault_at = addr + stop
+        if stop_bad <= stop_need:
+            return -EFAULT, fault_at
+        state = int(st[stop])
+        if state == PTE_MIGRATION:
+            await _migration_entry_wait(mm, fault_at)
+            return -EBUSY, fault_at
+        write = req_write and not bool(cpu[stop] & HMM_PFN_WRITE)
+        if write and not vma.vm_flags & VM_WRITE:
+            return -EPERM, fault_at
+        # hmm_vma_fault: fault every page of [fault_at, piece_end) that needs it.
+        for i in range(stop, piece_end - addr):
+            if need[i]:
+                w = req_write and not bool(cpu[i] & HMM_PFN_WRITE)
+                ret = await handle_mm_fault(mm, vma, addr + i, write=w)
+                if ret:
+                    return ret, fault_at
+        return -EBUSY, fault_at
+    return 0, addr
+
+
+async def _migration_entry_wait(mm: MM, vpn: int) -> None:
+    mm.rt.count("migration_waits")
+    await mm.migration_wq.wait_event(
+        lambda: int(mm.pte_state[vpn]) != PTE_MIGRATION, "migration_entry_wait"
+    )
+
+
+__all__ = [
+    "EBUSY",
+    "EFAULT",
+    "EPERM",
+    "HMM_PFN_ERROR",
+    "HMM_PFN_FLAGS",
+    "HMM_PFN_ORDER_SHIFT",
+    "HMM_PFN_REQ_FAULT",
+    "HMM_PFN_REQ_WRITE",
+    "HMM_PFN_VALID",
+    "HMM_PFN_WRITE",
+    "PTE_NONE",
+    "PTE_SWAP",
+    "HMMRange",
+    "hmm_pfn_to_pfn",
+    "hmm_range_fault",
+]

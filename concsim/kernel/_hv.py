@@ -1,0 +1,217 @@
+"""The hypervisor's second-level address table (SLAT) and the map/unmap hypercalls.
+
+The SLAT of a partition is three numpy arrays indexed by gfn: ``flags`` (0 = unmapped,
+``HV_MAP_GPA_NO_ACCESS``, or the access flags the page was mapped with) and ``pfn``.  A
+reverse-map counter ``refs[pfn]`` counts the gfns that currently grant access to each pfn,
+so "is any SLAT entry still pointing at this page?" is O(1) when a page is freed.
+
+Hypercalls are rep hypercalls: ``hv_call_map_ram_pfns`` maps at most
+``HV_MAP_GPA_BATCH_SIZE`` (509) reps per call (2 MiB units with ``HV_MAP_GPA_LARGE_PAGE``),
+``hv_call_unmap_gpa_pages`` at most ``HV_UMAP_GPA_PAGES`` (512).  Each call is atomic (one
+scheduling point before it); a multi-call map is not, so the guest may see a half-remapped
+range.  Each call's outcome is an environment choice, so it replays:
+
+* success;
+* ``HV_STATUS_INSUFFICIENT_MEMORY``, offered only when the call creates new mappings (the
+  hypervisor needs memory for new SLAT tables, not to change existing entries): the driver
+  deposits ``HV_MAP_GPA_DEPOSIT_PAGES`` pages (a GFP_KERNEL allocation, which may sleep)
+  and retries the call;
+* a hard failure, only when the world enables ``hv_fail``: ``"all"`` lets any call fail;
+  ``"holes"`` only a NO_ACCESS remap of gfns that are already NO_ACCESS (re-remapping a
+  hole), so a failure can never leave access to a page behind; the loop stops and the GPAs
+  the earlier calls mapped are unmapped again (rollback).  Unmap calls fail only with
+  ``"all"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+from concsim.engine import Runtime
+from concsim.kernel._alloc import KernelAllocator
+
+HV_MAP_GPA_READABLE = 0x1
+HV_MAP_GPA_WRITABLE = 0x2
+HV_MAP_GPA_KERNEL_EXECUTABLE = 0x4
+HV_MAP_GPA_USER_EXECUTABLE = 0x8
+HV_MAP_GPA_EXECUTABLE = 0xC
+HV_MAP_GPA_ADJUSTABLE = 0x8000
+HV_MAP_GPA_NO_ACCESS = 0x10000
+HV_MAP_GPA_NOT_CACHED = 0x200000
+HV_MAP_GPA_LARGE_PAGE = 0x80000000
+ACCESS_MASK = HV_MAP_GPA_READABLE | HV_MAP_GPA_WRITABLE | HV_MAP_GPA_EXECUTABLE
+
+HV_MAP_GPA_BATCH_SIZE = (4096 - 24) // 8  # 509 reps per map hypercall
+HV_UMAP_GPA_PAGES = 512
+HV_MAP_GPA_DEPOSIT_PAGES = 256
+PAGES_PER_2M = 512
+
+HV_STATUS_SUCCESS = 0
+HV_STATUS_INVALID_PARAMETER = 5
+HV_STATUS_INSUFFICIENT_MEMORY = 11
+EINVAL = 22
+EIO = 5
+ENOMEM = 12
+
+#: (gfns, new flags, new pfns) before a SLAT write; oracles hook in here.
+SlatHook = Callable[[npt.NDArray[np.int64], npt.NDArray[np.uint32], npt.NDArray[np.int64]], None]
+
+
+class SLAT:
+    def __init__(self, rt: Runtime, nr_gfns: int, nr_pfns: int) -> None:
+        self.rt = rt
+        self.nr_gfns = nr_gfns
+        self.flags = np.zeros(nr_gfns, dtype=np.uint32)
+        self.pfn = np.zeros(nr_gfns, dtype=np.int64)
+        self.refs = np.zeros(nr_pfns, dtype=np.int32)
+        self.on_write: list[SlatHook] = []
+
+    def grants(self, gfn: int) -> bool:
+        return bool(self.flags[gfn] & ACCESS_MASK) and not self.flags[gfn] & HV_MAP_GPA_NO_ACCESS
+
+    def _access_mask(self, flags: npt.NDArray[np.uint32]) -> npt.NDArray[np.bool_]:
+        return np.asarray(((flags & ACCESS_MASK) != 0) & ((flags & HV_MAP_GPA_NO_ACCESS) == 0))
+
+    def write(
+        self,
+        gfns: npt.NDArray[np.int64],
+        flags: npt.NDArray[np.uint32],
+        pfns: npt.NDArray[np.int64],
+    ) -> None:
+        """Atomically set entries (one hypercall's reps)."""
+        for hook in self.on_write:
+            hook(gfns, flags, pfns)
+        if gfns.size == 1:
+            g = int(gfns[0])
+            if self.grants(g):
+                self.refs[self.pfn[g]] -= 1
+            f = int(flags[0])
+            if f & ACCESS_MASK and not f & HV_MAP_GPA_NO_ACCESS:
+                self.refs[pfns[0]] += 1
+            self.flags[g] = f
+            self.pfn[g] = pfns[0]
+            return
+        old_access = self._access_mask(self.flags[gfns])
+        if old_access.any():
+            np.subtract.at(self.refs, self.pfn[gfns][old_access], 1)
+        new_access = self._access_mask(flags)
+        if new_access.any():
+            np.add.at(self.refs, pfns[new_access], 1)
+        self.flags[gfns] = flags
+        self.pfn[gfns] = pfns
+
+
+class Hypervisor:
+    """Hypercall entry points for one partition's SLAT, with outcome choices."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        slat: SLAT,
+        kalloc: KernelAllocator,
+        *,
+        hv_fail: str = "none",
+        deposit_on_remap: bool = False,
+    ) -> None:
+        if hv_fail not in ("none", "holes", "all"):
+            raise ValueError(f"hv_fail must be none, holes or all, not {hv_fail!r}")
+        self.rt = rt
+        self.slat = slat
+        self.kalloc = kalloc
+        self.hv_fail = hv_fail
+        self.deposit_on_remap = deposit_on_remap
+        self.batch = HV_MAP_GPA_BATCH_SIZE
+
+    def _outcome(self, gfns: npt.NDArray[np.int64], flags: int, what: str) -> int:
+        """Draw the hypercall's status through the scheduler.
+
+        The hypervisor asks for a deposit when the call installs access to pages in entries
+        that do not exist yet.  With ``deposit_on_remap`` it may ask on any call (a NO_ACCESS
+        remap too): then the non-blockable invalidate callback can reach
+        hv_call_deposit_pages, a GFP_KERNEL allocation, after its trylock succeeded: a real
+        sleep-in-atomic hazard of the kernel code (S6), off by default.
+        """
+        new_tables = self.deposit_on_remap or (
+            not flags & HV_MAP_GPA_NO_ACCESS and bool((self.slat.flags[gfns] == 0).any())
+        )
+        options = [HV_STATUS_SUCCESS]
+        if new_tables:
+            options.append(HV_STATUS_INSUFFICIENT_MEMORY)
+        if self.hv_fail == "all" or (
+            self.hv_fail == "holes"
+            and flags & HV_MAP_GPA_NO_ACCESS
+            and bool((self.slat.flags[gfns] == HV_MAP_GPA_NO_ACCESS).all())
+        ):
+            options.append(HV_STATUS_INVALID_PARAMETER)
+        return options[self.rt.choose(what, len(options))]
+
+    async def hv_call_deposit_pages(self, num_pages: int) -> int:
+        rt = self.rt
+        rt.count("deposits")
+        if not await self.kalloc.gfp_kernel("hv_call_deposit_pages"):
+            return -ENOMEM
+        await rt.point("hv_call_deposit_pages", "hv", num_pages)
+        return 0
+
+    async def hv_call_map_ram_pfns(
+        self, gfn: int, count: int, flags: int, pfns: npt.NDArray[np.int64] | None
+    ) -> int:
+        """Map [gfn, gfn+count) with ``flags`` to ``pfns`` (NO_ACCESS: pfns unused)."""
+        rt = self.rt
+        large = bool(flags & HV_MAP_GPA_LARGE_PAGE)
+        if large and count % PAGES_PER_2M:
+            return -EINVAL
+        unit = PAGES_PER_2M if large else 1
+        no_access = bool(flags & HV_MAP_GPA_NO_ACCESS)
+        entry_flags = np.uint32(flags & ~HV_MAP_GPA_LARGE_PAGE)
+        done = 0
+        ret = 0
+        while done < count:
+            n = min(count - done, self.batch * unit)
+            gfns = np.arange(gfn + done, gfn + done + n, dtype=np.int64)
+            await rt.point("hv_call_map_gpa_pages", "slat", f"gfn {gfn + done}+{n} {flags:#x}")
+            status = self._outcome(gfns, flags, "hv_call_map_gpa_pages")
+            if status == HV_STATUS_INSUFFICIENT_MEMORY:
+                rt.count("hv_insufficient_memory")
+                ret = await self.hv_call_deposit_pages(HV_MAP_GPA_DEPOSIT_PAGES)
+                if ret:
+                    break
+                continue
+            if status != HV_STATUS_SUCCESS:
+                rt.count("hv_failures")
+                rt.event("hypercall_failed", "slat", f"gfn {gfn + done}+{n} status {status}")
+                ret = -EIO
+                break
+            rt.count("hypercalls")
+            rt.count("hypercall_reps", n // unit)
+            page_pfns = (
+                np.zeros(n, dtype=np.int64)
+                if no_access or pfns is None
+                else np.asarray(pfns[done : done + n], dtype=np.int64)
+            )
+            self.slat.write(gfns, np.full(n, entry_flags, dtype=np.uint32), page_pfns)
+            rt.event("slat_map", "slat", f"gfn {gfn + done}+{n} {flags:#x}")
+            done += n
+        if ret and done:
+            await self.hv_call_unmap_gpa_pages(gfn, done, 0)
+        return ret
+
+    async def hv_call_unmap_gpa_pages(self, gfn: int, count: int, flags: int) -> int:
+        rt = self.rt
+        done = 0
+        while done < count:
+            n = min(count - done, HV_UMAP_GPA_PAGES)
+            gfns = np.arange(gfn + done, gfn + done + n, dtype=np.int64)
+            await rt.point("hv_call_unmap_gpa_pages", "slat", f"gfn {gfn + done}+{n}")
+            if self.hv_fail == "all" and rt.choose("hv_call_unmap_gpa_pages", 2):
+                rt.count("hv_failures")
+                return -EIO
+            rt.count("hypercalls")
+            rt.count("hypercall_reps", n)
+            self.slat.write(gfns, np.zeros(n, dtype=np.uint32), np.zeros(n, dtype=np.int64))
+            rt.event("slat_unmap", "slat", f"gfn {gfn + done}+{n}")
+            done += n
+        return 0

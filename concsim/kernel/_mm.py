@@ -1,0 +1,154 @@
+"""The process address space: VMAs, the user page table, ``mmap_lock``, notifier subscriptions.
+
+Addresses are in pages: an hva page number ``vpn`` is ``hva >> 12``.  The page table is a
+set of numpy arrays indexed by ``vpn`` (from 0 to ``nr_vpns``):
+
+* ``pte_state``: one of the ``PTE_*`` states below (spec D.2);
+* ``pte_pfn``: the pfn for PRESENT and PROTNONE entries (and the page under migration for
+  MIGRATION entries);
+* ``pte_write``: whether a PRESENT entry is writable.
+
+The page table changes only inside an invalidation of a covering range, except when a page
+fault adds a mapping (none/protnone/swap -> present), as in the kernel.  Every change goes
+through :meth:`MM.set_ptes`, which runs the ``on_pte_change`` hooks (the S1 oracle checks
+there that no SLAT entry still grants access to the page being unmapped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from concsim.engine import Runtime
+from concsim.kernel._pagealloc import PageAllocator
+from concsim.kernel._rwsem import RWSem
+from concsim.kernel._waitqueue import WaitQueue
+
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT
+PTRS_PER_PMD = 512
+
+PTE_NONE = 0
+PTE_PRESENT = 1
+PTE_SWAP = 2
+PTE_MIGRATION = 3
+PTE_PROTNONE = 4
+PTE_SPECIAL = 5
+PTE_NAMES = ("none", "present", "swap", "migration", "protnone", "special")
+
+VM_READ = 0x1
+VM_WRITE = 0x2
+VM_EXEC = 0x4
+VM_IO = 0x4000
+VM_PFNMAP = 0x400
+VM_MIXEDMAP = 0x10000000
+
+PteHook = Callable[[npt.NDArray[np.int64], npt.NDArray[np.int64]], None]
+
+
+@dataclass
+class VMA:
+    vm_start: int  # first vpn
+    vm_end: int  # one past the last vpn
+    vm_flags: int
+
+    def __contains__(self, vpn: int) -> bool:
+        return self.vm_start <= vpn < self.vm_end
+
+
+class MM:
+    """``struct mm_struct`` reduced to what the race needs."""
+
+    def __init__(self, rt: Runtime, nr_vpns: int, pages: PageAllocator) -> None:
+        self.rt = rt
+        self.nr_vpns = nr_vpns
+        self.pages = pages
+        self.mmap_lock = RWSem(rt, "mm.mmap_lock", "mmap_lock")
+        self.vmas: list[VMA] = []
+        self.pte_state = np.zeros(nr_vpns, dtype=np.int8)
+        self.pte_pfn = np.zeros(nr_vpns, dtype=np.int64)
+        self.pte_write = np.zeros(nr_vpns, dtype=np.bool_)
+        # Tasks waiting for a migration entry to be replaced (migration_entry_wait).
+        self.migration_wq = WaitQueue(rt, "mm.migration_wq")
+        self.on_pte_change: list[PteHook] = []
+        self.notifier_subscriptions: object | None = None  # set by mmu_notifier
+        self.exiting = False
+
+    # ---------------------------------------------------------------- VMAs
+
+    def mmap(self, start: int, npages: int, flags: int) -> VMA:
+        vma = VMA(start, start + npages, flags)
+        if start < 0 or vma.vm_end > self.nr_vpns:
+            raise ValueError(f"mmap of [{start}, {vma.vm_end}) outside the address space")
+        for v in self.vmas:
+            if v.vm_start < vma.vm_end and vma.vm_start < v.vm_end:
+                raise ValueError("mmap over an existing VMA")
+        self.vmas.append(vma)
+        self.vmas.sort(key=lambda v: v.vm_start)
+        return vma
+
+    def vma_lookup(self, vpn: int) -> VMA | None:
+        for v in self.vmas:
+            if vpn in v:
+                return v
+        return None
+
+    def remove_vmas(self, start: int, end: int) -> None:
+        """Drop [start, end) from the VMA list, splitting VMAs that straddle it."""
+        out: list[VMA] = []
+        for v in self.vmas:
+            if v.vm_end <= start or end <= v.vm_start:
+                out.append(v)
+                continue
+            if v.vm_start < start:
+                out.append(VMA(v.vm_start, start, v.vm_flags))
+            if end < v.vm_end:
+                out.append(VMA(end, v.vm_end, v.vm_flags))
+        self.vmas = out
+
+    def set_vma_flags(self, start: int, end: int, set_: int, clear: int) -> None:
+        """mprotect: split at the edges and change the flags of [start, end)."""
+        out: list[VMA] = []
+        for v in self.vmas:
+            if v.vm_end <= start or end <= v.vm_start:
+                out.append(v)
+                continue
+            lo, hi = max(v.vm_start, start), min(v.vm_end, end)
+            if v.vm_start < lo:
+                out.append(VMA(v.vm_start, lo, v.vm_flags))
+            out.append(VMA(lo, hi, (v.vm_flags | set_) & ~clear))
+            if hi < v.vm_end:
+                out.append(VMA(hi, v.vm_end, v.vm_flags))
+        self.vmas = out
+
+    # ---------------------------------------------------------------- page table
+
+    def set_ptes(
+        self,
+        vpns: npt.NDArray[np.int64],
+        state: int,
+        pfns: npt.NDArray[np.int64] | int = 0,
+        write: npt.NDArray[np.bool_] | bool = False,
+    ) -> None:
+        """Change PTEs; hooks then see the changed vpns and the pfns they mapped before."""
+        if vpns.size == 0:
+            return
+        old = self.pte_pfn[vpns].copy()
+        self.pte_state[vpns] = state
+        self.pte_pfn[vpns] = pfns
+        self.pte_write[vpns] = write
+        self.rt.event("set_pte", "pt", f"{_span(vpns)} -> {PTE_NAMES[state]}")
+        for hook in self.on_pte_change:
+            hook(vpns, old)
+
+    def present_mask(self, start: int, end: int) -> npt.NDArray[np.bool_]:
+        return np.asarray(self.pte_state[start:end] == PTE_PRESENT)
+
+
+def _span(vpns: npt.NDArray[np.int64]) -> str:
+    if vpns.size == 1:
+        return f"vpn {int(vpns[0])}"
+    return f"vpn {int(vpns[0])}..{int(vpns[-1])} ({vpns.size})"

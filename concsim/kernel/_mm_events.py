@@ -1,0 +1,245 @@
+"""Primary-MMU mutators (spec B5 table): each invalidates, changes PTEs, frees pages.
+
+Every mutator follows the kernel's shape: take the locks the table says (munmap and
+mprotect hold mmap_lock for write; madvise, NUMA protnone, KSM and THP split for read;
+migration and reclaim hold no mmap_lock at all; the OOM reaper only *tries* the read lock
+and invalidates non-blockably), ``invalidate_range_start``, change the PTEs, free pages,
+``invalidate_range_end``.  Pages are freed only after every callback of range_start
+returned (S1 mechanism (iv)).  Zapping a range is one atomic step per PMD.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from concsim.kernel._mm import (
+    MM,
+    PTE_MIGRATION,
+    PTE_NONE,
+    PTE_PRESENT,
+    PTE_PROTNONE,
+    PTE_SWAP,
+    PTRS_PER_PMD,
+    VM_WRITE,
+)
+from concsim.kernel._mmu_notifier import (
+    MMU_NOTIFY_CLEAR,
+    MMU_NOTIFY_MIGRATE,
+    MMU_NOTIFY_PROTECTION_VMA,
+    MMU_NOTIFY_RELEASE,
+    MMU_NOTIFY_UNMAP,
+    ULONG_MAX_VPN,
+    MMUNotifierRange,
+    mmu_notifier_invalidate_range_end,
+    mmu_notifier_invalidate_range_start,
+)
+from concsim.kernel._pagealloc import ZERO_PFN
+
+
+def _pmd_pieces(start: int, end: int) -> list[tuple[int, int]]:
+    out = []
+    a = start
+    while a < end:
+        b = min(end, (a // PTRS_PER_PMD + 1) * PTRS_PER_PMD)
+        out.append((a, b))
+        a = b
+    return out
+
+
+async def zap_page_range(mm: MM, start: int, end: int) -> None:
+    """Clear the PTEs of [start, end) and free the pages they mapped (after a TLB flush)."""
+    rt = mm.rt
+    end = min(end, mm.nr_vpns)
+    for a, b in _pmd_pieces(start, end):
+        await rt.point("zap_pte_range", "pt", f"[{a},{b})")
+        st = mm.pte_state[a:b]
+        mapped = (st == PTE_PRESENT) | (st == PTE_PROTNONE)
+        vpns = np.nonzero(st != PTE_NONE)[0].astype(np.int64) + a
+        if vpns.size == 0:
+            continue
+        pfns = mm.pte_pfn[a:b][mapped].copy()
+        mm.set_ptes(vpns, PTE_NONE, 0, False)
+        mm.pages.put_pages(pfns)
+
+
+async def munmap(mm: MM, start: int, npages: int) -> None:
+    rt = mm.rt
+    end = start + npages
+    await mm.mmap_lock.down_write()
+    r = MMUNotifierRange(mm, start, end, MMU_NOTIFY_UNMAP)
+    await mmu_notifier_invalidate_range_start(r)
+    await zap_page_range(mm, start, end)
+    await mmu_notifier_invalidate_range_end(r)
+    mm.remove_vmas(start, end)
+    rt.event("munmap", "vma", f"[{start},{end})")
+    mm.mmap_lock.up_write()
+
+
+async def madvise_dontneed(mm: MM, start: int, npages: int) -> None:
+    end = start + npages
+    await mm.mmap_lock.down_read()
+    r = MMUNotifierRange(mm, start, end, MMU_NOTIFY_CLEAR)
+    await mmu_notifier_invalidate_range_start(r)
+    await zap_page_range(mm, start, end)
+    await mmu_notifier_invalidate_range_end(r)
+    mm.mmap_lock.up_read()
+
+
+async def mprotect_readonly(mm: MM, start: int, npages: int) -> None:
+    rt = mm.rt
+    end = start + npages
+    await mm.mmap_lock.down_write()
+    r = MMUNotifierRange(mm, start, end, MMU_NOTIFY_PROTECTION_VMA)
+    await mmu_notifier_invalidate_range_start(r)
+    for a, b in _pmd_pieces(start, end):
+        await rt.point("change_pte_range", "pt", f"[{a},{b}) ro")
+        vpns = np.nonzero(mm.pte_state[a:b] == PTE_PRESENT)[0].astype(np.int64) + a
+        if vpns.size:
+            mm.set_ptes(vpns, PTE_PRESENT, mm.pte_pfn[vpns].copy(), False)
+    await mmu_notifier_invalidate_range_end(r)
+    mm.set_vma_flags(start, end, 0, VM_WRITE)
+    mm.mmap_lock.up_write()
+
+
+async def change_prot_numa(mm: MM, start: int, npages: int) -> None:
+    """NUMA balancing: present PTEs become protnone (pfn and write bit kept)."""
+    rt = mm.rt
+    end = start + npages
+    await mm.mmap_lock.down_read()
+    r = MMUNotifierRange(mm, start, end, MMU_NOTIFY_PROTECTION_VMA)
+    await mmu_notifier_invalidate_range_start(r)
+    for a, b in _pmd_pieces(start, end):
+        await rt.point("change_pte_range", "pt", f"[{a},{b}) protnone")
+        st = mm.pte_state[a:b]
+        sel = (st == PTE_PRESENT) & (mm.pte_pfn[a:b] != ZERO_PFN)
+        vpns = np.nonzero(sel)[0].astype(np.int64) + a
+        if vpns.size:
+            mm.set_ptes(vpns, PTE_PROTNONE, mm.pte_pfn[vpns].copy(), mm.pte_write[vpns].copy())
+    await mmu_notifier_invalidate_range_end(r)
+    mm.mmap_lock.up_read()
+
+
+def _movable(mm: MM, vpn: int) -> bool:
+    return int(mm.pte_state[vpn]) == PTE_PRESENT and int(mm.pte_pfn[vpn]) != ZERO_PFN
+
+
+async def migrate_page(mm: MM, vpn: int) -> None:
+    """Page migration / compaction (try_to_migrate via rmap): no mmap_lock."""
+    rt = mm.rt
+    await rt.point("migrate_folio", "pt", f"vpn {vpn}", read=True)
+    if not _movable(mm, vpn):
+        return
+    idx = np.array([vpn], dtype=np.int64)
+    old = int(mm.pte_pfn[vpn])
+    writable = bool(mm.pte_write[vpn])
+    r = MMUNotifierRange(mm, vpn, vpn + 1, MMU_NOTIFY_MIGRATE)
+    await mmu_notifier_invalidate_range_start(r)
+    await rt.point("try_to_migrate_one", "pt", f"vpn {vpn}")
+    if int(mm.pte_state[vpn]) != PTE_PRESENT or int(mm.pte_pfn[vpn]) != old:
+        await mmu_notifier_invalidate_range_end(r)
+        return
+    mm.set_ptes(idx, PTE_MIGRATION, old, writable)
+    await mmu_notifier_invalidate_range_end(r)
+    new = mm.pages.alloc_page()
+    await rt.point("remove_migration_ptes", "pt", f"vpn {vpn}")
+    if new < 0:
+        mm.set_ptes(idx, PTE_PRESENT, old, writable)
+        mm.migration_wq.wake_up_all()
+        return
+    mm.set_ptes(idx, PTE_PRESENT, new, writable)
+    mm.migration_wq.wake_up_all()
+    mm.pages.put_page(old)
+    rt.count("migrations")
+
+
+async def reclaim_page(mm: MM, vpn: int) -> None:
+    """Reclaim / swap-out (try_to_unmap via rmap): no mmap_lock."""
+    rt = mm.rt
+    await rt.point("shrink_folio_list", "pt", f"vpn {vpn}", read=True)
+    if not _movable(mm, vpn):
+        return
+    old = int(mm.pte_pfn[vpn])
+    r = MMUNotifierRange(mm, vpn, vpn + 1, MMU_NOTIFY_CLEAR)
+    await mmu_notifier_invalidate_range_start(r)
+    await rt.point("try_to_unmap_one", "pt", f"vpn {vpn}")
+    if int(mm.pte_state[vpn]) == PTE_PRESENT and int(mm.pte_pfn[vpn]) == old:
+        mm.set_ptes(np.array([vpn], dtype=np.int64), PTE_SWAP, 0, False)
+        mm.pages.put_page(old)
+        rt.count("reclaims")
+    await mmu_notifier_invalidate_range_end(r)
+
+
+async def ksm_merge(mm: MM, keep: int, merge: int) -> None:
+    """KSM: write-protect ``keep``'s page and make ``merge`` share it read-only."""
+    rt = mm.rt
+    await mm.mmap_lock.down_read()
+    try:
+        if not (_movable(mm, keep) and _movable(mm, merge)):
+            return
+        for vpn in (keep, merge):
+            r = MMUNotifierRange(mm, vpn, vpn + 1, MMU_NOTIFY_CLEAR)
+            await mmu_notifier_invalidate_range_start(r)
+            await rt.point("write_protect_page", "pt", f"vpn {vpn}")
+            idx = np.array([vpn], dtype=np.int64)
+            if vpn == keep:
+                mm.set_ptes(idx, PTE_PRESENT, int(mm.pte_pfn[keep]), False)
+            else:
+                old = int(mm.pte_pfn[merge])
+                kpfn = int(mm.pte_pfn[keep])
+                mm.pages.get_page(kpfn)
+                mm.set_ptes(idx, PTE_PRESENT, kpfn, False)
+                mm.pages.put_page(old)
+            await mmu_notifier_invalidate_range_end(r)
+        rt.count("ksm_merges")
+    finally:
+        mm.mmap_lock.up_read()
+
+
+async def split_huge_pmd(mm: MM, start: int) -> None:
+    """THP split: the PMD mapping becomes 512 PTEs of the same pages (an invalidation)."""
+    rt = mm.rt
+    start -= start % PTRS_PER_PMD
+    end = start + PTRS_PER_PMD
+    await mm.mmap_lock.down_read()
+    r = MMUNotifierRange(mm, start, end, MMU_NOTIFY_CLEAR)
+    await mmu_notifier_invalidate_range_start(r)
+    await rt.point("__split_huge_pmd", "pt", f"[{start},{end})")
+    seg = mm.pte_pfn[start : min(end, mm.nr_vpns)]
+    mm.pages.order[seg[seg > 0]] = 0
+    await mmu_notifier_invalidate_range_end(r)
+    mm.mmap_lock.up_read()
+
+
+async def oom_reap(mm: MM, start: int, npages: int) -> None:
+    """__oom_reap_task_mm: trylock, non-blockable invalidation, skip the range on -EAGAIN."""
+    rt = mm.rt
+    end = start + npages
+    if not await mm.mmap_lock.down_read_trylock():
+        rt.count("oom_reap_skipped")
+        return
+    r = MMUNotifierRange(mm, start, end, MMU_NOTIFY_CLEAR, blockable=False)
+    if await mmu_notifier_invalidate_range_start(r):
+        rt.count("oom_reap_skipped")
+        rt.event("oom_reap", "vma", f"[{start},{end}) skipped: -EAGAIN")
+    else:
+        await zap_page_range(mm, start, end)
+        await mmu_notifier_invalidate_range_end(r)
+        rt.count("oom_reaped")
+    mm.mmap_lock.up_read()
+
+
+async def exit_mmap(mm: MM) -> None:
+    """exit_mmap: mmu_notifier_release (RELEASE over everything), then tear down."""
+    mm.exiting = True
+    r = MMUNotifierRange(mm, 0, ULONG_MAX_VPN, MMU_NOTIFY_RELEASE)
+    await mmu_notifier_invalidate_range_start(r)
+    await mmu_notifier_invalidate_range_end(r)
+    await mm.mmap_lock.down_write()
+    await zap_page_range(mm, 0, mm.nr_vpns)
+    mm.vmas = []
+    mm.mmap_lock.up_write()
+
+
+def populated(mm: MM, start: int, end: int) -> npt.NDArray[np.int64]:
+    return np.nonzero(mm.pte_state[start:end] == PTE_PRESENT)[0].astype(np.int64) + start

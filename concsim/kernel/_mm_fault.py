@@ -1,0 +1,85 @@
+"""``handle_mm_fault`` for one page, as HMM's fault path drives it (FAULT_FLAG_REMOTE).
+
+* none: a read fault on an anonymous mapping maps the shared zero page read-only; a write
+  fault allocates a fresh page, writable.
+* protnone (NUMA hint): the mapping is restored (adding access needs no invalidation).
+* swap: the page is read back into a fresh page.
+* present but read-only, write fault: copy-on-write break.  The old mapping is replaced,
+  so it is an invalidation: ``invalidate_range_start(CLEAR)`` on that page runs every
+  notifier covering it - including the region of the task that is faulting - then the
+  PTE points at the copy and the old page loses a reference.
+
+Each fault is one atomic step of the model (it holds the PTE lock throughout), except the
+COW break, whose invalidation has its own steps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from concsim.kernel._mm import (
+    MM,
+    PTE_NONE,
+    PTE_PRESENT,
+    PTE_PROTNONE,
+    PTE_SWAP,
+    VM_WRITE,
+    VMA,
+)
+from concsim.kernel._mmu_notifier import (
+    MMU_NOTIFY_CLEAR,
+    MMUNotifierRange,
+    mmu_notifier_invalidate_range_end,
+    mmu_notifier_invalidate_range_start,
+)
+from concsim.kernel._pagealloc import ZERO_PFN
+
+EFAULT = 14
+
+
+async def handle_mm_fault(mm: MM, vma: VMA, vpn: int, *, write: bool) -> int:
+    rt = mm.rt
+    await rt.point("handle_mm_fault", "pt", f"vpn {vpn} {'write' if write else 'read'}")
+    rt.count("mm_faults")
+    idx = np.array([vpn], dtype=np.int64)
+    state = int(mm.pte_state[vpn])
+    may_write = bool(vma.vm_flags & VM_WRITE)
+    if state == PTE_NONE:
+        if not write:
+            mm.pages.get_page(ZERO_PFN)
+            mm.set_ptes(idx, PTE_PRESENT, ZERO_PFN, False)
+            return 0
+        pfn = mm.pages.alloc_page()
+        if pfn < 0:
+            return -EFAULT
+        mm.set_ptes(idx, PTE_PRESENT, pfn, may_write)
+        return 0
+    if state == PTE_PROTNONE:
+        mm.set_ptes(idx, PTE_PRESENT, int(mm.pte_pfn[vpn]), bool(mm.pte_write[vpn]))
+        return 0
+    if state == PTE_SWAP:
+        pfn = mm.pages.alloc_page()
+        if pfn < 0:
+            return -EFAULT
+        mm.set_ptes(idx, PTE_PRESENT, pfn, may_write and write)
+        return 0
+    if state == PTE_PRESENT and write and not mm.pte_write[vpn]:
+        return await _wp_page_copy(mm, vpn, may_write)
+    return 0
+
+
+async def _wp_page_copy(mm: MM, vpn: int, may_write: bool) -> int:
+    """The COW break: a new page, an invalidation of the old mapping, then the swap."""
+    rt = mm.rt
+    rt.count("cow_breaks")
+    new = mm.pages.alloc_page()
+    if new < 0:
+        return -EFAULT
+    r = MMUNotifierRange(mm, vpn, vpn + 1, MMU_NOTIFY_CLEAR)
+    await mmu_notifier_invalidate_range_start(r)
+    await rt.point("wp_page_copy", "pt", f"vpn {vpn}")
+    old = int(mm.pte_pfn[vpn])
+    mm.set_ptes(np.array([vpn], dtype=np.int64), PTE_PRESENT, new, may_write)
+    mm.pages.put_page(old)
+    await mmu_notifier_invalidate_range_end(r)
+    return 0

@@ -1,0 +1,91 @@
+"""The page allocator: refcounted physical pages, deterministic reuse, and a free hook.
+
+Pfn 0 is never handed out (it stands for "no page"); pfn ``ZERO_PFN`` is the shared zero
+page, permanently allocated and never writable.  Freed pages go on a LIFO free list, so
+the next allocation hands the most recently freed page out again: a stale mapping then
+points at someone else's data quickly, which is what makes a use-after-free observable.
+
+``on_free`` hooks run for every page that is about to return to the free list (the S1
+oracle checks there that no SLAT entry still grants access to it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+from concsim.engine import Runtime
+
+ZERO_PFN = 1
+FIRST_PFN = 2
+
+FreeHook = Callable[[npt.NDArray[np.int64]], None]
+
+
+class PageAllocator:
+    def __init__(self, rt: Runtime, capacity: int) -> None:
+        self.rt = rt
+        self.capacity = capacity
+        self.refcount = np.zeros(capacity, dtype=np.int32)
+        self.refcount[ZERO_PFN] = 1
+        # Folio order of each allocated page (0: 4 KiB, 9: part of a 2 MiB folio).
+        self.order = np.zeros(capacity, dtype=np.int8)
+        # Bumped at every allocation: a holder of a stale pfn can tell the page was reused.
+        self.generation = np.zeros(capacity, dtype=np.int64)
+        self._free: list[int] = list(range(capacity - 1, FIRST_PFN - 1, -1))
+        self.on_free: list[FreeHook] = []
+
+    def nr_free(self) -> int:
+        return len(self._free)
+
+    def alloc_page(self) -> int:
+        """One 4 KiB page with refcount 1, or -1 when memory is exhausted."""
+        if not self._free:
+            return -1
+        pfn = self._free.pop()
+        self.refcount[pfn] = 1
+        self.order[pfn] = 0
+        self.generation[pfn] += 1
+        self.rt.count("pages_allocated")
+        return pfn
+
+    def alloc_pages_bulk(self, n: int) -> npt.NDArray[np.int64]:
+        """``n`` pages at once (used to pre-populate large regions)."""
+        if n > len(self._free):
+            raise MemoryError(f"page allocator exhausted: {n} pages wanted, {len(self._free)} free")
+        taken = self._free[len(self._free) - n :]
+        del self._free[len(self._free) - n :]
+        pfns = np.array(taken[::-1], dtype=np.int64)
+        self.refcount[pfns] = 1
+        self.order[pfns] = 0
+        self.generation[pfns] += 1
+        self.rt.count("pages_allocated", n)
+        return pfns
+
+    def get_page(self, pfn: int) -> None:
+        self.refcount[pfn] += 1
+
+    def put_pages(self, pfns: npt.NDArray[np.int64]) -> None:
+        """Drop one reference on each page; pages reaching zero are freed (hooks first)."""
+        if pfns.size == 0:
+            return
+        pfns = pfns[pfns != ZERO_PFN]
+        if pfns.size == 0:
+            return
+        rc = self.refcount
+        np.subtract.at(rc, pfns, 1)
+        if (rc[pfns] < 0).any():
+            bad = int(pfns[rc[pfns] < 0][0])
+            raise self.rt.fail("memory", f"page refcount underflow on pfn {bad}", pfn=bad)
+        dead = np.unique(pfns[rc[pfns] == 0])
+        if dead.size == 0:
+            return
+        for hook in self.on_free:
+            hook(dead)
+        self.rt.count("pages_freed", int(dead.size))
+        self._free.extend(int(p) for p in dead[::-1])
+
+    def put_page(self, pfn: int) -> None:
+        self.put_pages(np.array([pfn], dtype=np.int64))
