@@ -10,7 +10,7 @@ the number of scheduling points a run makes: schedule 0 runs the all-zeros sched
 preemption) to measure it, and every later schedule uses the most seen so far.
 
 On the first failure the exploration stops (unless told not to), shrinks the schedule
-(:mod:`concsim.explore._shrink`) and, when asked, saves a replay file holding the shrunk
+(:mod:`concsim.exploration._shrink`) and, when asked, saves a replay file holding the shrunk
 schedule and the original one.
 """
 
@@ -25,9 +25,9 @@ from typing import Any
 from concsim._api import RunResult, resolve_variant
 from concsim._errors import UsageError
 from concsim.engine import encode_schedule
-from concsim.explore._coverage import Coverage
-from concsim.explore._runner import Execution, Target, execute
-from concsim.explore._shrink import Attempt, shrink
+from concsim.exploration._coverage import Coverage
+from concsim.exploration._runner import Execution, Target, execute
+from concsim.exploration._shrink import Attempt, shrink
 from concsim.scenarios import get_scenario
 from concsim.strategies import PCT, DfsSearch, RandomWalk, Replay
 
