@@ -2,7 +2,7 @@
 
 The public surface is re-exported here; every other module is private (leading
 underscore) or a layer package (engine, kernel, driver, checks, scenarios, strategies,
-artifacts, cli) with its own thin namespace.
+exploration, artifacts, cli) with its own thin namespace.
 """
 
 from concsim._api import DEFAULT_SCENARIO as DEFAULT_SCENARIO
@@ -21,10 +21,14 @@ from concsim.engine import Failure as Failure
 from concsim.engine import Runtime as Runtime
 from concsim.engine import decode_schedule as decode_schedule
 from concsim.engine import encode_schedule as encode_schedule
+from concsim.exploration import ExploreResult as ExploreResult
+from concsim.exploration import explore as explore
+from concsim.exploration import explore_async as explore_async
 
 __all__ = [
     "DEFAULT_SCENARIO",
     "ConcsimError",
+    "ExploreResult",
     "Failure",
     "ReplayFileError",
     "ReplayOutcome",
@@ -35,6 +39,8 @@ __all__ = [
     "__version__",
     "decode_schedule",
     "encode_schedule",
+    "explore",
+    "explore_async",
     "replay",
     "run",
     "run_async",

@@ -1,0 +1,211 @@
+"""``concsim explore`` and ``concsim bench-explore``.
+
+Registered on the ``cli`` group by :mod:`concsim.cli` (one ``add_command`` line each), so
+this module and ``_main`` can change independently.  Exit codes as everywhere: 0 no
+failure, 1 a failure was found, 2 a usage error (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import click
+
+from concsim._api import DEFAULT_SCENARIO
+from concsim._errors import UsageError
+from concsim.cli._main import _emit_json, _user_errors
+from concsim.exploration import STRATEGIES, Exploration, ExploreResult, explore
+from concsim.exploration._explorer import DEFAULT_WINDOW
+from concsim.scenarios import parse_param_args
+
+
+@contextmanager
+def _progress(enabled: bool, total: int) -> Iterator[Callable[[Exploration], None] | None]:
+    """A rich progress bar on stderr, or nothing (not a terminal, or --json)."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("exploring", total=total, info="")
+
+        def update(ex: Exploration) -> None:
+            cov = ex.coverage
+            bar.update(
+                task,
+                completed=ex.executions,
+                info=f"failures {ex.failures}  pairs {cov.pairs_both_orders}/{len(cov.pairs)}",
+            )
+
+        yield update
+
+
+def _print(res: ExploreResult) -> None:
+    cov = res.coverage
+    click.echo(
+        f"scenario {res.scenario}, variant {res.variant}, strategy {res.strategy}"
+        + (f", seed {res.seed}" if res.strategy != "dfs" else "")
+    )
+    done = "complete" if res.complete else f"stopped ({res.stopped_by})"
+    click.echo(
+        f"schedules: {res.schedules_run}   executions: {res.executions}   {done}   "
+        f"elapsed: {res.elapsed_s:.3f}s"
+    )
+    click.echo(
+        f"coverage: {cov.ntasks} tasks, {cov.points} scheduling points, racing pairs "
+        f"{cov.pairs_both_orders}/{len(cov.pairs)} seen in both orders, PCT bound "
+        f"(depth {cov.depth}) {cov.pct_bound():.4f}"
+    )
+    f = res.first_failure
+    if f is None:
+        click.echo("result: ok, no failure")
+        return
+    inv = f" [{f.invariant}]" if f.invariant else ""
+    click.echo(f"FAILURE {f.kind}{inv} in schedule #{f.schedule_index}")
+    click.echo(f"  {f.message}")
+    click.echo(
+        f"preemptions: {f.preemptions} -> {f.shrunk_preemptions} after shrinking, steps: "
+        f"{f.steps} -> {f.shrunk_steps} ({f.shrink_runs} shrink runs)"
+    )
+    click.echo(f"schedule: {f.shrunk_schedule}   (original {f.schedule})")
+    click.echo(f"replay with: {f.result.replay_command()}")
+
+
+@click.command("explore")
+@click.option("--scenario", default=DEFAULT_SCENARIO, show_default=True, help="scenario name")
+@click.option("--variant", default=None, help="variant name (default: scenario's)")
+@click.option("--strategy", default="random", show_default=True, help="random | pct | dfs")
+@click.option("--schedules", type=int, default=None, help="at most this many runs")
+@click.option("--seed", type=int, default=0, show_default=True, help="first seed")
+@click.option("--depth", type=int, default=2, show_default=True, help="PCT bug depth d")
+@click.option("--preemption-bound", type=int, default=None, help="dfs: at most K preemptions")
+@click.option("--no-reduction", is_flag=True, help="dfs: no partial-order reduction")
+@click.option("--until-coverage", is_flag=True, help="stop when racing pairs stop appearing")
+@click.option(
+    "--coverage-window",
+    type=int,
+    default=DEFAULT_WINDOW,
+    show_default=True,
+    help="schedules without a new racing pair before --until-coverage stops",
+)
+@click.option("--no-shrink", is_flag=True, help="report the failing schedule as found")
+@click.option("--keep-going", is_flag=True, help="do not stop at the first failure")
+@click.option("--max-steps", type=int, default=None)
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object as the last line")
+@click.option("--save", "save_dir", default=None, help="write the failure's replay file here")
+@_user_errors
+def explore_cmd(
+    scenario: str,
+    variant: str | None,
+    strategy: str,
+    schedules: int | None,
+    seed: int,
+    depth: int,
+    preemption_bound: int | None,
+    no_reduction: bool,
+    until_coverage: bool,
+    coverage_window: int,
+    no_shrink: bool,
+    keep_going: bool,
+    max_steps: int | None,
+    params: tuple[str, ...],
+    as_json: bool,
+    save_dir: str | None,
+) -> None:
+    """Explore many schedules of a scenario (random walk, PCT or exhaustive DFS)."""
+    if strategy not in STRATEGIES:
+        raise UsageError(
+            f"unknown strategy {strategy!r} for explore (known: {', '.join(STRATEGIES)})"
+        )
+    if max_steps is not None and max_steps < 1:
+        raise UsageError(f"--max-steps must be at least 1, got {max_steps}")
+    if preemption_bound is not None and strategy != "dfs":
+        raise UsageError("--preemption-bound applies to --strategy dfs only")
+    show = not as_json and sys.stderr.isatty()
+    total = schedules if schedules is not None else (100_000 if strategy == "dfs" else 1000)
+    with _progress(show, total) as progress:
+        res = explore(
+            scenario,
+            variant=variant,
+            params=parse_param_args(list(params)),
+            max_steps=max_steps,
+            strategy=strategy,
+            schedules=schedules,
+            seed=seed,
+            depth=depth,
+            preemption_bound=preemption_bound,
+            reduction=not no_reduction,
+            until_coverage=until_coverage,
+            coverage_window=coverage_window,
+            stop_on_failure=not keep_going,
+            shrink_failure=not no_shrink,
+            save_dir=save_dir,
+            progress=progress,
+        )
+    if as_json:
+        _emit_json(res.to_json())
+    else:
+        _print(res)
+    sys.exit(0 if res.ok else 1)
+
+
+@click.command("bench-explore")
+@click.option("--target", "targets", multiple=True, metavar="SCENARIO:VARIANT")
+@click.option("--all", "include_all", is_flag=True, help="every registered scenario/variant")
+@click.option("--seeds", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--max-schedules", type=click.IntRange(min=1), default=10_000, show_default=True)
+@click.option("--dfs-limit", type=click.IntRange(min=1), default=20_000, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def bench_explore_cmd(
+    targets: tuple[str, ...],
+    include_all: bool,
+    seeds: int,
+    max_schedules: int,
+    dfs_limit: int,
+    as_json: bool,
+) -> None:
+    """Schedules to the first failure (random, PCT) and DFS executions per target."""
+    from concsim.exploration._bench import bench_explore, parse_target, registry_targets
+
+    pairs = (
+        [parse_target(t) for t in targets] if targets else registry_targets(include_all=include_all)
+    )
+    r = bench_explore(pairs, seeds=seeds, max_schedules=max_schedules, dfs_limit=dfs_limit)
+    if as_json:
+        _emit_json(r)
+        return
+    click.echo(
+        f"{'target':28} {'random':>8} {'pct':>8} {'dfs':>6} {'dfs-noPOR':>9} "
+        f"{'dfs full':>9} {'noPOR full':>11}"
+    )
+    for row in r["targets"]:
+
+        def med(s: str, row: dict[str, object] = row) -> str:
+            m = row[s]["median_schedules_to_failure"]  # type: ignore[index]
+            return "-" if m is None else f"{m:g}"
+
+        d, n = row["dfs"], row["dfs_no_reduction"]
+        click.echo(
+            f"{row['scenario'] + '/' + row['variant']:28} {med('random'):>8} {med('pct'):>8} "
+            f"{d['executions_to_failure'] or '-'!s:>6} {n['executions_to_failure'] or '-'!s:>9} "
+            f"{str(d['executions_full']) + ('' if d['complete'] else '+'):>9} "
+            f"{str(n['executions_full']) + ('' if n['complete'] else '+'):>11}"
+        )
+    click.echo(
+        f"(random/pct: median schedules to the first failure over {seeds} seeds; dfs: "
+        "executions; '+' = capped)"
+    )

@@ -1,0 +1,17 @@
+"""Exploration: many schedules of a target under random, PCT or exhaustive search,
+shrinking of failing schedules, coverage, and the exploration benchmark."""
+
+from concsim.exploration._coverage import Coverage as Coverage
+from concsim.exploration._explorer import STRATEGIES as STRATEGIES
+from concsim.exploration._explorer import Exploration as Exploration
+from concsim.exploration._explorer import ExploreResult as ExploreResult
+from concsim.exploration._explorer import FirstFailure as FirstFailure
+from concsim.exploration._explorer import explore as explore
+from concsim.exploration._explorer import explore_async as explore_async
+from concsim.exploration._explorer import make_target as make_target
+from concsim.exploration._runner import Execution as Execution
+from concsim.exploration._runner import Target as Target
+from concsim.exploration._runner import execute as execute
+from concsim.exploration._shrink import Attempt as Attempt
+from concsim.exploration._shrink import ShrinkResult as ShrinkResult
+from concsim.exploration._shrink import shrink as shrink

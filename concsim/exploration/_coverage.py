@@ -1,0 +1,92 @@
+"""Coverage of an exploration: how much of the interleaving space the runs have seen.
+
+Two measures, both cheap and both deterministic:
+
+* the PCT bound.  With ``n`` tasks and ``k`` scheduling points (task choices per run, the
+  most seen), one PCT run finds a given depth-``d`` bug with probability at least
+  ``1 / (n * k**(d-1))`` (Burckhardt et al. 2010), so ``runs`` runs find it with probability
+  at least ``1 - (1 - 1/(n*k**(d-1)))**runs``.  The figure is the guarantee PCT would give
+  for this many runs; it is a yardstick for other strategies, not a guarantee for them.
+* racing pairs.  Two operations *conflict* when different tasks perform them on the same
+  object and at least one writes.  A pair is keyed by ``(op, obj, op)``; it is covered when
+  it has been seen in both orders (for two equal operations: with either task first).
+  Chess and other tools found that bugs hide in the pairs seen in one order only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from concsim.strategies import ALL, StepRecord
+
+PairKey = tuple[str, str, str]
+
+
+@dataclass
+class Coverage:
+    depth: int = 2
+    ntasks: int = 0
+    points: int = 0  # the most task choices seen in one run
+    runs: int = 0
+    #: (op_lo, obj, op_hi) -> orientations seen (True: op_lo first / lower task id first).
+    pairs: dict[PairKey, set[bool]] = field(default_factory=dict)
+
+    def observe(self, steps: list[StepRecord], ntasks: int, task_choices: int) -> int:
+        """Add one run; return how many new pair orientations it showed."""
+        self.runs += 1
+        self.ntasks = max(self.ntasks, ntasks)
+        self.points = max(self.points, task_choices)
+        new = 0
+        # obj -> tid -> (op, read) pairs that task has performed on obj so far in this run
+        seen: dict[str, dict[int, dict[tuple[str, bool], None]]] = {}
+        pairs = self.pairs
+        for rec in steps:
+            if rec.accesses is ALL:
+                continue
+            tid = rec.tid
+            for obj, op, read in rec.accesses:
+                per_task = seen.setdefault(obj, {})
+                for other, accs in per_task.items():
+                    if other == tid:
+                        continue
+                    for op0, read0 in accs:
+                        if read0 and read:
+                            continue
+                        if op0 == op:
+                            key, first = (op, obj, op), other < tid
+                        elif op0 < op:
+                            key, first = (op0, obj, op), True
+                        else:
+                            key, first = (op, obj, op0), False
+                        got = pairs.setdefault(key, set())
+                        if first not in got:
+                            got.add(first)
+                            new += 1
+                per_task.setdefault(tid, {})[(op, read)] = None
+        return new
+
+    @property
+    def pairs_both_orders(self) -> int:
+        return sum(1 for v in self.pairs.values() if len(v) == 2)
+
+    def pct_bound(self, runs: int | None = None) -> float:
+        n = max(self.ntasks, 1)
+        k = max(self.points, 1)
+        r = self.runs if runs is None else runs
+        p = 1.0 / (n * k ** (self.depth - 1))
+        return 1.0 - (1.0 - p) ** r
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tasks": self.ntasks,
+            "points": self.points,
+            "depth": self.depth,
+            "runs": self.runs,
+            "pct_bound": round(self.pct_bound(), 6),
+            "racing_pairs": len(self.pairs),
+            "racing_pairs_both_orders": self.pairs_both_orders,
+            "one_order_only": [
+                f"{a} {obj} {b}" for (a, obj, b), v in sorted(self.pairs.items()) if len(v) < 2
+            ][:20],
+        }

@@ -1,0 +1,371 @@
+"""The explorer: many schedules of one target, under random, PCT or exhaustive search.
+
+One :class:`Exploration` runs one schedule per :meth:`Exploration.step`, so the synchronous
+:func:`explore` and the asynchronous :func:`explore_async` (which yields to the host loop
+between schedules) share everything.  Nothing that decides a schedule reads a clock: the
+wall clock only measures ``elapsed_s``.
+
+Schedule ``i`` of a random or PCT exploration uses the seed ``seed + i``.  PCT needs ``k``,
+the number of scheduling points a run makes: schedule 0 runs the all-zeros schedule (no
+preemption) to measure it, and every later schedule uses the most seen so far.
+
+On the first failure the exploration stops (unless told not to), shrinks the schedule
+(:mod:`concsim.exploration._shrink`) and, when asked, saves a replay file holding the shrunk
+schedule and the original one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from concsim._api import RunResult, resolve_variant
+from concsim._errors import UsageError
+from concsim.engine import encode_schedule
+from concsim.exploration._coverage import Coverage
+from concsim.exploration._runner import Execution, Target, execute
+from concsim.exploration._shrink import Attempt, shrink
+from concsim.scenarios import get_scenario
+from concsim.strategies import PCT, DfsSearch, RandomWalk, Replay
+
+STRATEGIES = ("random", "pct", "dfs")
+DEFAULT_SCHEDULES = 1000
+DEFAULT_DFS_EXECUTIONS = 100_000
+DEFAULT_WINDOW = 200
+
+
+@dataclass
+class FirstFailure:
+    """The first failing schedule of an exploration, and its shrunk form."""
+
+    kind: str
+    invariant: str | None
+    message: str
+    schedule_index: int
+    preemptions: int
+    shrunk_preemptions: int
+    schedule: str
+    shrunk_schedule: str
+    steps: int
+    shrunk_steps: int
+    shrink_runs: int
+    result: RunResult
+    replay_file: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "invariant": self.invariant,
+            "message": self.message,
+            "schedule_index": self.schedule_index,
+            "preemptions": self.preemptions,
+            "shrunk_preemptions": self.shrunk_preemptions,
+            "replay_file": self.replay_file,
+            "schedule": self.schedule,
+            "shrunk_schedule": self.shrunk_schedule,
+            "steps": self.steps,
+            "shrunk_steps": self.shrunk_steps,
+        }
+
+
+@dataclass
+class ExploreResult:
+    scenario: str
+    variant: str
+    params: dict[str, Any]
+    strategy: str
+    seed: int
+    #: runs that went to the end (a failure or every task finished)
+    schedules_run: int
+    #: every run of the model, including the ones DFS cut short (sleep-set blocked)
+    executions: int
+    complete: bool
+    first_failure: FirstFailure | None
+    elapsed_s: float
+    coverage: Coverage
+    stopped_by: str = ""
+    failures: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.first_failure is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "strategy": self.strategy,
+            "schedules_run": self.schedules_run,
+            "complete": self.complete,
+            "executions": self.executions,
+            "first_failure": self.first_failure.to_json() if self.first_failure else None,
+            "elapsed_s": round(self.elapsed_s, 4),
+            "coverage": self.coverage.to_json(),
+            "scenario": self.scenario,
+            "variant": self.variant,
+            "params": self.params,
+            "seed": self.seed,
+            "stopped_by": self.stopped_by,
+            "options": self.options,
+        }
+
+
+def make_target(
+    scenario: str,
+    variant: str | None = None,
+    params: Mapping[str, object] | None = None,
+    max_steps: int | None = None,
+) -> Target:
+    scn = get_scenario(scenario)
+    vname, vobj = resolve_variant(scn, variant)
+    return Target(scn, vname, vobj, scn.resolve_params(params), max_steps)
+
+
+class Exploration:
+    """One exploration, run a schedule at a time (see the module doc)."""
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        strategy: str = "random",
+        schedules: int | None = None,
+        seed: int = 0,
+        depth: int = 2,
+        preemption_bound: int | None = None,
+        reduction: bool = True,
+        until_coverage: bool = False,
+        coverage_window: int = DEFAULT_WINDOW,
+        stop_on_failure: bool = True,
+        shrink_failure: bool = True,
+        save_dir: str | None = None,
+        max_shrink_runs: int = 2000,
+    ) -> None:
+        if strategy not in STRATEGIES:
+            raise UsageError(
+                f"unknown strategy {strategy!r} for explore (known: {', '.join(STRATEGIES)})"
+            )
+        if schedules is not None and schedules < 1:
+            raise UsageError(f"--schedules must be at least 1, got {schedules}")
+        if depth < 1:
+            raise UsageError(f"--depth must be at least 1, got {depth}")
+        if preemption_bound is not None and preemption_bound < 0:
+            raise UsageError(f"--preemption-bound must be 0 or more, got {preemption_bound}")
+        if coverage_window < 1:
+            raise UsageError(f"--coverage-window must be at least 1, got {coverage_window}")
+        self.target = target
+        self.strategy = strategy
+        default = DEFAULT_DFS_EXECUTIONS if strategy == "dfs" else DEFAULT_SCHEDULES
+        self.limit = schedules if schedules is not None else default
+        self.seed = seed
+        self.depth = depth
+        self.until_coverage = until_coverage
+        self.window = coverage_window
+        self.stop_on_failure = stop_on_failure
+        self.shrink_failure = shrink_failure
+        self.save_dir = save_dir
+        self.max_shrink_runs = max_shrink_runs
+        self.search = (
+            DfsSearch(reduction=reduction, preemption_bound=preemption_bound)
+            if strategy == "dfs"
+            else None
+        )
+        self.coverage = Coverage(depth=depth)
+        self.executions = 0
+        self.schedules_run = 0
+        self.failures = 0
+        self.first: FirstFailure | None = None
+        self.complete = False
+        self.stopped_by = ""
+        self._quiet = 0  # schedules since the last new racing-pair orientation
+        self._done = False
+        self._elapsed = 0.0
+        self.options: dict[str, Any] = {
+            "depth": depth,
+            "preemption_bound": preemption_bound,
+            "reduction": reduction if strategy == "dfs" else None,
+            "until_coverage": until_coverage,
+            "coverage_window": coverage_window if until_coverage else None,
+            "limit": self.limit,
+        }
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def _run_one(self, i: int) -> Execution:
+        t = self.target
+        if self.search is not None:
+            run = self.search.new_run()
+            return execute(t, run, "dfs", None, observer=run)
+        if self.strategy == "random":
+            return execute(t, RandomWalk(self.seed + i), "random", self.seed + i)
+        if i == 0:
+            return execute(t, Replay([], strict=False), "pct", self.seed)
+        k = max(self.coverage.points, 1)
+        return execute(t, PCT(self.seed + i, depth=self.depth, k=k), "pct", self.seed + i)
+
+    def step(self) -> bool:
+        """Run one schedule.  Returns False once the exploration is over."""
+        if self._done:
+            return False
+        t0 = time.perf_counter()
+        i = self.executions
+        ex = self._run_one(i)
+        self.executions += 1
+        if not ex.pruned:
+            self.schedules_run += 1
+        new = self.coverage.observe(ex.steps, ex.ntasks, ex.task_choices)
+        self._quiet = 0 if new else self._quiet + 1
+        more = True
+        if self.search is not None:
+            more = self.search.finish_run(ex.steps, pruned=ex.pruned)
+            if not more:
+                self.complete = True
+                self.stopped_by = "complete"
+        if ex.failure is not None:
+            self.failures += 1
+            if self.first is None:
+                self.first = self._report(ex, i)
+            if self.stop_on_failure:
+                more = False
+                self.stopped_by = "failure"
+        if more and self.executions >= self.limit:
+            more = False
+            self.stopped_by = "limit"
+        if more and self.until_coverage and self._quiet >= self.window:
+            more = False
+            self.stopped_by = "coverage"
+        self._elapsed += time.perf_counter() - t0
+        self._done = not more
+        return more
+
+    # ------------------------------------------------------------------ failures
+
+    def _attempt(self, choices: list[int]) -> Attempt:
+        ex = execute(self.target, Replay(choices, strict=False), "replay", None)
+        return Attempt(ex.failure, list(ex.result.choices), ex.preemptions, ex.result.steps)
+
+    def _report(self, ex: Execution, index: int) -> FirstFailure:
+        f = ex.failure
+        assert f is not None
+        res = ex.result
+        original = Attempt(f, list(res.choices), ex.preemptions, res.steps)
+        best = original
+        runs = 0
+        if self.shrink_failure:
+            sr = shrink(self._attempt, original, max_runs=self.max_shrink_runs)
+            best, runs = sr.best, sr.runs
+        # The saved and reported run is the shrunk schedule replayed strictly.
+        rres = execute(self.target, Replay(best.choices, strict=True), res.strategy, res.seed)
+        final = rres.failure or f
+        out = FirstFailure(
+            kind=final.kind,
+            invariant=final.invariant,
+            message=final.message,
+            schedule_index=index,
+            preemptions=original.preemptions,
+            shrunk_preemptions=best.preemptions,
+            schedule=encode_schedule(original.choices),
+            shrunk_schedule=encode_schedule(best.choices),
+            steps=original.steps,
+            shrunk_steps=best.steps,
+            shrink_runs=runs,
+            result=rres.result,
+        )
+        if self.save_dir is not None:
+            out.replay_file = _save(rres.result, self.save_dir, out.schedule)
+        return out
+
+    def result(self) -> ExploreResult:
+        t = self.target
+        return ExploreResult(
+            scenario=t.scenario.name,
+            variant=t.variant,
+            params=dict(t.params),
+            strategy=self.strategy,
+            seed=self.seed,
+            schedules_run=self.schedules_run,
+            executions=self.executions,
+            complete=self.complete,
+            first_failure=self.first,
+            elapsed_s=self._elapsed,
+            coverage=self.coverage,
+            stopped_by=self.stopped_by,
+            failures=self.failures,
+            options=dict(self.options),
+        )
+
+
+def _save(result: RunResult, directory: str, original: str) -> str:
+    from concsim.artifacts import default_replay_name, replay_from_result, save_replay
+
+    d = Path(directory)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create output folder {directory}: {e.strerror}") from None
+    path = d / default_replay_name(result)
+    save_replay(path, replay_from_result(result, original=original))
+    result.replay_file = str(path)
+    return str(path)
+
+
+def _exploration(scenario: str, kwargs: dict[str, Any]) -> Exploration:
+    target = make_target(
+        scenario,
+        kwargs.pop("variant", None),
+        kwargs.pop("params", None),
+        kwargs.pop("max_steps", None),
+    )
+    return Exploration(target, **kwargs)
+
+
+def explore(
+    scenario: str = "counter",
+    *,
+    progress: Callable[[Exploration], None] | None = None,
+    **kwargs: Any,
+) -> ExploreResult:
+    """Explore many schedules of ``scenario`` and return an :class:`ExploreResult`.
+
+    Keyword arguments: ``variant``, ``params``, ``max_steps``, and those of
+    :class:`Exploration` (``strategy`` = ``"random"``, ``"pct"`` or ``"dfs"``,
+    ``schedules``, ``seed``, ``depth``, ``preemption_bound``, ``reduction``,
+    ``until_coverage``, ``coverage_window``, ``stop_on_failure``, ``shrink_failure``,
+    ``save_dir``).  ``progress`` is called after every schedule.
+    """
+    ex = _exploration(scenario, dict(kwargs))
+    while ex.step():
+        if progress is not None:
+            progress(ex)
+    if progress is not None:
+        progress(ex)
+    return ex.result()
+
+
+async def explore_async(
+    scenario: str = "counter",
+    *,
+    progress: Callable[[Exploration], None] | None = None,
+    **kwargs: Any,
+) -> ExploreResult:
+    """:func:`explore` from a trio or asyncio program (through anyio).
+
+    Awaits ``anyio.lowlevel.checkpoint()`` between schedules, so the host loop stays
+    responsive; the schedules, and so the result, are the ones :func:`explore` gives.
+    """
+    import anyio.lowlevel
+
+    ex = _exploration(scenario, dict(kwargs))
+    while True:
+        await anyio.lowlevel.checkpoint()
+        more = ex.step()
+        if progress is not None:
+            progress(ex)
+        if not more:
+            break
+    return ex.result()

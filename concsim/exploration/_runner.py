@@ -1,0 +1,117 @@
+"""Run one schedule of a target, observing every step (for reduction and coverage).
+
+The explorer's counterpart of :func:`concsim._api.run_world`: it builds a fresh world the
+same way, and also records the trace and attaches a :class:`StepObserver`, and counts the
+task choices and the exact preemptions (a choice ``k > 0`` where the current task was still
+runnable).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from concsim._api import RunResult
+from concsim.engine import RUNNABLE, Failure, Runtime, Strategy
+from concsim.engine import trace_sha256 as _trace_sha256
+from concsim.scenarios import Scenario
+from concsim.strategies import Pruned, StepObserver, StepRecord
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to explore: a scenario, one of its variants, resolved parameters."""
+
+    scenario: Scenario
+    variant: str
+    variant_obj: Any
+    params: dict[str, Any]
+    max_steps: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.scenario.name}/{self.variant}"
+
+
+class _Counting:
+    """Wraps a strategy: feeds the observer and counts choices and preemptions."""
+
+    def __init__(self, inner: Strategy, observer: StepObserver) -> None:
+        self.inner = inner
+        self.observer = observer
+        self.task_choices = 0
+        self.preemptions = 0
+
+    def pick_task(self, rt: Runtime, n: int) -> int:
+        obs = self.observer
+        if obs is not self.inner:
+            obs.sync()
+            obs.note_choice(rt)
+        cur = rt.current
+        k = self.inner.pick_task(rt, n)
+        self.task_choices += 1
+        if k and cur is not None and cur.state == RUNNABLE:
+            self.preemptions += 1
+        return k
+
+    def pick_env(self, rt: Runtime, label: str, n: int) -> int:
+        return self.inner.pick_env(rt, label, n)
+
+
+@dataclass
+class Execution:
+    """One run: the engine's result, the steps it took, the counts the explorer needs."""
+
+    result: RunResult
+    steps: list[StepRecord]
+    ntasks: int
+    task_choices: int
+    preemptions: int
+    pruned: bool
+
+    @property
+    def failure(self) -> Failure | None:
+        return self.result.failure
+
+
+def execute(
+    target: Target,
+    strategy: Strategy,
+    sname: str,
+    seed: int | None,
+    observer: StepObserver | None = None,
+) -> Execution:
+    """Run ``target`` once under ``strategy``.  ``observer`` defaults to a fresh one; pass
+    the strategy itself when it is an observer (the DFS run)."""
+    obs = observer if observer is not None else StepObserver()
+    counting = _Counting(strategy, obs)
+    scn = target.scenario
+    rt = Runtime(counting, max_steps=target.max_steps or scn.max_steps, trace=True)
+    scn.build(rt, dict(target.params), target.variant_obj)
+    obs.attach(rt)
+    pruned = False
+    try:
+        failure = rt.run()
+    except Pruned:
+        pruned = True
+        failure = None
+    steps = obs.finish_steps()
+    finish = getattr(strategy, "finish", None)
+    if finish is not None and not pruned:
+        finish(rt)
+    stats = dict(rt.stats)
+    stats["steps"] = rt.step
+    res = RunResult(
+        scenario=scn.name,
+        variant=target.variant,
+        params=dict(target.params),
+        strategy=sname,
+        seed=seed,
+        choices=rt.choices,
+        steps=rt.step,
+        failure=failure,
+        stats=stats,
+        trace=rt.trace,
+        trace_sha256=_trace_sha256(rt.trace),
+    )
+    return Execution(res, steps, len(rt.tasks), counting.task_choices, counting.preemptions, pruned)
