@@ -12,6 +12,9 @@ from concsim._api import replay as replay
 from concsim._api import run as run
 from concsim._api import run_async as run_async
 from concsim._api import save_failure as save_failure
+from concsim._check import CheckResult as CheckResult
+from concsim._check import check as check
+from concsim._check import check_async as check_async
 from concsim._errors import ConcsimError as ConcsimError
 from concsim._errors import ReplayFileError as ReplayFileError
 from concsim._errors import ScheduleMismatch as ScheduleMismatch
@@ -24,6 +27,7 @@ from concsim.engine import encode_schedule as encode_schedule
 
 __all__ = [
     "DEFAULT_SCENARIO",
+    "CheckResult",
     "ConcsimError",
     "Failure",
     "ReplayFileError",
@@ -33,6 +37,8 @@ __all__ = [
     "ScheduleMismatch",
     "UsageError",
     "__version__",
+    "check",
+    "check_async",
     "decode_schedule",
     "encode_schedule",
     "replay",

@@ -154,7 +154,7 @@ def replay_cmd(file: str, as_json: bool, trace_view: str | None, output: str | N
         raise UsageError("--json and --trace both print to stdout: give --trace an -o FILE")
     rf = load_replay(file)
     nodeid = rf.extra.get("pytest_nodeid")
-    if nodeid:
+    if rf.extra.get("adhoc") or rf.scenario.startswith("adhoc:"):
         raise UsageError(
             f"{file} is the replay of the pytest test {nodeid}, whose model lives in the "
             f"test: rerun it with: pytest {nodeid} --concsim-replay {file}"
