@@ -24,7 +24,8 @@ Two ways in:
 Options: ``--concsim-seed N`` (schedule ``i`` of each exploration uses seed ``N + i``;
 default each test's own, 0), ``--concsim-schedules N`` (overrides every test's count, for a
 longer run), ``--concsim-replay FILE`` (run exactly the schedule saved in FILE instead of
-exploring; tests the file is not for are skipped).
+exploring; tests the file is not for are skipped), ``--concsim-trace VIEW`` (on a failure,
+also write its ``text``, ``perfetto`` or ``mermaid`` trace view beside the replay file).
 
 On a failure the test fails with the failure, the trace's last steps, the schedule (where a
 shrinker will shrink it, see :func:`concsim._check.shrink_failure`), and the command that
@@ -48,7 +49,15 @@ import pytest
 
 from concsim._check import AdhocRunResult, Build, CheckResult, check, check_async
 from concsim._errors import ConcsimError
-from concsim.artifacts import ReplayFile, load_replay, replay_from_result, save_replay
+from concsim.artifacts import (
+    VIEWS,
+    ReplayFile,
+    atomic_write_text,
+    load_replay,
+    render_view,
+    replay_from_result,
+    save_replay,
+)
 
 _MARKER_DOC = (
     "concsim(scenario=None, *, variant=None, schedules=100, strategy='random', params=None, "
@@ -67,6 +76,7 @@ class _Settings:
     schedules: int | None
     replay: ReplayFile | None
     replay_path: str | None
+    trace_view: str | None
 
 
 _SETTINGS = pytest.StashKey[_Settings]()
@@ -89,6 +99,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="schedules per exploration, overriding the tests' own counts",
     )
     group.addoption(
+        "--concsim-trace",
+        choices=VIEWS,
+        default=None,
+        help="on a failure, also write the trace in this view beside the replay file "
+        "(the way to get a Perfetto or mermaid view of an ad-hoc world's failure)",
+    )
+    group.addoption(
         "--concsim-replay",
         default=None,
         metavar="FILE",
@@ -108,7 +125,9 @@ def pytest_configure(config: pytest.Config) -> None:
             rf = load_replay(path)
         except ConcsimError as e:
             raise pytest.UsageError(f"--concsim-replay: {e}") from None
-    config.stash[_SETTINGS] = _Settings(config.getoption("concsim_seed"), schedules, rf, path)
+    config.stash[_SETTINGS] = _Settings(
+        config.getoption("concsim_seed"), schedules, rf, path, config.getoption("concsim_trace")
+    )
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -265,13 +284,23 @@ class _Exploration:
         path = Path(cache.mkdir("concsim")) / name
         save_replay(path, rf)
         failing.replay_file = str(path)
+        extra = ""
+        view = self.settings.trace_view
+        if view is not None:
+            suffix = {"text": ".trace.txt", "perfetto": ".perfetto.json", "mermaid": ".mmd"}
+            view_path = path.with_name(path.stem + suffix[view])
+            atomic_write_text(view_path, render_view(
+                view, failing.trace, failing.failure, title=f"concsim {self.item.nodeid}",
+                metadata={"schedule": failing.schedule, "replay_file": str(path)},
+            ))
+            extra += f"\n{view} trace: {view_path}"
         command = (
             f"pytest {shlex.quote(self._node_arg())} --concsim-replay {shlex.quote(str(path))}"
         )
         if adhoc:
             failing.command = command
-            return ""
-        return f"\n        or: {command}"
+            return extra
+        return f"\n        or: {command}{extra}"
 
     def _node_arg(self) -> str:
         """The test's node id, with its file relative to where pytest was invoked."""

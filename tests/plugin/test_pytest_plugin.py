@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ..artifacts.checkers import mermaid_problems, perfetto_problems
 from ..conftest import run_cli
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestAssertRewriteWarning")
@@ -96,6 +97,26 @@ def test_replay_option_reruns_the_saved_schedule(pytester: pytest.Pytester) -> N
     p = run_cli("replay", cmd[3])
     assert p.returncode == 2
     assert "rerun it with: pytest test_counter.py::test_race --concsim-replay" in p.stderr
+
+
+@pytest.mark.parametrize("view", ["text", "perfetto", "mermaid"])
+def test_trace_option_writes_the_view_of_an_adhoc_failure(
+    pytester: pytest.Pytester, view: str
+) -> None:
+    pytester.makepyfile(test_counter=RACE)
+    r = pytester.runpytest("-q", "--concsim-trace", view)
+    r.assert_outcomes(passed=1, failed=1)
+    line = next(ln for ln in r.stdout.str().splitlines() if ln.startswith(f"{view} trace: "))
+    text = Path(line.split(": ", 1)[1]).read_text()
+    if view == "perfetto":
+        doc = json.loads(text)
+        assert perfetto_problems(doc) == []
+        assert [e["cat"] for e in doc["traceEvents"] if e.get("cat") == "failure"] == ["failure"]
+    elif view == "mermaid":
+        assert mermaid_problems(text) == []
+        assert "FAILURE assertion" in text.splitlines()[-1]
+    else:
+        assert any(ln.startswith(">>") for ln in text.splitlines())
 
 
 def test_replay_of_a_bad_file_is_a_usage_error(pytester: pytest.Pytester) -> None:
