@@ -12,6 +12,9 @@ from concsim._api import replay as replay
 from concsim._api import run as run
 from concsim._api import run_async as run_async
 from concsim._api import save_failure as save_failure
+from concsim._check import CheckResult as CheckResult
+from concsim._check import check as check
+from concsim._check import check_async as check_async
 from concsim._errors import ConcsimError as ConcsimError
 from concsim._errors import ReplayFileError as ReplayFileError
 from concsim._errors import ScheduleMismatch as ScheduleMismatch
@@ -27,6 +30,7 @@ from concsim.exploration import explore_async as explore_async
 
 __all__ = [
     "DEFAULT_SCENARIO",
+    "CheckResult",
     "ConcsimError",
     "ExploreResult",
     "Failure",
@@ -37,6 +41,8 @@ __all__ = [
     "ScheduleMismatch",
     "UsageError",
     "__version__",
+    "check",
+    "check_async",
     "decode_schedule",
     "encode_schedule",
     "explore",

@@ -31,3 +31,6 @@ def run_cli(
 @pytest.fixture
 def cli():
     return run_cli
+
+
+pytest_plugins = ["pytester"]

@@ -23,7 +23,7 @@ from concsim._api import (
     run,
     save_failure,
 )
-from concsim._errors import ConcsimError
+from concsim._errors import ConcsimError, UsageError
 from concsim.engine import format_trace
 from concsim.scenarios import all_scenarios, get_scenario, parse_param_args
 
@@ -133,15 +133,59 @@ def run_cmd(
 @cli.command("replay")
 @click.argument("file")
 @click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--trace",
+    "trace_view",
+    type=click.Choice(["text", "perfetto", "mermaid"]),
+    default=None,
+    help="print (or write with -o) the trace in this view instead of the summary",
+)
+@click.option(
+    "-o", "--output", default=None, help="write the --trace view to this file (atomically)"
+)
 @_user_errors
-def replay_cmd(file: str, as_json: bool) -> None:
+def replay_cmd(file: str, as_json: bool, trace_view: str | None, output: str | None) -> None:
     """Rerun a replay file exactly and say whether it reproduces."""
+    from concsim.artifacts import load_replay
+
+    if output is not None and trace_view is None:
+        raise UsageError("-o/--output needs --trace text|perfetto|mermaid")
+    if trace_view is not None and output is None and as_json:
+        raise UsageError("--json and --trace both print to stdout: give --trace an -o FILE")
+    rf = load_replay(file)
+    nodeid = rf.extra.get("pytest_nodeid")
+    if rf.extra.get("adhoc") or rf.scenario.startswith("adhoc:"):
+        raise UsageError(
+            f"{file} is the replay of the pytest test {nodeid}, whose model lives in the "
+            f"test: rerun it with: pytest {nodeid} --concsim-replay {file}"
+        )
     out = replay(file)
     res = out.result
+    if trace_view is not None:
+        from pathlib import Path
+
+        from concsim.artifacts import atomic_write_text, render_view
+
+        text = render_view(
+            trace_view,
+            res.trace,
+            res.failure,
+            title=f"concsim {res.scenario}/{res.variant}",
+            metadata={"replay_file": file, "schedule": res.schedule, "seed": res.seed},
+        )
+        if output is None:
+            click.echo(text, nl=False)
+            sys.exit(0 if res.ok else 1)
+        try:
+            atomic_write_text(Path(output), text)
+        except OSError as e:
+            raise UsageError(f"cannot write {output}: {e.strerror}") from None
     if as_json:
         obj = res.to_json()
         obj["reproduced"] = out.reproduced
         obj["expected"] = out.expected
+        if output is not None:
+            obj["trace_output"] = output
         _emit_json(obj)
     else:
         _print_result(res, show_trace=True)
@@ -151,6 +195,8 @@ def replay_cmd(file: str, as_json: bool) -> None:
         )
         if not out.same_trace:
             click.echo(f"  expected trace_sha256 {out.expected.get('trace_sha256')}")
+        if output is not None:
+            click.echo(f"{trace_view} trace written to {output}")
     sys.exit(0 if res.ok else 1)
 
 
