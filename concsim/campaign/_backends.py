@@ -24,6 +24,7 @@ sees one lost batch.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import time
@@ -92,7 +93,9 @@ class LocalBackend:
         for p in self._procs:
             if p.batch is None:
                 p.batch = (start, stop)
-                p.conn.send((start, stop))
+                # If the process is gone, poll() sees its sentinel and reports the loss.
+                with contextlib.suppress(OSError):
+                    p.conn.send((start, stop))
                 return
         raise RuntimeError("submit() without capacity")
 

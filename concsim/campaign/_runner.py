@@ -37,13 +37,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from concsim._errors import UsageError
+from concsim._errors import ConcsimError, UsageError
 from concsim._version import __version__
 from concsim.artifacts import atomic_write_text
 from concsim.campaign._backends import Backend, DaskBackend, Done, LocalBackend
 from concsim.campaign._spec import SeedRange
 from concsim.campaign._tally import Tally, signature_slug, subtract
 from concsim.campaign._worker import Job
+
+
+class CampaignError(ConcsimError, RuntimeError):
+    """The campaign cannot go on (its workers cannot run a single batch)."""
+
 
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
@@ -331,6 +336,7 @@ def _loop(
     attempts: dict[tuple[int, int], int] = {}
     retried = 0
     session = 0
+    losses_in_a_row = 0
     t0 = time.monotonic()
     deadline = t0 + spec.budget_s if spec.budget_s is not None else None
     last_flush = 0.0
@@ -379,6 +385,16 @@ def _loop(
             break
         for d in backend.poll(0.1):
             key = (d.start, d.stop)
+            if d.result is None:
+                losses_in_a_row += 1
+                if losses_in_a_row >= 2 * backend.workers + 2 and session == 0:
+                    _write_state(spec, header, tally, complete=False)
+                    raise CampaignError(
+                        f"the workers keep dying before finishing any batch ({d.error}); "
+                        "run one seed with 'concsim run' to see why"
+                    )
+            else:
+                losses_in_a_row = 0
             if d.result is not None:
                 _write_failures(spec.out, d)
                 tally.add(d.result)

@@ -105,3 +105,13 @@ def test_seed_and_budget_parsers() -> None:
     assert parse_budget("2m") == 120
     assert parse_budget("1.5h") == 5400
     assert parse_budget("45") == 45
+
+
+def test_scaling_bench_reports_a_rate_per_configuration() -> None:
+    from concsim.campaign._bench import scaling_bench
+
+    r = scaling_bench("counter", seconds=0.5, configs=(("local", 1),))
+    (row,) = r["runs"]
+    assert row["schedules"] > 0
+    assert row["schedules_per_s"] > 0
+    assert row["speedup_vs_1"] == 1.0
