@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from concsim import _api
 from concsim._api import DEFAULT_SCENARIO
 from concsim._errors import UsageError
 from concsim.campaign import CampaignResult, CampaignSpec, Job, Progress, run_campaign
@@ -118,9 +119,11 @@ def build_spec(
         except ImportError as e:
             raise UsageError(f"--import {mod}: {e}") from None
     scn = get_scenario(conf.get("scenario", DEFAULT_SCENARIO))
-    from concsim._api import resolve_variant
-
-    vname, _ = resolve_variant(scn, conf.get("variant"))
+    want_variant = conf.get("variant")
+    if want_variant is None and scn.name == DEFAULT_SCENARIO:
+        # The main job may name its own variant (the mshv model's "after-patch").
+        want_variant = getattr(_api, "DEFAULT_VARIANT", None)
+    vname, _ = _api.resolve_variant(scn, want_variant)
     resolved = scn.resolve_params(raw_params)
     strat = check_strategy(conf["strategy"]) if "strategy" in conf else default_strategy()
     seed_range = parse_seeds(conf["seeds"]) if "seeds" in conf else SeedRange(0, None)

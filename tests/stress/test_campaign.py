@@ -61,6 +61,7 @@ def test_locked_campaign_finds_nothing(tmp_path: Path) -> None:
         "--json",
     )
     assert p.returncode == 0, p.stderr
+    assert p.stderr == ""  # no progress bar when stderr is not a terminal
     d = last_json(p.stdout)
     assert (d["schedules"], d["failures"], d["distinct_failures"]) == (3000, 0, 0)
     assert not (out / "failures").exists()
@@ -169,3 +170,25 @@ def test_a_worker_that_dies_loses_only_its_batch(tmp_path: Path) -> None:
     assert manifest(out)["tally"]["done"] == [[0, n]]
     if os.name == "posix":
         assert "Traceback" not in p.stderr
+
+
+def test_defaults_budget_and_resume_of_the_latest_campaign(tmp_path: Path) -> None:
+    import concsim
+
+    p = run_cli("stress", "--budget", "1s", "--json", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    first = last_json(p.stdout)
+    assert first["workers"] == (os.cpu_count() or 1)
+    assert first["backend"] == "local"
+    assert first["schedules"] > 0
+    (out,) = (tmp_path / "concsim-out").iterdir()
+    assert Path(first["out"]) == Path("concsim-out") / out.name
+    m = manifest(out)
+    assert m["campaign"]["scenario"] == concsim.DEFAULT_SCENARIO
+    assert m["campaign"]["seeds"] == [0, None]
+    p = run_cli("stress", "--resume", "--budget", "1s", "--json", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    second = last_json(p.stdout)
+    assert second["out"] == first["out"]
+    assert second["schedules"] == first["schedules"] + second["session_schedules"]
+    assert manifest(out)["tally"]["done"] == [[0, second["schedules"]]]
