@@ -31,8 +31,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from concsim._errors import UsageError
-from concsim.campaign._worker import BatchResult, Job, run_batch, worker_main
+from concsim._errors import ConcsimError, UsageError
+from concsim.campaign._worker import BatchResult, Job, run_batch, warm, worker_main
+
+
+class CampaignError(ConcsimError, RuntimeError):
+    """The campaign cannot go on: its workers cannot start or cannot finish any batch."""
 
 
 @dataclass
@@ -71,6 +75,19 @@ class _Proc:
         child.close()
         self.batch: tuple[int, int] | None = None
 
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Wait for the worker's ``ready`` (it has imported and resolved the job)."""
+        ready = multiprocessing.connection.wait([self.conn, self.proc.sentinel], timeout)
+        msg: Any = None
+        if self.conn in ready:
+            with contextlib.suppress(EOFError, OSError):
+                msg = self.conn.recv()
+        if isinstance(msg, tuple) and msg[0] == "ready":
+            return
+        self.proc.kill()
+        why = msg[1] if isinstance(msg, tuple) else f"exit code {self.proc.exitcode}"
+        raise CampaignError(f"a worker process could not start the campaign ({why})")
+
 
 class LocalBackend:
     name = "local"
@@ -82,6 +99,12 @@ class LocalBackend:
         self._job = job
         self.workers = workers
         self._procs = [_Proc(self._ctx, job) for _ in range(workers)]
+        try:
+            for p in self._procs:
+                p.wait_ready()
+        except CampaignError:
+            self.close()
+            raise
 
     def capacity(self) -> int:
         return sum(1 for p in self._procs if p.batch is None)
@@ -132,6 +155,7 @@ class LocalBackend:
             code = p.proc.exitcode
             p.conn.close()
             self._procs[i] = _Proc(self._ctx, self._job)
+            self._procs[i].wait_ready()
             out.append(Done(start, stop, None, f"worker process died (exit code {code})"))
         return out
 
@@ -167,6 +191,7 @@ class DaskBackend:
             ) from None
         self._job = job
         self._cluster: Any = None
+        self._futures: dict[Any, tuple[int, int]] = {}
         try:
             if scheduler:
                 self._client = Client(scheduler, timeout=connect_timeout, set_as_default=False)
@@ -187,9 +212,15 @@ class DaskBackend:
                 f"cannot reach the Dask scheduler at {where} within {connect_timeout:g}s "
                 f"({type(e).__name__}); is it running? (dask-scheduler prints its address)"
             ) from None
+        try:
+            self._client.run(warm, job)  # import and resolve on every worker, once
+        except Exception as e:
+            self.close()
+            raise CampaignError(
+                f"a Dask worker could not start the campaign ({type(e).__name__}: {e})"
+            ) from None
         self._threads = sum(self._client.nthreads().values()) or workers
         self.workers = self._threads
-        self._futures: dict[Any, tuple[int, int]] = {}
 
     def capacity(self) -> int:
         # Two batches per worker thread keep every worker busy across the round trip.

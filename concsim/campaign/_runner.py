@@ -37,18 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from concsim._errors import ConcsimError, UsageError
+from concsim._errors import UsageError
 from concsim._version import __version__
 from concsim.artifacts import atomic_write_text
-from concsim.campaign._backends import Backend, DaskBackend, Done, LocalBackend
+from concsim.campaign._backends import Backend, CampaignError, DaskBackend, Done, LocalBackend
 from concsim.campaign._spec import SeedRange
 from concsim.campaign._tally import Tally, signature_slug, subtract
 from concsim.campaign._worker import Job
-
-
-class CampaignError(ConcsimError, RuntimeError):
-    """The campaign cannot go on (its workers cannot run a single batch)."""
-
 
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"

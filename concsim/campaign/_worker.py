@@ -180,13 +180,26 @@ def _failure_record(
     )
 
 
+def warm(job: Job) -> int:
+    """Import and resolve everything ``job`` needs, so that the first batch is not slower."""
+    _resolve(job)
+    return os.getpid()
+
+
 def worker_main(conn: Any, job: Job) -> None:
-    """A local worker process: receive ``(start, stop)``, send back a result, until ``None``.
+    """A local worker process: say ``ready``, then receive ``(start, stop)`` and send back
+    a result, until ``None``.
 
     The worker ignores SIGINT: Ctrl-C in a terminal reaches the whole process group, and it
     is the parent that decides how a campaign stops.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        warm(job)
+    except BaseException as e:
+        conn.send(("broken", f"{type(e).__name__}: {e}"))
+        return
+    conn.send(("ready", os.getpid()))
     while True:
         try:
             msg = conn.recv()

@@ -302,7 +302,8 @@ def _print_table(res: CampaignResult) -> None:
 @click.option(
     "--bench",
     is_flag=True,
-    help="measure schedules/s with 1 and 2 workers, local and Dask, and exit",
+    help="measure schedules/s with 1 and 2 workers, local and Dask (--budget each, "
+    "median of 3), and exit",
 )
 @_user_errors
 def stress_cmd(
@@ -337,6 +338,7 @@ def stress_cmd(
             scenario=scenario or DEFAULT_SCENARIO,
             variant=variant,
             seconds=parse_budget(budget) if budget else 5.0,
+            repeats=3,
         )
         print_bench(r, as_json=as_json)
         return
