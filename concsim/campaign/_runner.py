@@ -305,7 +305,13 @@ def run_campaign(
     try:
         backend = make_backend(spec)
         startup = time.monotonic() - t_start
-        result = _loop(spec, backend, tally, header, stop, event, on_progress)
+        try:
+            result = _loop(spec, backend, tally, header, stop, event, on_progress)
+        except OSError as e:  # the out folder filled up or went away mid-campaign
+            raise CampaignError(
+                f"cannot write to {spec.out} ({e.strerror or type(e).__name__}); the "
+                "manifest holds the last consistent state: fix it and pass --resume"
+            ) from None
         result.startup_s = startup
     finally:
         if backend is not None:
