@@ -22,7 +22,7 @@ from concsim.scenarios import Scenario, get_scenario
 from concsim.strategies import RandomWalk, Replay
 
 DEFAULT_SCENARIO = "default"
-STRATEGIES = ("random",)
+STRATEGIES = ("random", "pct")
 
 
 @dataclass
@@ -95,9 +95,19 @@ def resolve_variant(scn: Scenario, variant: str | None) -> tuple[str, Any]:
     return name, variants[name]
 
 
-def make_strategy(name: str, seed: int, **options: Any) -> Strategy:
+def make_strategy(name: str, seed: int, *, scenario: str | None = None, **options: Any
+                  ) -> Strategy:
+    """A strategy by name.  PCT's ``k`` (choices a run makes) defaults to the scenario's
+    ``pct_k``, measured for the built-in scenarios."""
     if name == "random":
         return RandomWalk(seed, **options)
+    if name == "pct":
+        from concsim.strategies import PCT
+
+        if "k" not in options and scenario is not None:
+            options["k"] = get_scenario(scenario).pct_k
+        options.setdefault("depth", 3)
+        return PCT(seed, **options)
     raise UsageError(f"unknown strategy {name!r} for run (known: {', '.join(STRATEGIES)})")
 
 
@@ -127,7 +137,7 @@ def run(
         strat = Replay(choices, strict=True)
         sname = "replay"
     elif isinstance(strategy, str):
-        strat = make_strategy(strategy, seed)
+        strat = make_strategy(strategy, seed, scenario=scenario)
         sname = strategy
     else:
         strat = strategy

@@ -280,3 +280,8 @@ def variants_cmd(scenario: str | None, as_json: bool) -> None:
 
 def main() -> None:
     cli(prog_name="concsim")
+
+
+from concsim.cli._stress import stress_cmd  # noqa: E402
+
+cli.add_command(stress_cmd)

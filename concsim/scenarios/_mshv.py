@@ -109,6 +109,7 @@ register(
         variants=_variants,
         default_variant="after-patch",
         max_steps=200_000,
+        pct_k=150,
     )
 )
 
@@ -121,5 +122,6 @@ register(
         variants=_variants,
         default_variant="after-patch",
         max_steps=50_000,
+        pct_k=16,
     )
 )

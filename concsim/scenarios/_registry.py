@@ -74,6 +74,8 @@ class Scenario:
     variants: Callable[[], Mapping[str, Any]] = field(default=lambda: {"-": None})
     default_variant: str = "-"
     max_steps: int = 100_000
+    #: PCT's expected number of choices per run (measured on the default parameters)
+    pct_k: int = 50
 
     def resolve_params(self, given: Mapping[str, object] | None) -> dict[str, ParamValue]:
         by_name = {p.name: p for p in self.params}

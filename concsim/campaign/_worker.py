@@ -1,0 +1,215 @@
+"""The worker side of a campaign: run one batch of seeds and return a compact result.
+
+A *batch* is a half-open range of seeds ``[start, stop)``.  The worker builds a fresh world
+per seed through :func:`concsim._api.run_world` (the same core ``concsim run`` uses), with
+tracing off: the hot path records choices only.  When a seed fails, the worker runs it a
+second time with ``trace=True`` to get the trace hash, checks that the rerun failed the
+same way (a mismatch means the model is not deterministic, and is reported as such), and
+returns the replay record.  The parent writes the files: workers never touch ``--out``.
+
+What comes back is small and order-free: counts, a histogram per scenario counter (value
+-> number of schedules), the failures, and a digest of the per-seed outcomes (a sum of
+per-seed hashes modulo 2**64).  Sums and histograms do not care in which order batches
+complete, so nothing written depends on which worker finished first.
+
+The same :func:`run_batch` runs in a local worker process and on a Dask worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import signal
+import time
+from array import array
+from dataclasses import dataclass, field
+from typing import Any
+
+from concsim._api import make_strategy, resolve_variant, run_world
+from concsim.artifacts import replay_from_result
+from concsim.scenarios import get_scenario
+
+#: Counter pairs reported as a per-schedule ratio (numerator per denominator) when both
+#: exist: ``ebusy_retries_per_faults_handled`` is "retries per fault" in the mshv model.
+RATIOS: tuple[tuple[str, str], ...] = (("ebusy_retries", "faults_handled"),)
+
+DIGEST_MOD = 1 << 64
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every batch of a campaign runs: picklable, small, the same for all batches."""
+
+    scenario: str
+    variant: str
+    params: dict[str, Any]
+    strategy: str
+    max_steps: int | None = None
+    #: Modules imported in the worker before the first batch (to register user scenarios).
+    imports: tuple[str, ...] = ()
+
+
+@dataclass
+class FailureRecord:
+    seed: int
+    signature: str
+    kind: str
+    invariant: str | None
+    where: str
+    message: str
+    replay: dict[str, Any]
+
+
+@dataclass
+class BatchResult:
+    start: int
+    stop: int
+    schedules: int = 0
+    digest: int = 0
+    #: counter name -> {value: number of schedules with that value}
+    hist: dict[str, dict[int, int]] = field(default_factory=dict)
+    #: ratio name -> {(numerator, denominator): number of schedules}
+    ratios: dict[str, dict[tuple[int, int], int]] = field(default_factory=dict)
+    failures: list[FailureRecord] = field(default_factory=list)
+    seconds: float = 0.0
+    pid: int = 0
+
+
+def seed_digest(seed: int, steps: int, kind: str | None, choices: list[int]) -> int:
+    """A 64-bit hash of one seed's outcome; a campaign's digest is their sum mod 2**64."""
+    h = hashlib.blake2b(f"{seed}:{steps}:{kind or 'ok'}:".encode(), digest_size=8)
+    h.update(array("q", choices).tobytes())
+    return int.from_bytes(h.digest(), "little")
+
+
+_resolved: dict[tuple[str, str, tuple[str, ...]], tuple[Any, str, Any]] = {}
+
+
+def _resolve(job: Job) -> tuple[Any, str, Any]:
+    key = (job.scenario, job.variant, job.imports)
+    got = _resolved.get(key)
+    if got is None:
+        for mod in job.imports:
+            importlib.import_module(mod)
+        scn = get_scenario(job.scenario)
+        vname, vobj = resolve_variant(scn, job.variant)
+        got = (scn, vname, vobj)
+        _resolved[key] = got
+    return got
+
+
+def run_batch(job: Job, start: int, stop: int) -> BatchResult:
+    """Run seeds ``start .. stop-1`` of ``job`` and return their compact result."""
+    t0 = time.perf_counter()
+    scn, vname, vobj = _resolve(job)
+    params = scn.resolve_params(job.params)
+    out = BatchResult(start, stop, pid=os.getpid())
+    hist = out.hist
+    ratios = out.ratios
+    digest = 0
+    for seed in range(start, stop):
+        res = run_world(
+            scn,
+            vname,
+            vobj,
+            params,
+            make_strategy(job.strategy, seed, scenario=scn.name),
+            job.strategy,
+            seed,
+            False,
+            job.max_steps,
+        )
+        f = res.failure
+        digest += seed_digest(seed, res.steps, f.kind if f else None, res.choices)
+        stats = res.stats
+        for k, v in stats.items():
+            h = hist.get(k)
+            if h is None:
+                h = hist[k] = {}
+            h[v] = h.get(v, 0) + 1
+        for num, den in RATIOS:
+            d = stats.get(den, 0)
+            if d > 0 and num in stats:
+                r = ratios.setdefault(f"{num}_per_{den}", {})
+                key = (stats[num], d)
+                r[key] = r.get(key, 0) + 1
+        if f is not None:
+            out.failures.append(_failure_record(job, scn, vname, vobj, params, seed, res))
+    out.schedules = stop - start
+    out.digest = digest % DIGEST_MOD
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def _failure_record(
+    job: Job, scn: Any, vname: str, vobj: Any, params: dict[str, Any], seed: int, fast: Any
+) -> FailureRecord:
+    full = run_world(
+        scn,
+        vname,
+        vobj,
+        params,
+        make_strategy(job.strategy, seed),
+        job.strategy,
+        seed,
+        True,
+        job.max_steps,
+    )
+    f = full.failure
+    if f is None or f.kind != fast.failure.kind or full.choices != fast.choices:
+        # The traced rerun disagrees with the fast run: the model is not deterministic.
+        # Keep the fast run's facts and say so in the record; the replay may not reproduce.
+        full = fast
+        f = fast.failure
+        note = "nondeterministic: the traced rerun of this seed did not fail the same way"
+    else:
+        note = ""
+    rf = replay_from_result(full)
+    rf.extra = {"signature": f.signature, "found_by": "concsim stress"}
+    if note:
+        rf.extra["warning"] = note
+    return FailureRecord(
+        seed=seed,
+        signature=f.signature,
+        kind=f.kind,
+        invariant=f.invariant,
+        where=str(f.details.get("where", "")),
+        message=f.message,
+        replay=rf.to_json(),
+    )
+
+
+def warm(job: Job) -> int:
+    """Import and resolve everything ``job`` needs, so that the first batch is not slower."""
+    _resolve(job)
+    return os.getpid()
+
+
+def worker_main(conn: Any, job: Job) -> None:
+    """A local worker process: say ``ready``, then receive ``(start, stop)`` and send back
+    a result, until ``None``.
+
+    The worker ignores SIGINT: Ctrl-C in a terminal reaches the whole process group, and it
+    is the parent that decides how a campaign stops.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        warm(job)
+    except BaseException as e:
+        conn.send(("broken", f"{type(e).__name__}: {e}"))
+        return
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg is None:
+            return
+        start, stop = msg
+        try:
+            res: Any = run_batch(job, start, stop)
+        except BaseException as e:  # a user error in the model's build, an import error
+            res = ("error", f"{type(e).__name__}: {e}")
+        conn.send(res)

@@ -1,0 +1,373 @@
+"""``concsim stress``: a campaign of many seeds across cores or a Dask cluster.
+
+Kept in its own module and registered on the ``concsim`` group with one line, so that the
+command and the rest of the CLI can change independently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from concsim import _api
+from concsim._api import DEFAULT_SCENARIO
+from concsim._errors import UsageError
+from concsim.campaign import CampaignResult, CampaignSpec, Job, Progress, run_campaign
+from concsim.campaign._runner import MANIFEST
+from concsim.campaign._spec import (
+    DEFAULT_BUDGET_S,
+    SeedRange,
+    check_strategy,
+    default_strategy,
+    load_campaign,
+    parse_budget,
+    parse_seeds,
+)
+from concsim.cli._main import _user_errors
+from concsim.scenarios import get_scenario, parse_param_args
+
+OUT_ROOT = Path("concsim-out")
+
+
+def _latest_out() -> Path:
+    found = sorted(p.parent for p in OUT_ROOT.glob(f"stress-*/{MANIFEST}"))
+    if not found:
+        raise UsageError(f"--resume without --out: no campaign under {OUT_ROOT}/ (pass --out DIR)")
+    return found[-1]
+
+
+def _fmt_secs(s: float | None) -> str:
+    if s is None:
+        return "-"
+    n = round(s)
+    if n >= 3600:
+        return f"{n // 3600}:{n % 3600 // 60:02d}:{n % 60:02d}"
+    return f"{n // 60}:{n % 60:02d}"
+
+
+def build_spec(
+    *,
+    campaign: str | None,
+    scenario: str | None,
+    variant: str | None,
+    strategy: str | None,
+    seeds: str | None,
+    budget: str | None,
+    workers: int | None,
+    backend: str,
+    scheduler: str | None,
+    connect_timeout: float,
+    out: str | None,
+    resume: bool,
+    params: tuple[str, ...],
+    max_steps: int | None,
+    imports: tuple[str, ...],
+) -> CampaignSpec:
+    """Merge the defaults, the named campaign, a resumed manifest and the options."""
+    conf: dict[str, Any] = {}
+    out_path = Path(out) if out else None
+    if resume:
+        out_path = out_path or _latest_out()
+        mpath = out_path / MANIFEST
+        try:
+            saved = json.loads(mpath.read_text(encoding="utf-8"))["campaign"]
+        except (OSError, ValueError, KeyError, TypeError):
+            saved = None  # prepare_out gives the precise error
+        if saved is not None:
+            lo, hi = saved["seeds"]
+            conf = {
+                "scenario": saved["scenario"],
+                "variant": saved["variant"],
+                "strategy": saved["strategy"],
+                "params": saved["params"],
+                "max_steps": saved["max_steps"],
+                "seeds": f"{lo}:{'' if hi is None else hi}",
+                "imports": saved.get("imports", []),
+            }
+    name = None
+    if campaign is not None:
+        camp = load_campaign(campaign)
+        name = Path(camp.pop("_path")).stem
+        camp.pop("description", None)
+        conf.update(camp)
+    if scenario is not None:
+        conf["scenario"] = scenario
+    if variant is not None:
+        conf["variant"] = variant
+    if strategy is not None:
+        conf["strategy"] = strategy
+    if seeds is not None:
+        conf["seeds"] = seeds
+    if budget is not None:
+        conf["budget"] = budget
+    if max_steps is not None:
+        conf["max_steps"] = max_steps
+    if imports:
+        conf["imports"] = list(imports)
+    raw_params = dict(conf.get("params") or {})
+    raw_params.update(parse_param_args(list(params)))
+
+    for mod in conf.get("imports", []):
+        try:
+            __import__(mod)
+        except ImportError as e:
+            raise UsageError(f"--import {mod}: {e}") from None
+    scn = get_scenario(conf.get("scenario", DEFAULT_SCENARIO))
+    want_variant = conf.get("variant")
+    if want_variant is None and scn.name == DEFAULT_SCENARIO:
+        # The main job may name its own variant (the mshv model's "after-patch").
+        want_variant = getattr(_api, "DEFAULT_VARIANT", None)
+    vname, _ = _api.resolve_variant(scn, want_variant)
+    resolved = scn.resolve_params(raw_params)
+    strat = check_strategy(conf["strategy"]) if "strategy" in conf else default_strategy()
+    seed_range = parse_seeds(conf["seeds"]) if "seeds" in conf else SeedRange(0, None)
+    budget_s = parse_budget(conf["budget"]) if "budget" in conf else None
+    if budget_s is None and seed_range.hi is None:
+        budget_s = DEFAULT_BUDGET_S
+    if backend not in ("local", "dask"):
+        raise UsageError(f"--backend {backend}: known backends are local and dask")
+    if scheduler is not None and backend != "dask":
+        raise UsageError("--scheduler needs --backend dask")
+    if scheduler is not None and not scheduler.startswith(("tcp://", "tls://", "inproc://")):
+        raise UsageError(f"--scheduler {scheduler}: give a scheduler address like tcp://HOST:PORT")
+    n = workers if workers is not None else (os.cpu_count() or 1)
+    if out_path is None:
+        out_path = OUT_ROOT / f"stress-{time.strftime('%Y%m%d-%H%M%S')}"
+    return CampaignSpec(
+        job=Job(
+            scn.name,
+            vname,
+            dict(resolved),
+            strat,
+            conf.get("max_steps"),
+            tuple(conf.get("imports", [])),
+        ),
+        seeds=seed_range,
+        out=out_path,
+        budget_s=budget_s,
+        workers=n,
+        backend=backend,
+        scheduler=scheduler,
+        connect_timeout=connect_timeout,
+        resume=resume,
+        name=name,
+    )
+
+
+class _Bar:
+    """The progress bar on stderr (only on a terminal, never with --json)."""
+
+    def __init__(self, spec: CampaignSpec, enabled: bool) -> None:
+        self.enabled = enabled
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+
+        self.console = Console(stderr=True)
+        self.progress = Progress(
+            SpinnerColumn(),
+            BarColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=self.console,
+            transient=False,
+        )
+        self.by_time = spec.seeds.size is None
+        total = spec.budget_s if self.by_time else spec.seeds.size
+        self.task = self.progress.add_task("stress", total=total, info="starting workers")
+        self.progress.start()
+
+    def update(self, p: Progress) -> None:
+        if not self.enabled:
+            return
+        info = (
+            f"{p.schedules:,} schedules  {p.rate:,.0f}/s  "
+            f"failures {p.failures:,} ({p.distinct} distinct)  left {_fmt_secs(p.time_left_s)}"
+        )
+        if p.lost or p.retried:
+            info += f"  lost batches {p.lost} (retried {p.retried})"
+        done = p.elapsed_s if self.by_time else p.schedules
+        self.progress.update(self.task, completed=done, info=info)
+
+    def event(self, msg: str) -> None:
+        if self.enabled:
+            self.console.print(f"[yellow]{msg}[/]")
+        else:
+            click.echo(f"concsim stress: {msg}", err=True)
+
+    def stop(self) -> None:
+        if self.enabled:
+            self.progress.stop()
+
+
+def _print_table(res: CampaignResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    d = res.summary_json()
+    spec = res.spec
+    console = Console()
+    head = Table(title="concsim stress", show_header=False, box=None)
+    head.add_row(
+        "campaign",
+        f"{spec.job.scenario} / {spec.job.variant} / {spec.job.strategy}"
+        + (f"  ({spec.name})" if spec.name else ""),
+    )
+    head.add_row("seeds", str(spec.seeds) + ("  complete" if res.complete else ""))
+    head.add_row("schedules", f"{d['schedules']:,} ({res.session_schedules:,} this run)")
+    head.add_row(
+        "rate",
+        f"{d['schedules_per_s']:,.0f} schedules/s on {res.workers} "
+        f"{spec.backend} worker(s), {res.elapsed_s:.1f}s",
+    )
+    head.add_row("failures", f"{d['failures']:,} ({d['distinct_failures']} distinct)")
+    head.add_row("out", str(spec.out))
+    console.print(head)
+    if res.tally.signatures:
+        t = Table(title="failures by signature")
+        for col in ("count", "signature", "first seeds", "example message"):
+            t.add_column(col)
+        for s in d["signatures"]:
+            t.add_row(
+                f"{s['count']:,}", s["signature"], ", ".join(map(str, s["seeds"])), s["message"]
+            )
+        console.print(t)
+        for s in d["signatures"]:
+            path = spec.out / s["folder"] / f"seed-{s['seeds'][0]}.json"
+            click.echo(f"replay {s['signature']} with: concsim replay {path}")
+    if d["stats"]:
+        t = Table(title="per schedule")
+        for col in ("counter", "p50", "p90", "p99", "mean"):
+            t.add_column(col, justify="right" if col != "counter" else "left")
+        for k, v in d["stats"].items():
+            t.add_row(k, *(f"{v[c]:g}" for c in ("p50", "p90", "p99", "mean")))
+        console.print(t)
+    for lost in d["lost_batches"]:
+        a, b = lost["seeds"]
+        console.print(f"[red]lost batch[/] seeds {a}:{b}: {lost['reason']}")
+    if res.interrupted or (not res.complete and spec.seeds.hi is not None):
+        console.print(f"resume with: concsim stress --resume --out {spec.out}")
+
+
+@click.command("stress")
+@click.option("--campaign", default=None, help="a named campaign (stress/NAME.toml)")
+@click.option("--scenario", default=None, help=f"scenario name [default: {DEFAULT_SCENARIO}]")
+@click.option("--variant", default=None, help="variant name (default: scenario's)")
+@click.option("--strategy", default=None, help="random or pct [default: pct if available]")
+@click.option("--seeds", default=None, metavar="A:B", help="run seeds A..B-1 ('A:' open-ended)")
+@click.option(
+    "--budget",
+    default=None,
+    metavar="TIME",
+    help=f"stop after this long, e.g. 60s, 5m [default: {DEFAULT_BUDGET_S:g}s without --seeds]",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="worker processes [default: all cores]",
+)
+@click.option("--backend", type=click.Choice(["local", "dask"]), default="local", show_default=True)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="Dask scheduler (tcp://HOST:PORT); without it a LocalCluster",
+)
+@click.option(
+    "--connect-timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="seconds to reach the Dask scheduler",
+)
+@click.option("--out", default=None, help="output folder [default: concsim-out/stress-TIME]")
+@click.option("--resume", is_flag=True, help="continue the campaign in --out where it stopped")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object as the last line")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="scenario parameter")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None)
+@click.option(
+    "--import",
+    "imports",
+    multiple=True,
+    metavar="MODULE",
+    help="import MODULE in every worker (registers your own scenarios)",
+)
+@click.option(
+    "--bench",
+    is_flag=True,
+    help="measure schedules/s with 1 and 2 workers, local and Dask (--budget each, "
+    "median of 3), and exit",
+)
+@_user_errors
+def stress_cmd(
+    campaign: str | None,
+    scenario: str | None,
+    variant: str | None,
+    strategy: str | None,
+    seeds: str | None,
+    budget: str | None,
+    workers: int | None,
+    backend: str,
+    scheduler: str | None,
+    connect_timeout: float,
+    out: str | None,
+    resume: bool,
+    as_json: bool,
+    params: tuple[str, ...],
+    max_steps: int | None,
+    imports: tuple[str, ...],
+    bench: bool,
+) -> None:
+    """Run many seeds of a scenario across cores or a Dask cluster.
+
+    Every failure is written to the out folder as a replay file the moment it is found;
+    Ctrl-C stops cleanly and --resume continues where the campaign stopped.  Exit code 0:
+    no failure, 1: failures (or lost batches), 130: interrupted, 2: bad arguments.
+    """
+    if bench:
+        from concsim.campaign._bench import print_bench, scaling_bench
+
+        r = scaling_bench(
+            scenario=scenario or DEFAULT_SCENARIO,
+            variant=variant,
+            seconds=parse_budget(budget) if budget else 5.0,
+            repeats=3,
+        )
+        print_bench(r, as_json=as_json)
+        return
+    spec = build_spec(
+        campaign=campaign,
+        scenario=scenario,
+        variant=variant,
+        strategy=strategy,
+        seeds=seeds,
+        budget=budget,
+        workers=workers,
+        backend=backend,
+        scheduler=scheduler,
+        connect_timeout=connect_timeout,
+        out=out,
+        resume=resume,
+        params=params,
+        max_steps=max_steps,
+        imports=imports,
+    )
+    bar = _Bar(spec, enabled=not as_json and sys.stderr.isatty())
+    try:
+        res = run_campaign(spec, on_progress=bar.update, on_event=bar.event)
+    finally:
+        bar.stop()
+    if as_json:
+        click.echo(json.dumps(res.summary_json()))
+    else:
+        _print_table(res)
+    if res.interrupted:
+        sys.exit(130)
+    sys.exit(1 if res.tally.failures or res.tally.lost else 0)

@@ -1,0 +1,128 @@
+"""Bad arguments give one line on stderr and exit code 2; named campaigns; the strategy."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from concsim._api import make_strategy
+from concsim._errors import UsageError
+
+from ..conftest import run_cli
+from .helpers import last_json, one_line_exit_2
+
+
+@pytest.mark.parametrize(
+    ("seeds", "says"),
+    [("5:5", "empty"), ("9:3", "reversed"), ("x:3", "A:B"), ("-1:3", "A:B")],
+)
+def test_bad_seed_ranges(tmp_path: Path, seeds: str, says: str) -> None:
+    err = one_line_exit_2(run_cli("stress", "--seeds", seeds, "--out", str(tmp_path / "o")))
+    assert says in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_budget_and_scenario(tmp_path: Path) -> None:
+    one_line_exit_2(run_cli("stress", "--budget", "soon", "--out", str(tmp_path / "o")))
+    one_line_exit_2(run_cli("stress", "--budget", "0s", "--out", str(tmp_path / "o")))
+    one_line_exit_2(run_cli("stress", "--scenario", "nope", "--out", str(tmp_path / "o")))
+    one_line_exit_2(run_cli("stress", "--param", "nope=1", "--out", str(tmp_path / "o")))
+
+
+def test_unreachable_scheduler(tmp_path: Path) -> None:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    p = run_cli(
+        "stress",
+        "--backend",
+        "dask",
+        "--scheduler",
+        f"tcp://127.0.0.1:{port}",
+        "--connect-timeout",
+        "1",
+        "--seeds",
+        "0:10",
+        "--out",
+        str(tmp_path / "o"),
+    )
+    err = one_line_exit_2(p)
+    assert f"127.0.0.1:{port}" in err
+    assert "cannot reach" in err
+
+
+def test_scheduler_needs_dask_backend(tmp_path: Path) -> None:
+    one_line_exit_2(run_cli("stress", "--scheduler", "tcp://127.0.0.1:1", "--out", str(tmp_path)))
+
+
+def test_unwritable_out_folder(tmp_path: Path) -> None:
+    f = tmp_path / "file"
+    f.write_text("x")
+    err = one_line_exit_2(run_cli("stress", "--seeds", "0:10", "--out", str(f / "sub")))
+    assert "cannot write" in err
+
+
+def test_existing_campaign_needs_resume_and_resume_needs_a_campaign(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run_cli("stress", "--seeds", "0:50", "--out", str(out)).returncode == 0
+    err = one_line_exit_2(run_cli("stress", "--seeds", "0:50", "--out", str(out)))
+    assert "--resume" in err
+    err = one_line_exit_2(run_cli("stress", "--resume", "--seeds", "0:60", "--out", str(out)))
+    assert "different seeds" in err
+    one_line_exit_2(run_cli("stress", "--resume", "--out", str(tmp_path / "none")))
+    p = run_cli("stress", "--resume", "--out", str(out), "--json")  # complete: nothing to do
+    assert p.returncode == 0, p.stderr
+    assert last_json(p.stdout)["session_schedules"] == 0
+
+
+def test_named_campaign_from_the_stress_folder_and_shipped(tmp_path: Path) -> None:
+    (tmp_path / "stress").mkdir()
+    (tmp_path / "stress" / "mine.toml").write_text(
+        'scenario = "counter"\nvariant = "racy"\nseeds = "0:60"\n[params]\nincrements = 1\n'
+    )
+    p = run_cli("stress", "--campaign", "mine", "--out", "o", "--json", cwd=tmp_path)
+    assert p.returncode == 1, p.stderr
+    d = last_json(p.stdout)
+    assert d["schedules"] == 60
+    assert d["failures"] > 0
+    saved = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert saved["campaign"]["params"] == {"tasks": 2, "increments": 1}
+    assert saved["name"] == "mine"
+    (tmp_path / "stress" / "bad.toml").write_text('scenario = "counter"\nwhat = 1\n')
+    assert "unknown key 'what'" in one_line_exit_2(
+        run_cli("stress", "--campaign", "bad", cwd=tmp_path)
+    )
+    assert "unknown campaign" in one_line_exit_2(
+        run_cli("stress", "--campaign", "absent", cwd=tmp_path)
+    )
+    p = run_cli(
+        "stress", "--campaign", "smoke", "--seeds", "0:30", "--out", "s", "--json", cwd=tmp_path
+    )
+    assert p.returncode == 0, p.stderr
+    assert last_json(p.stdout)["schedules"] == 30
+
+
+def _has_pct() -> bool:
+    try:
+        make_strategy("pct", 0)
+    except UsageError:
+        return False
+    return True
+
+
+def test_strategy_pct_until_it_exists_is_a_clear_error(tmp_path: Path) -> None:
+    p = run_cli(
+        "stress", "--strategy", "pct", "--seeds", "0:20", "--out", str(tmp_path / "o"), "--json"
+    )
+    if _has_pct():
+        assert p.returncode == 0, p.stderr
+        return
+    assert "--strategy pct" in one_line_exit_2(p)
+    p = run_cli("stress", "--seeds", "0:20", "--out", str(tmp_path / "d"), "--json")
+    assert p.returncode == 0, p.stderr
+    m = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert m["campaign"]["strategy"] == "random"
