@@ -236,7 +236,8 @@ def test_the_b3_order_is_silent(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", range(5))
 def test_a_non_blockable_invalidation_primes_no_edge(seed: int) -> None:
-    """The OOM reaper's path neither holds the start map nor blocks on the mutex."""
+    """The OOM reaper's path: its callback only trylocks mreg_mutex, which adds no
+    start map -> mreg_mutex edge, so the later read_begin under the mutex closes no cycle."""
     _, f = _run(lambda rt: _notifier_world(rt, "read_begin_under_mutex", blockable=False), seed)
     assert f is None, f
 

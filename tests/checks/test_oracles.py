@@ -15,14 +15,17 @@ from concsim.driver._region import (
     U64_MAX,
     MshvMemRegion,
 )
+from concsim.engine import Runtime
+from concsim.kernel import Completion
 from concsim.kernel._hv import HV_MAP_GPA_NO_ACCESS
 from concsim.kernel._mm import PTE_NONE, PTE_PRESENT
 from concsim.kernel._mm_events import madvise_dontneed, mprotect_readonly, reclaim_page
 from concsim.kernel._mmu_notifier import mmu_interval_notifier_remove
 from concsim.kernel._pagealloc import ZERO_PFN
 from concsim.scenarios._mshv_world import MshvWorld
+from concsim.strategies import RandomWalk
 
-from .world import RO, RW, clean, expect, pfns, run_mshv
+from .world import RO, RW, clean, expect, make_world, pfns, run_mshv
 
 U = 1024  # hva page of gfn 0 (region 0)
 
@@ -266,6 +269,33 @@ def test_s3_the_same_write_under_the_mutex_is_silent(count: int) -> None:
     clean(run_mshv(body)[2])
 
 
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("count", [1, 2])
+def test_s3_the_mutex_held_by_another_task_does_not_count(count: int, seed: int) -> None:
+    rt = Runtime(RandomWalk(seed), max_steps=50_000)
+    w = make_world(rt)
+    created = Completion(rt, "created")
+    held = Completion(rt, "held")
+
+    async def vmm() -> None:
+        assert await w.driver.mshv_map_user_memory(w.partition, w.mems[0]) == 0
+        created.complete_all()
+        await held.wait_for_completion()
+        await w.hv.hv_call_map_ram_pfns(0, count, HV_MAP_GPA_NO_ACCESS, None)
+
+    async def holder() -> None:
+        await created.wait_for_completion()
+        await w.partition.pt_mem_regions[0].mreg_mutex.lock()
+        held.complete_all()
+
+    rt.spawn("vmm", vmm())
+    rt.spawn("holder", holder())
+    f = rt.run()
+    expect(f, "safety", "S3", "slat_write")
+    assert f is not None
+    assert f.task == "vmm"
+
+
 def test_s3_does_not_bind_once_the_notifier_is_removed() -> None:
     """Destroy unmaps after notifier_remove, without the mutex (B10.2): not an S3 case."""
 
@@ -393,6 +423,20 @@ def test_s7_writable_mapping_over_a_read_only_pte() -> None:
     assert "read-only" in f.message
 
 
+def test_s7_writable_mapping_over_a_read_only_pte_in_a_multi_entry_write() -> None:
+    async def body(w: MshvWorld, r: MshvMemRegion) -> None:
+        w.mm.set_ptes(vpn(1), PTE_PRESENT, w.mm.pages.alloc_page(), True)  # fault in gfn 1
+        await _write_protect(w, 2)
+        await r.mreg_mutex.lock()
+        await w.hv.hv_call_map_ram_pfns(0, 3, RW, w.mm.pte_pfn[U : U + 3].copy())
+
+    _, _, f = run_mshv(body)
+    expect(f, "safety", "S7", "slat_write")
+    assert f is not None
+    assert f.details["gfn"] == 2
+    assert "read-only" in f.message
+
+
 def test_s7_read_only_mapping_over_a_read_only_pte_is_silent() -> None:
     async def body(w: MshvWorld, r: MshvMemRegion) -> None:
         p = await _write_protect(w, 2)
@@ -468,6 +512,23 @@ def test_disjoint_gfn_ranges_are_silent(start: int, n: int) -> None:
         fake.freed = True  # hand-built: never really created
 
     clean(run_mshv(body)[2])
+
+
+@pytest.mark.parametrize(("n", "overlaps"), [(4, False), (5, True)])
+def test_gfn_overlap_boundary_below_the_region(n: int, overlaps: bool) -> None:
+    """Region 0 at gfn 8 (align=8): [4, 8) touches it, [4, 9) overlaps it."""
+
+    async def body(w: MshvWorld, r: MshvMemRegion) -> None:
+        assert r.start_gfn == 8
+        fake = _fake_region(w, 4, n)
+        w.oracles.region_created(fake)
+        fake.freed = True
+
+    _, _, f = run_mshv(body, align=8)
+    if overlaps:
+        expect(f, "safety", "gfn-overlap", "mshv_partition_create_region")
+    else:
+        clean(f)
 
 
 def test_gfn_overlap_ignores_freed_regions() -> None:
