@@ -282,3 +282,64 @@ def test_without_direct_reclaim_the_same_seeds_are_clean() -> None:
             trace=False,
         )
         assert res.ok, (seed, res.failure)
+
+
+# ---------------------------------------------------------------- fs_reclaim annotation
+
+
+def _alloc_under_mreg_mutex(rt: Runtime, *, reclaim: bool) -> None:
+    """A blockable invalidation's callback takes mreg_mutex (start map -> mreg_mutex); then
+    the driver allocates with GFP_KERNEL under mreg_mutex (the deposit).  Every choice is 0
+    in these runs: direct reclaim never actually happens."""
+    from concsim.kernel._alloc import KernelAllocator
+
+    async def no_reclaim() -> None:  # pragma: no cover - the choice is never taken
+        raise AssertionError("direct reclaim ran")
+
+    kalloc = KernelAllocator(rt, direct_reclaim=no_reclaim if reclaim else None)
+    pages = PageAllocator(rt, 64)
+    mm = MM(rt, 4096, pages)
+    mreg_mutex = Mutex(rt, "region0.mreg_mutex", "mreg_mutex")
+    mni = MMUIntervalNotifier("region0.mreg_mni")
+
+    async def callback(m: MMUIntervalNotifier, r: MMUNotifierRange, cur_seq: int) -> bool:
+        await mreg_mutex.lock()
+        mreg_mutex.unlock()
+        return True
+
+    async def driver() -> None:
+        await mmu_interval_notifier_insert(mni, mm, 100, 10, callback)
+        r = MMUNotifierRange(mm, 100, 101, MMU_NOTIFY_CLEAR)
+        await mmu_notifier_invalidate_range_start(r)
+        await mmu_notifier_invalidate_range_end(r)
+        await mreg_mutex.lock()
+        assert await kalloc.gfp_kernel("hv_call_deposit_pages")
+        mreg_mutex.unlock()
+
+    rt.spawn("driver", driver())
+
+
+def test_gfp_kernel_under_mreg_mutex_is_reported_without_reclaim_happening() -> None:
+    """fs_reclaim_acquire() "takes" the notifier start map (mm: Track mmu notifiers in
+    fs_reclaim_acquire/release), so lockdep sees the S4 hazard from the allocation alone,
+    on every schedule that has both orders, not only when reclaim really runs."""
+    from concsim.strategies import Replay
+
+    rt = Runtime(Replay([], strict=False))
+    rt.ext["lockdep"] = LockDep(rt)
+    _alloc_under_mreg_mutex(rt, reclaim=True)
+    f = rt.run()
+    assert f is not None
+    assert (f.kind, f.invariant) == ("lock-order", "S4")
+    assert "direct_reclaims" not in rt.stats
+    assert "mreg_mutex" in f.details["cycle"]
+    assert "mmu_notifier_invalidate_range_start" in f.details["cycle"]
+
+
+def test_gfp_kernel_under_mreg_mutex_is_silent_when_reclaim_is_not_modelled() -> None:
+    from concsim.strategies import Replay
+
+    rt = Runtime(Replay([], strict=False))
+    rt.ext["lockdep"] = LockDep(rt)
+    _alloc_under_mreg_mutex(rt, reclaim=False)
+    assert rt.run() is None
