@@ -9,7 +9,11 @@
 * With ``direct_reclaim`` enabled, a GFP_KERNEL allocation may enter direct reclaim, which
   may invalidate any page of the process (spec D.4), in the allocating task's context: the
   S4 hazard of allocating under ``mreg_mutex``.  Lockdep sees it through the ``fs_reclaim``
-  pseudo-lock, primed against the notifier's start map as the kernel does at registration.
+  pseudo-lock: as in the kernel (mm/page_alloc.c ``fs_reclaim_acquire``, since "mm: Track
+  mmu notifiers in fs_reclaim_acquire/release", which replaced the older priming at
+  notifier registration), acquiring ``fs_reclaim`` also acquires and releases the
+  notifier's ``mmu_notifier_invalidate_range_start`` map, so an allocation under a lock
+  that an invalidate callback takes is reported whether or not reclaim actually runs.
 """
 
 from __future__ import annotations
@@ -39,17 +43,27 @@ class KernelAllocator:
         self.alloc_fail = alloc_fail
         self.direct_reclaim = direct_reclaim
         self.fs_reclaim = LockdepMap(rt, "fs_reclaim", "fs_reclaim")
+        # Same lockdep class as every mm's subs.start_map (lockdep reasons about classes).
+        self.notifier_start_map = LockdepMap(
+            rt, "invalidate_range_start_map", "mmu_notifier_invalidate_range_start"
+        )
+
+    def _fs_reclaim_acquire(self) -> None:
+        """``fs_reclaim_acquire(GFP_KERNEL)``: the reclaim context, which may invalidate."""
+        self.fs_reclaim.lock_map_acquire()
+        self.notifier_start_map.lock_map_acquire()
+        self.notifier_start_map.lock_map_release()
 
     async def gfp_kernel(self, what: str) -> bool:
         """The common part of a GFP_KERNEL allocation; False means it failed."""
         rt = self.rt
         might_sleep(rt, f"{what} (GFP_KERNEL)")
         if self.direct_reclaim is not None:
-            self.fs_reclaim.lock_map_acquire()
+            self._fs_reclaim_acquire()  # might_alloc()
             self.fs_reclaim.lock_map_release()
             if rt.choose("direct_reclaim", 2):
                 rt.count("direct_reclaims")
-                self.fs_reclaim.lock_map_acquire()
+                self._fs_reclaim_acquire()  # __perform_reclaim()
                 try:
                     await self.direct_reclaim()
                 finally:
