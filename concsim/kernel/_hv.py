@@ -125,7 +125,9 @@ class Hypervisor:
         self.deposit_on_remap = deposit_on_remap
         self.batch = HV_MAP_GPA_BATCH_SIZE
 
-    def _outcome(self, gfns: npt.NDArray[np.int64], flags: int, what: str) -> int:
+    def _outcome(
+        self, gfns: npt.NDArray[np.int64], flags: int, what: str, *, deposited: bool = False
+    ) -> int:
         """Draw the hypercall's status through the scheduler.
 
         The hypervisor asks for a deposit when the call installs access to pages in entries
@@ -134,8 +136,9 @@ class Hypervisor:
         hv_call_deposit_pages, a GFP_KERNEL allocation, after its trylock succeeded: a real
         sleep-in-atomic hazard of the kernel code (S6), off by default.
         """
-        new_tables = self.deposit_on_remap or (
-            not flags & HV_MAP_GPA_NO_ACCESS and bool((self.slat.flags[gfns] == 0).any())
+        new_tables = not deposited and (
+            self.deposit_on_remap
+            or (not flags & HV_MAP_GPA_NO_ACCESS and bool((self.slat.flags[gfns] == 0).any()))
         )
         options = [HV_STATUS_SUCCESS]
         if new_tables:
@@ -169,17 +172,20 @@ class Hypervisor:
         entry_flags = np.uint32(flags & ~HV_MAP_GPA_LARGE_PAGE)
         done = 0
         ret = 0
+        deposited = False  # one deposit of 256 pages covers a batch's new tables
         while done < count:
             n = min(count - done, self.batch * unit)
             gfns = np.arange(gfn + done, gfn + done + n, dtype=np.int64)
             await rt.point("hv_call_map_gpa_pages", "slat", f"gfn {gfn + done}+{n} {flags:#x}")
-            status = self._outcome(gfns, flags, "hv_call_map_gpa_pages")
+            status = self._outcome(gfns, flags, "hv_call_map_gpa_pages", deposited=deposited)
             if status == HV_STATUS_INSUFFICIENT_MEMORY:
                 rt.count("hv_insufficient_memory")
                 ret = await self.hv_call_deposit_pages(HV_MAP_GPA_DEPOSIT_PAGES)
                 if ret:
                     break
+                deposited = True
                 continue
+            deposited = False
             if status != HV_STATUS_SUCCESS:
                 rt.count("hv_failures")
                 rt.event("hypercall_failed", "slat", f"gfn {gfn + done}+{n} status {status}")
