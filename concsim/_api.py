@@ -95,8 +95,7 @@ def resolve_variant(scn: Scenario, variant: str | None) -> tuple[str, Any]:
     return name, variants[name]
 
 
-def make_strategy(name: str, seed: int, *, scenario: str | None = None, **options: Any
-                  ) -> Strategy:
+def make_strategy(name: str, seed: int, *, scenario: str | None = None, **options: Any) -> Strategy:
     """A strategy by name.  PCT's ``k`` (choices a run makes) defaults to the scenario's
     ``pct_k``, measured for the built-in scenarios."""
     if name == "random":

@@ -106,8 +106,9 @@ class CheckResult:
         ]
         if res.trace:
             lines.append("last steps of the trace:")
-            lines.append(format_trace([e for e in res.trace if e[0] > f.step - tail],
-                                      fail_step=f.step))
+            lines.append(
+                format_trace([e for e in res.trace if e[0] > f.step - tail], fail_step=f.step)
+            )
         if "traceback" in f.details:
             lines.append(str(f.details["traceback"]).rstrip())
         if self.original_schedule is not None:
@@ -120,9 +121,7 @@ class CheckResult:
         return "\n".join(lines)
 
 
-def shrink_failure(
-    failing: RunResult, rerun: Callable[[list[int]], RunResult]
-) -> RunResult:
+def shrink_failure(failing: RunResult, rerun: Callable[[list[int]], RunResult]) -> RunResult:
     """Where the shrinker plugs in: return the smallest failing result found.
 
     ``rerun(choices)`` replays a candidate schedule non-strictly (zeros past the end,
@@ -170,8 +169,9 @@ def _adhoc_scenario(build: Build, name: str, max_steps: int) -> Scenario:
         if not rt.tasks:
             raise UsageError(f"build {name} spawned no task and returned none")
 
-    return Scenario(name=f"adhoc:{name}", summary="ad-hoc world", build=scenario_build,
-                    max_steps=max_steps)
+    return Scenario(
+        name=f"adhoc:{name}", summary="ad-hoc world", build=scenario_build, max_steps=max_steps
+    )
 
 
 @dataclass
@@ -183,8 +183,9 @@ class _Target:
     adhoc: bool
 
     def run(self, strat: Strategy, sname: str, seed: int | None, trace: bool) -> RunResult:
-        res = run_world(self.scn, self.vname, self.vobj, self.params, strat, sname, seed,
-                        trace, None)
+        res = run_world(
+            self.scn, self.vname, self.vobj, self.params, strat, sname, seed, trace, None
+        )
         if self.adhoc:
             return AdhocRunResult(**{f.name: getattr(res, f.name) for f in fields(res)})
         return res
@@ -200,8 +201,15 @@ def _target(
     if isinstance(target, str):
         scn = get_scenario(target)
         if max_steps is not None:
-            scn = Scenario(scn.name, scn.summary, scn.build, scn.params, scn.variants,
-                           scn.default_variant, max_steps)
+            scn = Scenario(
+                scn.name,
+                scn.summary,
+                scn.build,
+                scn.params,
+                scn.variants,
+                scn.default_variant,
+                max_steps,
+            )
         vname, vobj = resolve_variant(scn, variant)
         return _Target(scn, vname, vobj, scn.resolve_params(params), adhoc=False)
     if not callable(target):
@@ -211,8 +219,7 @@ def _target(
     if variant is not None or params:
         raise UsageError("variant= and params= apply to registered scenarios, not to build(rt)")
     label = name or getattr(target, "__qualname__", None) or repr(target)
-    return _Target(_adhoc_scenario(target, label, max_steps or 100_000), "-", None, {},
-                   adhoc=True)
+    return _Target(_adhoc_scenario(target, label, max_steps or 100_000), "-", None, {}, adhoc=True)
 
 
 def _confirm(tgt: _Target, found: RunResult, sname: str) -> RunResult:
@@ -229,17 +236,18 @@ def _confirm(tgt: _Target, found: RunResult, sname: str) -> RunResult:
     return again
 
 
-def _rerun_for_shrinker(tgt: _Target, sname: str, seed: int | None) -> Callable[
-    [list[int]], RunResult
-]:
+def _rerun_for_shrinker(
+    tgt: _Target, sname: str, seed: int | None
+) -> Callable[[list[int]], RunResult]:
     def rerun(choices: list[int]) -> RunResult:
         return tgt.run(Replay(choices, strict=False), sname, seed, True)
 
     return rerun
 
 
-def _finish(tgt: _Target, found: RunResult, sname: str, base: int, index: int,
-            budget: int) -> CheckResult:
+def _finish(
+    tgt: _Target, found: RunResult, sname: str, base: int, index: int, budget: int
+) -> CheckResult:
     confirmed = _confirm(tgt, found, sname)
     shrunk = shrink_failure(confirmed, _rerun_for_shrinker(tgt, sname, found.seed))
     original = confirmed.schedule if shrunk.schedule != confirmed.schedule else None

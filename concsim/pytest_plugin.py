@@ -179,8 +179,16 @@ class _Exploration:
 
     def _options(self, given: Mapping[str, Any]) -> dict[str, Any]:
         opts: dict[str, Any] = {"schedules": 100, "seed": 0, "strategy": "random"}
-        for k in ("schedules", "seed", "strategy", "variant", "params", "max_steps", "expect",
-                  "name"):
+        for k in (
+            "schedules",
+            "seed",
+            "strategy",
+            "variant",
+            "params",
+            "max_steps",
+            "expect",
+            "name",
+        ):
             if self.defaults.get(k) is not None:
                 opts[k] = self.defaults[k]
             if given.get(k) is not None:
@@ -200,8 +208,9 @@ class _Exploration:
         if nodeid is None:
             if isinstance(target, str) and rf.scenario == target:
                 return rf
-            pytest.skip(f"--concsim-replay {self.settings.replay_path} is for scenario "
-                        f"{rf.scenario!r}")
+            pytest.skip(
+                f"--concsim-replay {self.settings.replay_path} is for scenario {rf.scenario!r}"
+            )
         if nodeid != self.item.nodeid:
             pytest.skip(f"--concsim-replay {self.settings.replay_path} is for {nodeid}")
         return rf if rf.extra.get("call", 0) == self.call else None
@@ -239,10 +248,16 @@ class _Exploration:
     @staticmethod
     def _run_replay(target: str | Build, rf: ReplayFile, opts: Mapping[str, Any]) -> CheckResult:
         if isinstance(target, str):
-            return check(rf.scenario, variant=rf.variant, params=rf.params,
-                         schedule=rf.schedule, max_steps=opts.get("max_steps"))
-        return check(target, schedule=rf.schedule, max_steps=opts.get("max_steps"),
-                     name=opts.get("name"))
+            return check(
+                rf.scenario,
+                variant=rf.variant,
+                params=rf.params,
+                schedule=rf.schedule,
+                max_steps=opts.get("max_steps"),
+            )
+        return check(
+            target, schedule=rf.schedule, max_steps=opts.get("max_steps"), name=opts.get("name")
+        )
 
     def _judge(self, res: CheckResult, expect: str | None, *, replayed: bool) -> CheckResult:
         if res.failing is None:
@@ -289,10 +304,16 @@ class _Exploration:
         if view is not None:
             suffix = {"text": ".trace.txt", "perfetto": ".perfetto.json", "mermaid": ".mmd"}
             view_path = path.with_name(path.stem + suffix[view])
-            atomic_write_text(view_path, render_view(
-                view, failing.trace, failing.failure, title=f"concsim {self.item.nodeid}",
-                metadata={"schedule": failing.schedule, "replay_file": str(path)},
-            ))
+            atomic_write_text(
+                view_path,
+                render_view(
+                    view,
+                    failing.trace,
+                    failing.failure,
+                    title=f"concsim {self.item.nodeid}",
+                    metadata={"schedule": failing.schedule, "replay_file": str(path)},
+                ),
+            )
             extra += f"\n{view} trace: {view_path}"
         command = (
             f"pytest {shlex.quote(self._node_arg())} --concsim-replay {shlex.quote(str(path))}"

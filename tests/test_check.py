@@ -58,12 +58,12 @@ def test_locked_world_passes_every_schedule() -> None:
 
 def test_scenario_target_agrees_with_run() -> None:
     res = concsim.check("counter", variant="racy", schedules=50, seed=10)
-    first = next(s for s in range(10, 60) if not concsim.run("counter", variant="racy",
-                                                               seed=s).ok)
+    first = next(s for s in range(10, 60) if not concsim.run("counter", variant="racy", seed=s).ok)
     assert res.failing is not None
     assert res.failing.seed == first
-    assert res.failing.trace_sha256 == concsim.run("counter", variant="racy",
-                                                    seed=first).trace_sha256
+    assert (
+        res.failing.trace_sha256 == concsim.run("counter", variant="racy", seed=first).trace_sha256
+    )
 
 
 @pytest.mark.parametrize(

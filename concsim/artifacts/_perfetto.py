@@ -166,9 +166,7 @@ def derive_holds(
         if acquire[p.op] == "shared":
             hold.args["shared"] = True
         if p.blocked and p.attempt > p.first + 1:
-            spans.append(
-                Span(task, "wait", f"waiting for {p.obj}", p.obj, p.first + 1, p.attempt)
-            )
+            spans.append(Span(task, "wait", f"waiting for {p.obj}", p.obj, p.first + 1, p.attempt))
         spans.append(hold)
         open_holds.setdefault(task, []).append(hold)
 
@@ -237,8 +235,15 @@ def derive_holds(
     end = last_step + (2 if waiting else 1)
     for task, p in waiting:
         spans.append(
-            Span(task, "wait", f"waiting for {p.obj}", p.obj, p.attempt + 1, end,
-                 args={"since_step": p.first, "unresolved": True})
+            Span(
+                task,
+                "wait",
+                f"waiting for {p.obj}",
+                p.obj,
+                p.attempt + 1,
+                end,
+                args={"since_step": p.first, "unresolved": True},
+            )
         )
     for holds in open_holds.values():
         for h in holds:
@@ -255,9 +260,7 @@ def derive_op_spans(trace: Sequence[TraceEntry], config: TraceViewConfig) -> lis
     """
     spans: list[Span] = []
     current: dict[str, Span] = {}
-    for (step, task, op, obj, detail), is_point in zip(
-        trace, _point_flags(trace), strict=True
-    ):
+    for (step, task, op, obj, detail), is_point in zip(trace, _point_flags(trace), strict=True):
         if config.is_span(op):
             sp = current.get(task)
             if sp is not None and sp.name == op:
@@ -266,8 +269,15 @@ def derive_op_spans(trace: Sequence[TraceEntry], config: TraceViewConfig) -> lis
                 if len(sp.args["details"]) < 16:
                     sp.args["details"].append(f"{step}: {obj} {detail}".strip())
                 continue
-            sp = Span(task, "op", op, obj, step, step + 1,
-                      args={"count": 1, "details": [f"{step}: {obj} {detail}".strip()]})
+            sp = Span(
+                task,
+                "op",
+                op,
+                obj,
+                step,
+                step + 1,
+                args={"count": 1, "details": [f"{step}: {obj} {detail}".strip()]},
+            )
             spans.append(sp)
             current[task] = sp
         elif is_point:
@@ -412,28 +422,62 @@ def to_perfetto(
         )
 
     meta: list[dict[str, Any]] = [
-        {"name": "process_name", "ph": "M", "ts": 0, "pid": pid, "tid": 0,
-         "args": {"name": title}},
+        {"name": "process_name", "ph": "M", "ts": 0, "pid": pid, "tid": 0, "args": {"name": title}},
     ]
     if used_runtime:
-        meta.append({"name": "thread_name", "ph": "M", "ts": 0, "pid": pid, "tid": 0,
-                     "args": {"name": "runtime"}})
-        meta.append({"name": "thread_sort_index", "ph": "M", "ts": 0, "pid": pid, "tid": 0,
-                     "args": {"sort_index": 0}})
+        meta.append(
+            {
+                "name": "thread_name",
+                "ph": "M",
+                "ts": 0,
+                "pid": pid,
+                "tid": 0,
+                "args": {"name": "runtime"},
+            }
+        )
+        meta.append(
+            {
+                "name": "thread_sort_index",
+                "ph": "M",
+                "ts": 0,
+                "pid": pid,
+                "tid": 0,
+                "args": {"sort_index": 0},
+            }
+        )
     for t in tasks:
         for lane in lanes[t]:
-            meta.append({"name": "thread_name", "ph": "M", "ts": 0, "pid": pid,
-                         "tid": lane.tid, "args": {"name": lane.name}})
-            meta.append({"name": "thread_sort_index", "ph": "M", "ts": 0, "pid": pid,
-                         "tid": lane.tid, "args": {"sort_index": lane.sort_index}})
+            meta.append(
+                {
+                    "name": "thread_name",
+                    "ph": "M",
+                    "ts": 0,
+                    "pid": pid,
+                    "tid": lane.tid,
+                    "args": {"name": lane.name},
+                }
+            )
+            meta.append(
+                {
+                    "name": "thread_sort_index",
+                    "ph": "M",
+                    "ts": 0,
+                    "pid": pid,
+                    "tid": lane.tid,
+                    "args": {"sort_index": lane.sort_index},
+                }
+            )
 
     # Parents before children at equal timestamps (longer first), metadata first.
     events.sort(key=lambda e: (e["ts"], -e.get("dur", 0), e["ph"] != "X", e["tid"]))
     doc: dict[str, Any] = {
         "traceEvents": meta + events,
         "displayTimeUnit": "ns",
-        "otherData": {"time_unit": "1 us = 1 engine step", "end_step": end,
-                      **_jsonable(dict(metadata or {}))},
+        "otherData": {
+            "time_unit": "1 us = 1 engine step",
+            "end_step": end,
+            **_jsonable(dict(metadata or {})),
+        },
     }
     return doc
 

@@ -30,6 +30,7 @@ def to_text(
     else:
         who = f" in task {failure.task}" if failure.task else ""
         inv = f" [{failure.invariant}]" if failure.invariant else ""
-        lines.append(f"# FAILURE {failure.kind}{inv} at step {failure.step}{who}: "
-                     f"{failure.message}")
+        lines.append(
+            f"# FAILURE {failure.kind}{inv} at step {failure.step}{who}: {failure.message}"
+        )
     return "\n".join(lines) + "\n"

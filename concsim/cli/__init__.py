@@ -7,3 +7,7 @@ from concsim.cli._main import main as main
 
 cli.add_command(explore_cmd)
 cli.add_command(bench_explore_cmd)
+
+from concsim.cli._mutants import mutants_cmd  # noqa: E402
+
+cli.add_command(mutants_cmd)

@@ -154,20 +154,26 @@ def test_out_of_order_release_goes_to_a_sub_track() -> None:
     assert perfetto_problems(doc) == []
     names = track_names(doc)
     assert names == {1: "t", 2: "t [b]"}
-    holds = {(e["tid"], e["name"], e["ts"], e["dur"]) for e in doc["traceEvents"]
-             if e.get("cat") == "hold"}
+    holds = {
+        (e["tid"], e["name"], e["ts"], e["dur"])
+        for e in doc["traceEvents"]
+        if e.get("cat") == "hold"
+    }
     # a: acquired at step 2, released in step 4; b: acquired at 3, released in step 5.
     assert holds == {(1, "a held", 2, 3), (2, "b held", 3, 3)}
 
 
 def test_the_checker_rejects_what_it_should() -> None:
     # The nesting check is not vacuous: a partial overlap on one track is reported.
-    bad = {"displayTimeUnit": "ns", "traceEvents": [
-        {"name": "a", "ph": "X", "ts": 0, "dur": 3, "pid": 1, "tid": 1},
-        {"name": "b", "ph": "X", "ts": 2, "dur": 3, "pid": 1, "tid": 1},
-        {"name": "c", "ph": "B", "ts": 0, "pid": 1, "tid": 2},
-        {"ph": "i", "ts": 1, "pid": 1, "tid": 2},
-    ]}
+    bad = {
+        "displayTimeUnit": "ns",
+        "traceEvents": [
+            {"name": "a", "ph": "X", "ts": 0, "dur": 3, "pid": 1, "tid": 1},
+            {"name": "b", "ph": "X", "ts": 2, "dur": 3, "pid": 1, "tid": 1},
+            {"name": "c", "ph": "B", "ts": 0, "pid": 1, "tid": 2},
+            {"ph": "i", "ts": 1, "pid": 1, "tid": 2},
+        ],
+    }
     problems = perfetto_problems(bad)
     assert any("without nesting" in p for p in problems)
     assert any("lacks ['name']" in p for p in problems)
@@ -257,6 +263,7 @@ def test_mermaid_compresses_runs_and_elides_the_middle() -> None:
         async def spinner() -> None:
             for _ in range(50):
                 await rt.point("poll", "flag", read=True)
+
         rt.spawn("only", spinner())
 
     rt, _ = run_world(build)

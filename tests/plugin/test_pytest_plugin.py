@@ -14,7 +14,7 @@ from ..conftest import run_cli
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestAssertRewriteWarning")
 
-RACE = '''
+RACE = """
 from concsim.kernel import Mutex
 
 
@@ -46,7 +46,7 @@ def test_locked(concsim_explore):
 
 def test_race(concsim_explore):
     concsim_explore(counter_world(False), schedules=50)
-'''
+"""
 
 
 def _replay_cmd(out: str) -> list[str]:
@@ -69,8 +69,11 @@ def test_passing_and_failing_adhoc_tests(pytester: pytest.Pytester) -> None:
     saved = Path(cmd[3])
     assert saved.parent == pytester.path / ".pytest_cache" / "d" / "concsim"
     data = json.loads(saved.read_text())
-    assert data["extra"] == {"pytest_nodeid": "test_counter.py::test_race", "call": 0,
-                             "adhoc": True}
+    assert data["extra"] == {
+        "pytest_nodeid": "test_counter.py::test_race",
+        "call": 0,
+        "adhoc": True,
+    }
     assert data["expected"]["failure"]["kind"] == "assertion"
 
 
@@ -139,7 +142,7 @@ def test_seed_option_moves_the_exploration_and_is_deterministic(
         out = r.stdout.str()
         m = re.search(r"failure in schedule #(\d+) \(seed (\d+),", out)
         assert m is not None, out
-        body = out[out.index("concsim: adhoc"):out.index("replay with")]
+        body = out[out.index("concsim: adhoc") : out.index("replay with")]
         return int(m.group(2)) - int(m.group(1)), body
 
     base0, report0 = failing_seed()
@@ -190,8 +193,7 @@ def test_marker_explores_a_registered_scenario(pytester: pytest.Pytester) -> Non
     assert p.returncode == 1
     assert json.loads(p.stdout.strip().splitlines()[-1])["reproduced"] is True
     # ... and with pytest, through the marker.
-    again = pytester.runpytest("-q", "test_marked.py::test_racy_counter",
-                               "--concsim-replay", path)
+    again = pytester.runpytest("-q", "test_marked.py::test_racy_counter", "--concsim-replay", path)
     again.assert_outcomes(failed=1)
     assert "failure in the replayed schedule" in again.stdout.str()
 
@@ -262,7 +264,7 @@ def test_model_errors_are_reported_not_crashing(pytester: pytest.Pytester) -> No
     assert "During handling" not in out
 
 
-ASYNC_TESTS = '''
+ASYNC_TESTS = """
 import anyio
 import pytest
 import concsim
@@ -321,7 +323,7 @@ async def test_async_marked_test_fails_with_the_report():
 {marker}
 async def test_async_failure_is_reported(concsim_explore):
     await concsim_explore.check_async(build, schedules=100)
-'''
+"""
 
 
 def test_works_under_pytest_trio_mode(pytester: pytest.Pytester) -> None:

@@ -1,0 +1,98 @@
+"""``concsim mutants``: run the mutant catalog and the correct variants (exit 0 only if every
+mutant is caught with the expected failure and every correct variant is clean)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from concsim.cli._main import _emit_json, _user_errors
+from concsim.exploration._catalog import CatalogResult, run_catalog
+
+
+def _table(res: CatalogResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"mutant catalog ({res.strategy}, budget {res.budget}, seed {res.seed})")
+    for col in ("mutant", "caught", "failure", "expected", "schedules", "time"):
+        t.add_column(col)
+    for m in res.mutants:
+        t.add_row(
+            m.name,
+            "yes" if m.caught else "NO",
+            f"{m.kind}/{m.invariant}" if m.kind else "-",
+            m.expected,
+            str(m.schedules_to_failure or "-"),
+            f"{m.elapsed_s:.2f}s",
+        )
+    c = Table(title="correct variants")
+    for col in ("variant", "scenario", "schedules", "result", "time"):
+        c.add_column(col)
+    for v in res.clean_variants:
+        c.add_row(
+            v.name,
+            v.scenario,
+            str(v.schedules),
+            "clean" if v.ok else v.failure,
+            f"{v.elapsed_s:.2f}s",
+        )
+    console = Console(width=120)
+    console.print(t)
+    if res.clean_variants:
+        console.print(c)
+
+
+@click.command("mutants")
+@click.option(
+    "--budget",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="schedules per mutant (until its first failure) and per correct variant",
+)
+@click.option("--strategy", default="pct", show_default=True, help="random or pct")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--only", multiple=True, help="run only this mutant (repeatable)")
+@click.option("--no-clean", is_flag=True, help="skip the correct variants")
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def mutants_cmd(
+    budget: int, strategy: str, seed: int, only: tuple[str, ...], no_clean: bool, as_json: bool
+) -> None:
+    """Run every catalog mutant until caught, and every correct variant for the budget."""
+    bar_enabled = sys.stderr.isatty() and not as_json
+    if bar_enabled:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        ) as bar:
+            task = bar.add_task("mutants", total=None)
+
+            def progress(label: str, done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total, description=label)
+
+            res = run_catalog(
+                budget=budget,
+                strategy=strategy,
+                seed=seed,
+                only=list(only) or None,
+                clean=not no_clean,
+                progress=progress,
+            )
+    else:
+        res = run_catalog(
+            budget=budget, strategy=strategy, seed=seed, only=list(only) or None, clean=not no_clean
+        )
+    if as_json:
+        _emit_json(res.to_json())
+    else:
+        _table(res)
+    sys.exit(0 if res.ok else 1)
