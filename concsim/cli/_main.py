@@ -203,12 +203,31 @@ def replay_cmd(file: str, as_json: bool, trace_view: str | None, output: str | N
 @cli.command("bench")
 @click.option("--steps", type=click.IntRange(min=1000), default=200_000, show_default=True)
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--region", is_flag=True,
+              help="instead: create and invalidate a fully populated region (1 GiB default)")
+@click.option("--pages", type=click.IntRange(min=1), default=262_144, show_default=True,
+              help="region size for --region")
 @click.option("--json", "as_json", is_flag=True)
 @_user_errors
-def bench_cmd(steps: int, repeats: int, as_json: bool) -> None:
-    """Measure the engine's steps/s against the bare coroutine-driving floor."""
-    from concsim._bench import bench_engine
+def bench_cmd(steps: int, repeats: int, region: bool, pages: int, as_json: bool) -> None:
+    """Measure the engine's steps/s against the bare coroutine-driving floor (or, with
+    --region, region creation and invalidation at scale against before-patch creation)."""
+    from concsim._bench import bench_engine, bench_region
 
+    if region:
+        rr = bench_region(pages=pages, repeats=repeats)
+        if as_json:
+            _emit_json(rr)
+        else:
+            click.echo(
+                f"{pages:,} pages, median of {repeats}: after-patch create "
+                f"{rr['after_patch_create_ms']} ms ({rr['pages_mapped_at_creation']:,} pages "
+                f"mapped), invalidate {rr['after_patch_invalidate_ms']} ms; before-patch "
+                f"create {rr['before_patch_create_ms']} ms, invalidate "
+                f"{rr['before_patch_invalidate_ms']} ms; create ratio "
+                f"{rr['create_ratio_after_vs_before']}"
+            )
+        return
     r = bench_engine(steps=steps, repeats=repeats)
     if as_json:
         _emit_json(r)

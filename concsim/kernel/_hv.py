@@ -96,10 +96,12 @@ class SLAT:
             return
         old_access = self._access_mask(self.flags[gfns])
         if old_access.any():
-            np.subtract.at(self.refs, self.pfn[gfns][old_access], 1)
+            u, c = np.unique(self.pfn[gfns][old_access], return_counts=True)
+            self.refs[u] -= c.astype(np.int32)
         new_access = self._access_mask(flags)
         if new_access.any():
-            np.add.at(self.refs, pfns[new_access], 1)
+            u, c = np.unique(pfns[new_access], return_counts=True)
+            self.refs[u] += c.astype(np.int32)
         self.flags[gfns] = flags
         self.pfn[gfns] = pfns
 

@@ -75,17 +75,18 @@ class PageAllocator:
         if pfns.size == 0:
             return
         rc = self.refcount
-        np.subtract.at(rc, pfns, 1)
-        if (rc[pfns] < 0).any():
-            bad = int(pfns[rc[pfns] < 0][0])
+        u, c = np.unique(pfns, return_counts=True)  # np.subtract.at, but much faster
+        rc[u] -= c.astype(np.int32)
+        if (rc[u] < 0).any():
+            bad = int(u[rc[u] < 0][0])
             raise self.rt.fail("memory", f"page refcount underflow on pfn {bad}", pfn=bad)
-        dead = np.unique(pfns[rc[pfns] == 0])
+        dead = u[rc[u] == 0]
         if dead.size == 0:
             return
         for hook in self.on_free:
             hook(dead)
         self.rt.count("pages_freed", int(dead.size))
-        self._free.extend(int(p) for p in dead[::-1])
+        self._free.extend(dead[::-1].tolist())
 
     def put_page(self, pfn: int) -> None:
         self.put_pages(np.array([pfn], dtype=np.int64))

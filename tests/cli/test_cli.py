@@ -154,3 +154,13 @@ def test_scenarios_and_variants_list() -> None:
     p = run_cli("variants")
     assert p.returncode == 0
     assert "racy" in p.stdout
+
+
+def test_bench_region_reports_creation_and_invalidation() -> None:
+    p = run_cli("bench", "--region", "--pages", "4096", "--repeats", "1", "--json")
+    assert p.returncode == 0, p.stderr
+    d = _last_json(p.stdout)
+    assert d["pages"] == 4096
+    assert d["pages_mapped_at_creation"] == 4096
+    for k in ("after_patch_create_ms", "after_patch_invalidate_ms", "before_patch_create_ms"):
+        assert d[k] > 0
