@@ -285,3 +285,7 @@ def main() -> None:
 from concsim.cli._stress import stress_cmd  # noqa: E402
 
 cli.add_command(stress_cmd)
+
+from concsim.cli._explain import explain_cmd  # noqa: E402
+
+cli.add_command(explain_cmd)
