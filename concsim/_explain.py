@@ -547,6 +547,8 @@ def _explain_memory(ctx: _Ctx) -> None:
             text = f"PTE of hva page {hva} -> {st}"
             if st in ("none", "swap", "migration"):
                 text += ": the process stops mapping the page (its pfn is put, maybe freed)"
+            elif st == "present":
+                text += ": the hva page maps a page again (after a migration: a new pfn)"
             ctx.link(e, "pte", text)
         gone = [(e, st) for e, st in ptes if walk is not None and e.i < walk.i]
         collect = where == "mshv_region_collect_and_map"
