@@ -136,9 +136,10 @@ def run_cmd(
 @click.option(
     "--trace",
     "trace_view",
-    type=click.Choice(["text", "perfetto", "mermaid"]),
+    type=click.Choice(["text", "perfetto", "mermaid", "png"]),
     default=None,
-    help="print (or write with -o) the trace in this view instead of the summary",
+    help="print (or write with -o) the trace in this view instead of the summary "
+    "(png: a picture of the perfetto view, needs -o and matplotlib)",
 )
 @click.option(
     "-o", "--output", default=None, help="write the --trace view to this file (atomically)"
@@ -150,6 +151,8 @@ def replay_cmd(file: str, as_json: bool, trace_view: str | None, output: str | N
 
     if output is not None and trace_view is None:
         raise UsageError("-o/--output needs --trace text|perfetto|mermaid")
+    if trace_view == "png" and output is None:
+        raise UsageError("--trace png writes an image: give it an -o FILE.png")
     if trace_view is not None and output is None and as_json:
         raise UsageError("--json and --trace both print to stdout: give --trace an -o FILE")
     rf = load_replay(file)
@@ -166,18 +169,32 @@ def replay_cmd(file: str, as_json: bool, trace_view: str | None, output: str | N
 
         from concsim.artifacts import atomic_write_text, render_view
 
-        text = render_view(
-            trace_view,
-            res.trace,
-            res.failure,
-            title=f"concsim {res.scenario}/{res.variant}",
-            metadata={"replay_file": file, "schedule": res.schedule, "seed": res.seed},
-        )
+        title = f"concsim {res.scenario}/{res.variant}"
+        if trace_view == "png":
+            from concsim.artifacts import to_perfetto
+            from concsim.artifacts._timeline_png import render_timeline_png, write_png
+
+            assert output is not None
+            png = render_timeline_png(to_perfetto(res.trace, res.failure, title=title))
+            try:
+                write_png(Path(output), png)
+            except OSError as e:
+                raise UsageError(f"cannot write {output}: {e.strerror}") from None
+            text = ""
+        else:
+            text = render_view(
+                trace_view,
+                res.trace,
+                res.failure,
+                title=title,
+                metadata={"replay_file": file, "schedule": res.schedule, "seed": res.seed},
+            )
         if output is None:
             click.echo(text, nl=False)
             sys.exit(0 if res.ok else 1)
         try:
-            atomic_write_text(Path(output), text)
+            if trace_view != "png":
+                atomic_write_text(Path(output), text)
         except OSError as e:
             raise UsageError(f"cannot write {output}: {e.strerror}") from None
     if as_json:
@@ -304,3 +321,7 @@ def main() -> None:
 from concsim.cli._stress import stress_cmd  # noqa: E402
 
 cli.add_command(stress_cmd)
+
+from concsim.cli._explain import explain_cmd  # noqa: E402
+
+cli.add_command(explain_cmd)

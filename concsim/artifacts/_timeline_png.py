@@ -1,0 +1,267 @@
+"""A PNG picture of a Chrome trace-event document (the ``perfetto`` view), with matplotlib.
+
+There is no Perfetto UI offline, so this draws what it would show, in one still image:
+one row per track (a task, or a ``task [object]`` sub-track), in the tracks' sort order;
+on each row the one-step slices of the task (grey, labelled with the operation when the
+trace is short enough), the spans above them (``X`` events and matched ``B``/``E`` pairs:
+lock holds blue, waits orange and hatched, hypercalls green, anything else grey), nested
+spans stacked upwards, instants as markers labelled with their detail (``set_seq: 3``),
+and the failure as a red line across every row with its kind and invariant.
+
+Output is deterministic: the Agg backend, a fixed size and dpi, the DejaVu fonts matplotlib
+ships, and no ``Software`` or date metadata in the file, so the same document gives the
+same bytes with the same matplotlib.  matplotlib is an optional dependency (the ``plot``
+extra); :func:`render_timeline_png` raises :class:`concsim.UsageError` without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from concsim._errors import UsageError
+
+#: Width of the figure in inches and its resolution.
+WIDTH_IN = 16.0
+DPI = 110
+ROW_IN = 1.15
+#: Label every step slice with its operation only up to this many steps.
+LABEL_STEPS = 80
+
+_COLORS = {"hold": "#4c78a8", "wait": "#f58518", "op": "#54a24b"}
+_OTHER = "#9d9d9d"
+
+
+@dataclass
+class Bar:
+    start: float
+    end: float
+    name: str
+    cat: str
+    depth: int = 0
+
+
+@dataclass
+class Row:
+    tid: int
+    name: str
+    sort_index: int
+    steps: list[Bar] = field(default_factory=list)
+    spans: list[Bar] = field(default_factory=list)
+    instants: list[tuple[float, str, str]] = field(default_factory=list)  # (ts, cat, label)
+
+
+@dataclass
+class Timeline:
+    title: str
+    rows: list[Row]
+    end: float
+    failure: tuple[float, str, str] | None  # (ts, label, message)
+
+
+def timeline_layout(doc: Mapping[str, Any]) -> Timeline:
+    """The rows, bars and markers the picture shows (what the renderer draws; also testable)."""
+    events = doc.get("traceEvents")
+    if not isinstance(events, list):
+        raise UsageError("not a trace-event document: no traceEvents list")
+    names: dict[int, str] = {}
+    order: dict[int, int] = {}
+    title = "concsim"
+    for e in events:
+        if e.get("ph") != "M":
+            continue
+        if e["name"] == "thread_name":
+            names[e["tid"]] = str(e["args"]["name"])
+        elif e["name"] == "thread_sort_index":
+            order[e["tid"]] = int(e["args"]["sort_index"])
+        elif e["name"] == "process_name":
+            title = str(e["args"]["name"])
+    rows: dict[int, Row] = {}
+
+    def row(tid: int) -> Row:
+        if tid not in rows:
+            rows[tid] = Row(tid, names.get(tid, f"tid {tid}"), order.get(tid, tid * 100))
+        return rows[tid]
+
+    end = 0.0
+    failure = None
+    open_b: dict[int, list[dict[str, Any]]] = {}
+    for e in events:
+        ph = e.get("ph")
+        tid = int(e.get("tid", 0))
+        ts = float(e.get("ts", 0))
+        if ph == "X":
+            name = str(e["name"])
+            details = (e.get("args") or {}).get("details")
+            if e.get("cat") == "op" and isinstance(details, list) and details:
+                # A hypercall span: say what it did ("18: slat gfn 0+1 0x10000" -> "gfn ...").
+                first = str(details[0]).split(": ", 1)[-1]
+                obj = str((e.get("args") or {}).get("object", ""))
+                name = first.removeprefix(obj).strip() or name
+            bar = Bar(ts, ts + float(e.get("dur", 0)), name, str(e.get("cat", "")))
+            (row(tid).steps if bar.cat == "step" else row(tid).spans).append(bar)
+            end = max(end, bar.end)
+        elif ph == "B":
+            open_b.setdefault(tid, []).append(e)
+        elif ph == "E" and open_b.get(tid):
+            b = open_b[tid].pop()
+            row(tid).spans.append(Bar(float(b["ts"]), ts, str(b["name"]), str(b.get("cat", ""))))
+            end = max(end, ts)
+        elif ph in ("i", "I"):
+            cat = str(e.get("cat", ""))
+            args = e.get("args") or {}
+            if cat == "failure":
+                inv = f" [{args['invariant']}]" if args.get("invariant") else ""
+                failure = (ts, f"{e['name']}{inv} at step {int(ts)}", str(args.get("message", "")))
+            else:
+                label = str(args.get("detail") or e["name"])
+                row(tid).instants.append((ts, cat, label))
+            end = max(end, ts + 1)
+    for tid in (t for t in names if t not in rows and t != 0):
+        row(tid)
+    for r in rows.values():
+        _stack(r.spans)
+    out = sorted(rows.values(), key=lambda r: (r.sort_index, r.tid))
+    if failure is not None:
+        end = max(end, failure[0] + 1)
+    return Timeline(title, out, end, failure)
+
+
+def _stack(spans: list[Bar]) -> None:
+    """Give nested spans increasing depths (outer first), so they are drawn stacked."""
+    spans.sort(key=lambda b: (b.start, -(b.end - b.start), b.name))
+    stack: list[Bar] = []
+    for b in spans:
+        while stack and stack[-1].end <= b.start:
+            stack.pop()
+        b.depth = len(stack)
+        stack.append(b)
+
+
+def render_timeline_png(doc: Mapping[str, Any]) -> bytes:
+    """The PNG bytes of the picture of ``doc`` (a Chrome trace-event JSON object)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=True)
+        from matplotlib.figure import Figure
+        from matplotlib.patches import Rectangle
+    except ImportError:  # pragma: no cover - exercised only without the extra
+        raise UsageError(
+            "the png view needs matplotlib: pip install 'concsim[plot]'"
+        ) from None
+    tl = timeline_layout(doc)
+    n = max(1, len(tl.rows))
+    height = 1.5 + ROW_IN * n
+    left, width = 0.09, 0.89
+    fig = Figure(figsize=(WIDTH_IN, height), dpi=DPI)
+    ax = fig.add_axes((left, 1.0 / height, width, ROW_IN * n / height))
+    x0 = min((b.start for r in tl.rows for b in r.steps), default=0.0)
+    x0 = max(0.0, x0 - 0.5)
+    x1 = tl.end + 0.5
+    label_steps = (tl.end - x0) <= LABEL_STEPS
+    # How many characters of a 6.5 pt label fit in one step of the x axis.
+    per_step = WIDTH_IN * width / (x1 - x0) / (0.6 * 6.5 / 72)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(n, 0)
+    for i, r in enumerate(tl.rows):
+        y = float(i)
+        if i % 2:
+            ax.add_patch(Rectangle((x0, y), x1 - x0, 1, color="#f4f4f4", zorder=0, lw=0))
+        # Steps: the bottom band, each box labelled with its operation (and object).
+        for b in r.steps:
+            ax.add_patch(Rectangle((b.start + 0.04, y + 0.58), b.end - b.start - 0.08, 0.38,
+                                   facecolor="#e3e3e3", edgecolor="#8c8c8c", lw=0.5, zorder=2))
+            if label_steps:
+                op, _, obj = b.name.partition(" ")
+                k = max(2, int(per_step * (b.end - b.start) * 6.5 / 5.5) - 1)
+                label = _short(_abbrev(op), k) + "\n" + _short(obj, k)
+                ax.text((b.start + b.end) / 2, y + 0.77, label,
+                        ha="center", va="center", fontsize=5.5, color="#222222", zorder=3,
+                        linespacing=1.1, clip_on=True)
+        # Spans: the top band, nested ones stacked downwards.
+        depth = max((b.depth for b in r.spans), default=0) + 1
+        band = 0.36 / depth
+        for b in r.spans:
+            top = y + 0.04 + band * b.depth
+            color = _COLORS.get(b.cat, _OTHER)
+            ax.add_patch(Rectangle((b.start, top + 0.01), b.end - b.start, band - 0.02,
+                                   facecolor=color, edgecolor="black", lw=0.4, alpha=0.9,
+                                   hatch="///" if b.cat == "wait" else None, zorder=2))
+            k = int(per_step * (b.end - b.start)) - 1
+            if k >= 3:
+                ax.text(b.start + 0.1, top + band / 2, _short(b.name, k), ha="left",
+                        va="center", fontsize=6.5, color="black" if b.cat == "wait" else "white",
+                        zorder=3, clip_on=True)
+        # Instants: markers on the line between the bands, with their detail.
+        for ts, cat, label in r.instants:
+            marker = "v" if cat == "instant" else "x"
+            ax.plot([ts + 0.5], [y + 0.5], marker=marker, color="#7f3c8d", ms=5, zorder=4)
+            if label_steps and cat == "instant":
+                ax.text(ts + 0.62, y + 0.5, label, fontsize=6, color="#7f3c8d", va="center",
+                        ha="left", zorder=4, clip_on=True,
+                        bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.3,
+                              "alpha": 0.8})
+    if tl.failure is not None:
+        ts, label, msg = tl.failure
+        ax.axvline(ts + 0.5, color="#d62728", lw=1.6, zorder=5)
+        ax.text(ts + 0.5, -0.04, label, color="#d62728", fontsize=8, ha="right", va="bottom",
+                fontweight="bold")
+        fig.text(left, 0.06 / height, _short(msg, 150), fontsize=7.5, color="#d62728")
+    ax.set_yticks([i + 0.5 for i in range(n)])
+    ax.set_yticklabels([r.name for r in tl.rows], fontsize=8)
+    ax.tick_params(axis="y", length=0)
+    ax.set_xlabel("engine step (1 step = 1 µs in the trace file)", fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_title(tl.title, fontsize=10, loc="left")
+    handles = [
+        Rectangle((0, 0), 1, 1, facecolor="#e3e3e3", edgecolor="#8c8c8c", label="step"),
+        Rectangle((0, 0), 1, 1, facecolor=_COLORS["hold"], label="lock held"),
+        Rectangle((0, 0), 1, 1, facecolor=_COLORS["wait"], hatch="///", label="waiting"),
+        Rectangle((0, 0), 1, 1, facecolor=_COLORS["op"], label="hypercall"),
+    ]
+    fig.legend(handles=handles, loc="lower right", bbox_to_anchor=(left + width, 0.0), ncol=4,
+               fontsize=7, frameon=False)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    return buf.getvalue()
+
+
+#: Display abbreviations of long operation names (the picture only; the JSON keeps them).
+_ABBREV = (
+    ("mmu_interval_", ""),
+    ("invalidate_range_", "inv_range_"),
+    ("hv_call_", ""),
+    ("wait_for_completion", "wait_completion"),
+)
+
+
+def _abbrev(op: str) -> str:
+    for a, b in _ABBREV:
+        op = op.replace(a, b)
+    return op
+
+
+def _short(s: str, n: int) -> str:
+    return s if len(s) <= n else s[: max(1, n - 1)] + "…"
+
+
+def write_png(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (a temporary file in the same folder, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
