@@ -34,14 +34,25 @@ SEED_STRIDE = 1_000_003
 
 
 def registry_targets(*, include_all: bool = False) -> list[tuple[str, str]]:
-    """The default targets, then the registered mutants (every pair with ``include_all``)."""
+    """The default targets, then the registered mutants, each once on the scenario it declares
+    (``catch_scenario``), or every pair with ``include_all``."""
     out = list(DEFAULT_TARGETS)
+    seen = {v for _, v in out}
     for scn in all_scenarios():
         for name, obj in scn.variants().items():
-            pair = (scn.name, name)
-            if pair not in out and (include_all or getattr(obj, "mutant", False)):
-                out.append(pair)
+            if include_all:
+                if (scn.name, name) not in out:
+                    out.append((scn.name, name))
+            elif getattr(obj, "mutant", False) and name not in seen:
+                seen.add(name)
+                out.append((getattr(obj, "catch_scenario", scn.name), name))
     return out
+
+
+def _target_params(scenario: str, variant: str) -> dict[str, Any]:
+    """A mutant is benchmarked with the parameters under which its bug is reachable."""
+    obj = get_scenario(scenario).variants().get(variant)
+    return dict(getattr(obj, "catch_params", {}) or {})
 
 
 def parse_target(text: str) -> tuple[str, str]:
@@ -66,15 +77,22 @@ def bench_target(
     seeds: int = 20,
     max_schedules: int = 10_000,
     dfs_limit: int = 20_000,
+    dfs: bool | None = None,
 ) -> dict[str, Any]:
+    """One row.  DFS runs only where exhaustive search is meant to run (``dfs=None``: every
+    scenario but the mshv ``default``, whose space is far beyond any limit)."""
     t0 = time.perf_counter()
-    row: dict[str, Any] = {"scenario": scenario, "variant": variant}
+    params = _target_params(scenario, variant)
+    if dfs is None:
+        dfs = scenario != "default"
+    row: dict[str, Any] = {"scenario": scenario, "variant": variant, "params": params}
     for strat in ("random", "pct"):
         found: list[int | None] = []
         for s in range(seeds):
             r = explore(
                 scenario,
                 variant=variant,
+                params=params,
                 strategy=strat,
                 seed=s * SEED_STRIDE,
                 schedules=max_schedules,
@@ -87,10 +105,11 @@ def bench_target(
             "seeds": seeds,
             "per_seed": found,
         }
-    for red in (True, False):
+    for red in (True, False) if dfs else ():
         first = explore(
             scenario,
             variant=variant,
+            params=params,
             strategy="dfs",
             reduction=red,
             schedules=dfs_limit,
@@ -99,6 +118,7 @@ def bench_target(
         full = explore(
             scenario,
             variant=variant,
+            params=params,
             strategy="dfs",
             reduction=red,
             schedules=dfs_limit,
