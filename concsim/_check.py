@@ -126,10 +126,25 @@ def shrink_failure(failing: RunResult, rerun: Callable[[list[int]], RunResult]) 
 
     ``rerun(choices)`` replays a candidate schedule non-strictly (zeros past the end,
     out-of-range values clamped) with a trace, and returns its result; a candidate is an
-    improvement when it fails with the same ``failure.signature``.  concsim has no shrinker
-    yet, so the failing schedule is returned as found.
+    improvement when it fails the same way (kind and invariant).  The search is
+    :func:`concsim.exploration.shrink`; here a run's size counts every non-zero choice as a
+    switch (the replayed result does not say which ones were preemptions), then its steps.
     """
-    return failing
+    from concsim.engine._schedule import preemptions
+    from concsim.exploration import Attempt, shrink
+
+    results: dict[tuple[int, ...], RunResult] = {}
+
+    def attempt(choices: list[int]) -> Attempt:
+        res = rerun(choices)
+        results[tuple(res.choices)] = res
+        return Attempt(res.failure, list(res.choices), preemptions(res.choices), res.steps)
+
+    original = Attempt(
+        failing.failure, list(failing.choices), preemptions(failing.choices), failing.steps
+    )
+    best = shrink(attempt, original, max_runs=500).best
+    return results.get(tuple(best.choices), failing)
 
 
 def _spawn_returned(rt: Runtime, ret: object) -> None:

@@ -63,7 +63,7 @@ def test_passing_and_failing_adhoc_tests(pytester: pytest.Pytester) -> None:
     assert "FAILURE assertion at step" in out
     assert "lost update: n=1" in out
     assert re.search(r"^>>\s+\d+\s+inc\d\s+store", out, re.M), "failing step not marked"
-    assert re.search(r"schedule: cs1:\S+ \(\d+ choices, not shrunk\)", out)
+    assert re.search(r"schedule: cs1:\S+ \((\d+ choices, not shrunk|shrunk from cs1:\S+)\)", out)
     cmd = _replay_cmd(out)
     assert cmd[:3] == ["pytest", "test_counter.py::test_race", "--concsim-replay"]
     saved = Path(cmd[3])
