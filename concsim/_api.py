@@ -162,20 +162,33 @@ def run_world(
     finish = getattr(strat, "finish", None)
     if finish is not None:
         finish(rt)
+    return result_of(rt, scn.name, vname, params, sname, seed, failure)
+
+
+def result_of(
+    rt: Runtime,
+    scenario: str,
+    variant: str,
+    params: Mapping[str, Any],
+    strategy: str,
+    seed: int | None,
+    failure: Failure | None,
+) -> RunResult:
+    """The :class:`RunResult` of a finished runtime (its trace hashed if it kept one)."""
     stats = dict(rt.stats)
     stats["steps"] = rt.step
     return RunResult(
-        scenario=scn.name,
-        variant=vname,
+        scenario=scenario,
+        variant=variant,
         params=dict(params),
-        strategy=sname,
+        strategy=strategy,
         seed=seed,
         choices=rt.choices,
         steps=rt.step,
         failure=failure,
         stats=stats,
         trace=rt.trace,
-        trace_sha256=_trace_sha256(rt.trace) if trace else None,
+        trace_sha256=_trace_sha256(rt.trace) if rt.tracing else None,
     )
 
 

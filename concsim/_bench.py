@@ -138,8 +138,12 @@ def _region_once(variant: str, pages: int, invalidate: str) -> tuple[float, floa
 def bench_region(*, pages: int = 262_144, repeats: int = 3) -> dict[str, Any]:
     """1 GiB: after-patch creation (maps every populated page) and a full invalidation,
     against before-patch creation (one NO_ACCESS map) as the baseline, medians."""
-    rows: dict[str, list[float]] = {"after_create": [], "after_invalidate": [],
-                                    "before_create": [], "before_invalidate": []}
+    rows: dict[str, list[float]] = {
+        "after_create": [],
+        "after_invalidate": [],
+        "before_create": [],
+        "before_invalidate": [],
+    }
     granted = 0
     for _ in range(repeats):
         c, i, granted = _region_once("after-patch", pages, "madvise")

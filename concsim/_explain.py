@@ -66,8 +66,7 @@ INVARIANTS: dict[str, str] = {
     "gfn-overlap": "no two live regions own the same gfn",
 }
 
-_ERRNO = {1: "EPERM", 5: "EIO", 11: "EAGAIN", 12: "ENOMEM", 14: "EFAULT", 16: "EBUSY",
-          22: "EINVAL"}
+_ERRNO = {1: "EPERM", 5: "EIO", 11: "EAGAIN", 12: "ENOMEM", 14: "EFAULT", 16: "EBUSY", 22: "EINVAL"}
 _FLAG_NAMES = (
     (HV_MAP_GPA_READABLE, "READABLE"),
     (HV_MAP_GPA_WRITABLE, "WRITABLE"),
@@ -78,11 +77,17 @@ _FLAG_NAMES = (
     (HV_MAP_GPA_NOT_CACHED, "NOT_CACHED"),
     (HV_MAP_GPA_LARGE_PAGE, "LARGE_PAGE"),
 )
-_ACCESS_BITS = HV_MAP_GPA_READABLE | HV_MAP_GPA_WRITABLE | HV_MAP_GPA_KERNEL_EXECUTABLE | (
-    HV_MAP_GPA_USER_EXECUTABLE
+_ACCESS_BITS = (
+    HV_MAP_GPA_READABLE
+    | HV_MAP_GPA_WRITABLE
+    | HV_MAP_GPA_KERNEL_EXECUTABLE
+    | (HV_MAP_GPA_USER_EXECUTABLE)
 )
-_NEED = {"read": HV_MAP_GPA_READABLE, "write": HV_MAP_GPA_WRITABLE,
-         "execute": HV_MAP_GPA_KERNEL_EXECUTABLE | HV_MAP_GPA_USER_EXECUTABLE}
+_NEED = {
+    "read": HV_MAP_GPA_READABLE,
+    "write": HV_MAP_GPA_WRITABLE,
+    "execute": HV_MAP_GPA_KERNEL_EXECUTABLE | HV_MAP_GPA_USER_EXECUTABLE,
+}
 
 _RANGE = re.compile(r"\[(\d+),(\d+)\)")
 _GFN_RUN = re.compile(r"gfn (\d+)\+(\d+)(?: (0x[0-9a-f]+))?")
@@ -121,8 +126,15 @@ class Link:
     text: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"step": self.step, "task": self.task, "op": self.op, "obj": self.obj,
-                "detail": self.detail, "role": self.role, "text": self.text}
+        return {
+            "step": self.step,
+            "task": self.task,
+            "op": self.op,
+            "obj": self.obj,
+            "detail": self.detail,
+            "role": self.role,
+            "text": self.text,
+        }
 
 
 @dataclass
@@ -151,17 +163,19 @@ class Explanation:
         inv = f" [{self.invariant}]" if self.invariant else ""
         who = f" in task {self.task}" if self.task else ""
         out = [
-            f"FAILURE {self.kind}{inv} at step {self.step}{who} "
-            f"({self.scenario}/{self.variant})",
+            f"FAILURE {self.kind}{inv} at step {self.step}{who} ({self.scenario}/{self.variant})",
             f"  {self.message}",
         ]
         if self.invariant:
             meaning = INVARIANTS.get(self.invariant)
             out.append(f"invariant {self.invariant}" + (f": {meaning}" if meaning else ""))
         if self.objects:
-            out.append("objects: " + ", ".join(
-                str(v) if str(v).startswith(k) else f"{k} {v}" for k, v in self.objects.items()
-            ))
+            out.append(
+                "objects: "
+                + ", ".join(
+                    str(v) if str(v).startswith(k) else f"{k} {v}" for k, v in self.objects.items()
+                )
+            )
         out.append("")
         out.append("how it happened:")
         tw = max((len(ln.task) for ln in self.chain), default=4)
@@ -351,8 +365,11 @@ class _Ctx:
     def hold_at(self, task: str, obj: str, step: int) -> Span | None:
         """The hold of ``obj`` by ``task`` that covers ``step``."""
         for sp in self.holds():
-            if sp.kind == "hold" and sp.task == task and sp.obj == obj and (
-                sp.start <= step < sp.end
+            if (
+                sp.kind == "hold"
+                and sp.task == task
+                and sp.obj == obj
+                and (sp.start <= step < sp.end)
             ):
                 return sp
         return None
@@ -460,7 +477,8 @@ def _explain_memory(ctx: _Ctx) -> None:
 
     # (c) the SLAT writes of the gfn.
     slat_ents = [
-        e for e in before
+        e
+        for e in before
         if e.op in ("slat_map", "slat_unmap", "hypercall_failed") and _covers_gfn(e, gfn)
     ]
     grants = [e for e in slat_ents if e.op == "slat_map" and _grants(_flags(e))]
@@ -479,22 +497,32 @@ def _explain_memory(ctx: _Ctx) -> None:
         installer, map_e = None, None
     stale = [e for e in grants if map_e is None or e.i < map_e.i]
     for e in stale[-2:]:
-        ctx.link(e, "map", f"SLAT maps {_run_text(e)}: gfn {gfn} grants access"
-                 + (f" (to pfn {pfn})" if pfn is not None and e is stale[-1] else ""))
+        ctx.link(
+            e,
+            "map",
+            f"SLAT maps {_run_text(e)}: gfn {gfn} grants access"
+            + (f" (to pfn {pfn})" if pfn is not None and e is stale[-1] else ""),
+        )
     for e in slat_ents:
         if e.op == "slat_unmap":
             ctx.link(e, "map", f"SLAT unmaps {_run_text(e)}")
         elif e.op == "hypercall_failed":
-            ctx.link(e, "remap", f"the hypercall for {_run_text(e)} failed: gfn {gfn}'s entry "
-                     "keeps its old value")
+            ctx.link(
+                e,
+                "remap",
+                f"the hypercall for {_run_text(e)} failed: gfn {gfn}'s entry keeps its old value",
+            )
         elif e.op == "slat_map" and not _grants(_flags(e)) and stale and e.i > stale[-1].i:
             ctx.link(e, "remap", f"SLAT remaps {_run_text(e)}: gfn {gfn} no longer grants access")
     if map_e is not None and map_e.op == "hv_call_map_gpa_pages":
         run = _gfn_run(map_e)
         fl = run[2] if run else None
-        ctx.link(map_e, "failure",
-                 f"hv_call_map_gpa_pages: maps {_run_text(map_e)}"
-                 + (f" - gfn {gfn} to pfn {pfn}" if pfn is not None else ""))
+        ctx.link(
+            map_e,
+            "failure",
+            f"hv_call_map_gpa_pages: maps {_run_text(map_e)}"
+            + (f" - gfn {gfn} to pfn {pfn}" if pfn is not None else ""),
+        )
         if fl is not None and fl & HV_MAP_GPA_WRITABLE and f.invariant == "S7":
             ctx.notes.append(f"the map flags {fl:#x} ({flag_names(fl)}) grant write access")
 
@@ -511,36 +539,61 @@ def _explain_memory(ctx: _Ctx) -> None:
             if m:
                 seq_read = int(m[1])
                 busy = m[2] == "True"
-                ctx.link(rb, "read", f"mmu_interval_read_begin on {rb.obj}: reads seq "
-                         f"{seq_read}" + (" (an invalidation is running: waits for its end)"
-                                          if busy else ""))
+                ctx.link(
+                    rb,
+                    "read",
+                    f"mmu_interval_read_begin on {rb.obj}: reads seq "
+                    f"{seq_read}"
+                    + (" (an invalidation is running: waits for its end)" if busy else ""),
+                )
             if hva is not None:
-                walk = ctx.last(e for e in mine if e.i > rb.i and e.op == "hmm_walk_pmd"
-                                and _covers_vpn(e, hva))
+                walk = ctx.last(
+                    e for e in mine if e.i > rb.i and e.op == "hmm_walk_pmd" and _covers_vpn(e, hva)
+                )
                 if walk is not None:
-                    ctx.link(walk, "read", f"HMM walks {walk.detail}: reads the PTE of hva page "
-                             f"{hva} (what it will map for gfn {gfn}) under seq {seq_read}")
+                    ctx.link(
+                        walk,
+                        "read",
+                        f"HMM walks {walk.detail}: reads the PTE of hva page "
+                        f"{hva} (what it will map for gfn {gfn}) under seq {seq_read}",
+                    )
         if mutex is not None:
             lock_span = ctx.hold_at(installer, mutex, map_e.step)
             if lock_span is not None:
                 acq = ctx.point_of(installer, lock_span.start)
                 first = lock_span.args.get("acquired_at_step", lock_span.start)
                 ctx.link(acq, "lock", f"takes {mutex} (to install under it)")
-                wait = next((sp for sp in ctx.holds() if sp.kind == "wait"
-                             and sp.task == installer and sp.obj == mutex
-                             and sp.end == first), None)
+                wait = next(
+                    (
+                        sp
+                        for sp in ctx.holds()
+                        if sp.kind == "wait"
+                        and sp.task == installer
+                        and sp.obj == mutex
+                        and sp.end == first
+                    ),
+                    None,
+                )
                 if wait is not None:
-                    who = sorted({h.task for h in ctx.holds() if h.kind == "hold"
-                                  and h.obj == mutex and h.task != installer
-                                  and h.start <= wait.start < h.end})
-                    ctx.link(ctx.point_of(installer, wait.start - 1), "lock",
-                             f"mutex_lock {mutex}: blocks (held by "
-                             f"{', '.join(who) or 'another task'})")
+                    who = sorted(
+                        {
+                            h.task
+                            for h in ctx.holds()
+                            if h.kind == "hold"
+                            and h.obj == mutex
+                            and h.task != installer
+                            and h.start <= wait.start < h.end
+                        }
+                    )
+                    ctx.link(
+                        ctx.point_of(installer, wait.start - 1),
+                        "lock",
+                        f"mutex_lock {mutex}: blocks (held by {', '.join(who) or 'another task'})",
+                    )
 
     # (b) the invalidations covering the hva page that ran in the window, (d) PTE changes.
     if hva is not None:
-        window = min([x.i for x in (stale[-1] if stale else None, rb) if x is not None],
-                     default=0)
+        window = min([x.i for x in (stale[-1] if stale else None, rb) if x is not None], default=0)
         _invalidations(ctx, hva, gfn, pfn, mni, mutex, window, seq_read)
         ptes = [(e, st) for e in before if (st := _pte_change(e, hva)) is not None]
         for e, st in ptes[-3:]:
@@ -562,12 +615,15 @@ def _explain_memory(ctx: _Ctx) -> None:
 
     # B3.7: did the installer go back to read_begin after taking the mutex?
     if seq_read is not None and mni is not None and map_e is not None and rb is not None:
-        bumps = [e for e in ctx.es[rb.i : map_e.i] if e.op == "seq"
-                 and e.obj == f"{mni}.invalidate_seq" and e.detail.startswith("set_seq")]
+        bumps = [
+            e
+            for e in ctx.es[rb.i : map_e.i]
+            if e.op == "seq" and e.obj == f"{mni}.invalidate_seq" and e.detail.startswith("set_seq")
+        ]
         if bumps:
             m2 = _SEQ_VALUE.search(bumps[-1].detail)
             new = int(m2[2]) if m2 else None
-            lock_txt = (f" it took {mutex} at step {lock_span.start} and" if lock_span else "")
+            lock_txt = f" it took {mutex} at step {lock_span.start} and" if lock_span else ""
             if new is not None and new != seq_read:
                 ctx.notes.append(
                     f"{region}'s seq changed from {seq_read} (read at step {rb.step}) to {new} "
@@ -583,11 +639,17 @@ def _explain_memory(ctx: _Ctx) -> None:
                 "nothing to catch"
             )
     # An installer that never mapped the gfn (S2: a slot filled but not mapped).
-    if installer is not None and lock_span is not None and f.invariant == "S2" and (
-        where == "mshv_region_collect_and_map" and f.kind != "assertion"
+    if (
+        installer is not None
+        and lock_span is not None
+        and f.invariant == "S2"
+        and (where == "mshv_region_collect_and_map" and f.kind != "assertion")
     ):
-        maps = [e for e in ctx.es if e.task == installer and lock_span.start <= e.step <= f.step
-                and e.op == "slat_map"]
+        maps = [
+            e
+            for e in ctx.es
+            if e.task == installer and lock_span.start <= e.step <= f.step and e.op == "slat_map"
+        ]
         for e in maps[-_CAP:]:
             ctx.link(e, "map", f"SLAT maps {_run_text(e)}")
         if not any(_covers_gfn(e, gfn) for e in maps):
@@ -603,13 +665,20 @@ def _explain_memory(ctx: _Ctx) -> None:
     for e in acc[-2:]:
         ctx.link(e, "access", f"guest {e.detail or 'access'} of gfn {gfn}")
     if where == "guest_access":
-        ctx.notes.append(f"the guest reached through gfn {gfn} a page the process does not map "
-                         "there any more")
+        ctx.notes.append(
+            f"the guest reached through gfn {gfn} a page the process does not map there any more"
+        )
 
 
 def _invalidations(
-    ctx: _Ctx, hva: int, gfn: int, pfn: int | None, mni: str | None, mutex: str | None,
-    window: int, seq_read: int | None,
+    ctx: _Ctx,
+    hva: int,
+    gfn: int,
+    pfn: int | None,
+    mni: str | None,
+    mutex: str | None,
+    window: int,
+    seq_read: int | None,
 ) -> None:
     """Every invalidation covering ``hva`` still running at index ``window`` or later."""
     found = []
@@ -617,8 +686,15 @@ def _invalidations(
         if s.op != "invalidate_range_start" or not _covers_vpn(s, hva):
             continue
         rng = _range(s)
-        end = next((e for e in ctx.es[s.i + 1:] if e.task == s.task and (
-            (e.op == "invalidate_range_end" and _range(e) == rng) or e.op == "oom_reap")), None)
+        end = next(
+            (
+                e
+                for e in ctx.es[s.i + 1 :]
+                if e.task == s.task
+                and ((e.op == "invalidate_range_end" and _range(e) == rng) or e.op == "oom_reap")
+            ),
+            None,
+        )
         if end is not None and end.i < window:
             continue
         found.append((s, end))
@@ -629,8 +705,11 @@ def _invalidations(
         for e in ctx.es[s.i + 1 : stop + 1]:
             if e.task != s.task:
                 continue
-            if e.op == "seq" and mni is not None and e.obj == f"{mni}.invalidate_seq" and (
-                e.detail.startswith("set_seq")
+            if (
+                e.op == "seq"
+                and mni is not None
+                and e.obj == f"{mni}.invalidate_seq"
+                and (e.detail.startswith("set_seq"))
             ):
                 ran = True
                 m = _SEQ_VALUE.search(e.detail)
@@ -638,8 +717,11 @@ def _invalidations(
                 extra = ""
                 if seq_read is not None and m and int(v) != seq_read:
                     extra = f" (a reader holding seq {seq_read} must now retry)"
-                ctx.link(e, "callback", f"the {mni.split('.')[0]} callback runs under "
-                         f"{mutex}: set_seq {v}{extra}")
+                ctx.link(
+                    e,
+                    "callback",
+                    f"the {mni.split('.')[0]} callback runs under {mutex}: set_seq {v}{extra}",
+                )
             elif e.op in ("mutex_lock", "mutex_trylock") and e.obj == mutex:
                 ctx.link(e, "callback", f"the callback takes {mutex}")
             elif e.op == "mutex_trylock_failed" and e.obj == mutex:
@@ -653,8 +735,9 @@ def _invalidations(
             elif e.op == "WARN":
                 ctx.link(e, "remap", f"WARN on {e.obj}: {e.detail}")
                 if "remap failed" in e.detail:
-                    keeps = f"gfn {gfn}'s slot keeps" + (f" pfn {pfn}" if pfn is not None
-                                                          else " its stale pfn")
+                    keeps = f"gfn {gfn}'s slot keeps" + (
+                        f" pfn {pfn}" if pfn is not None else " its stale pfn"
+                    )
                     ctx.notes.append(
                         f"the invalidate callback's NO_ACCESS remap failed at step {e.step}: it "
                         f"returned false before invalidate_pfns, so {keeps} (B5.5) while the "
@@ -680,8 +763,7 @@ def _invalidations(
 
 
 def _acquire_link(ctx: _Ctx, sp: Span, text: str) -> None:
-    ctx.link(ctx.point_of(sp.task, int(sp.args.get("acquired_at_step", sp.start))),
-             "lock", text)
+    ctx.link(ctx.point_of(sp.task, int(sp.args.get("acquired_at_step", sp.start))), "lock", text)
 
 
 def _explain_deadlock(ctx: _Ctx) -> None:
@@ -701,38 +783,72 @@ def _explain_deadlock(ctx: _Ctx) -> None:
                 _acquire_link(ctx, sp, f"takes {sp.obj} (still held at the end)")
         for sp in holds:
             if sp.task == t and sp.kind == "wait" and sp.args.get("unresolved"):
-                holder = [h.task for h in holds if h.kind == "hold" and h.obj == sp.obj
-                          and h.args.get("still_held_at_end")]
-                ctx.link(ctx.point_of(t, int(sp.args.get("since_step", sp.start - 1))), "wait",
-                         f"waits for {sp.obj}" + (f", held by {', '.join(holder)}"
-                                                   if holder else ""))
-                ctx.notes.append(f"task {t} holds "
-                                 + (", ".join(h.obj for h in holds if h.task == t
-                                              and h.kind == "hold"
-                                              and h.args.get("still_held_at_end")) or "nothing")
-                                 + f" and waits for {sp.obj}"
-                                 + (f", which {', '.join(holder)} holds" if holder else ""))
+                holder = [
+                    h.task
+                    for h in holds
+                    if h.kind == "hold" and h.obj == sp.obj and h.args.get("still_held_at_end")
+                ]
+                ctx.link(
+                    ctx.point_of(t, int(sp.args.get("since_step", sp.start - 1))),
+                    "wait",
+                    f"waits for {sp.obj}" + (f", held by {', '.join(holder)}" if holder else ""),
+                )
+                ctx.notes.append(
+                    f"task {t} holds "
+                    + (
+                        ", ".join(
+                            h.obj
+                            for h in holds
+                            if h.task == t and h.kind == "hold" and h.args.get("still_held_at_end")
+                        )
+                        or "nothing"
+                    )
+                    + f" and waits for {sp.obj}"
+                    + (f", which {', '.join(holder)} holds" if holder else "")
+                )
     if "lock" in d:
         lock = str(d["lock"])
         for sp in holds:
             if sp.kind != "hold" or sp.obj != lock or not sp.args.get("still_held_at_end"):
                 continue
             _acquire_link(ctx, sp, f"takes {lock}")
-            wait = next((w for w in holds if w.kind == "wait" and w.task == sp.task
-                         and w.obj == lock and w.end == sp.start), None)
+            wait = next(
+                (
+                    w
+                    for w in holds
+                    if w.kind == "wait"
+                    and w.task == sp.task
+                    and w.obj == lock
+                    and w.end == sp.start
+                ),
+                None,
+            )
             if wait is not None:
-                ctx.link(ctx.point_of(sp.task, wait.start - 1), "lock",
-                         f"mutex_lock {lock}: blocks until step {sp.start}")
-            inv = ctx.last(e for e in ctx.es if e.task == sp.task and e.step <= sp.start
-                           and e.op == "invalidate_range_start")
+                ctx.link(
+                    ctx.point_of(sp.task, wait.start - 1),
+                    "lock",
+                    f"mutex_lock {lock}: blocks until step {sp.start}",
+                )
+            inv = ctx.last(
+                e
+                for e in ctx.es
+                if e.task == sp.task and e.step <= sp.start and e.op == "invalidate_range_start"
+            )
             if inv is not None:
-                ctx.link(inv, "invalidate", f"invalidate_range_start {inv.detail}: its "
-                         "callback takes the region's mutex")
-            ex = next((e for e in ctx.es if e.task == sp.task and e.op == "exit"
-                       and e.step >= sp.start), None)
+                ctx.link(
+                    inv,
+                    "invalidate",
+                    f"invalidate_range_start {inv.detail}: its callback takes the region's mutex",
+                )
+            ex = next(
+                (e for e in ctx.es if e.task == sp.task and e.op == "exit" and e.step >= sp.start),
+                None,
+            )
             for e in ctx.es:
-                if e.task == sp.task and e.step >= sp.start and e.op in (
-                    "WARN", "hypercall_failed"
+                if (
+                    e.task == sp.task
+                    and e.step >= sp.start
+                    and e.op in ("WARN", "hypercall_failed")
                 ):
                     ctx.link(e, "why", f"{e.op} {e.obj}: {e.detail}")
             if ex is not None:
@@ -741,11 +857,19 @@ def _explain_deadlock(ctx: _Ctx) -> None:
                     f"task {sp.task} took {lock} at step {sp.start} and exited at step "
                     f"{ex.step} without mutex_unlock: every later mutex_lock of it blocks forever"
                 )
-            warns = [e for e in ctx.es if e.task == sp.task and e.step >= sp.start
-                     and e.op == "WARN" and "remap failed" in e.detail]
+            warns = [
+                e
+                for e in ctx.es
+                if e.task == sp.task
+                and e.step >= sp.start
+                and e.op == "WARN"
+                and "remap failed" in e.detail
+            ]
             if warns:
-                ctx.notes.append(f"the path that returned at step {warns[0].step} (after the "
-                                 f"failed remap: '{warns[0].detail}') skipped the unlock")
+                ctx.notes.append(
+                    f"the path that returned at step {warns[0].step} (after the "
+                    f"failed remap: '{warns[0].detail}') skipped the unlock"
+                )
 
 
 def _explain_lock_order(ctx: _Ctx) -> None:
@@ -755,8 +879,11 @@ def _explain_lock_order(ctx: _Ctx) -> None:
     if len(cycle) >= 2 and f.task is not None:
         held, new = cycle[0], cycle[-1] if len(cycle) > 2 else cycle[1]
         for sp in ctx.holds():
-            if sp.task == f.task and sp.kind == "hold" and _is_class(sp.obj, held) and (
-                sp.start <= f.step < sp.end
+            if (
+                sp.task == f.task
+                and sp.kind == "hold"
+                and _is_class(sp.obj, held)
+                and (sp.start <= f.step < sp.end)
             ):
                 _acquire_link(ctx, sp, f"takes {sp.obj} (class {held})")
         ctx.notes.append(f"order 1 (now): task {f.task} takes {new} while holding {held}")
@@ -790,10 +917,13 @@ def _explain_sleep(ctx: _Ctx) -> None:
         if tl is not None and (inv is None or tl.i < inv.i):
             ctx.link(tl, "context", f"mmap_read_trylock {tl.obj} (the OOM reaper's way in)")
         if inv is not None:
-            ctx.link(inv, "context",
-                     f"invalidate_range_start {inv.detail}, non-blockable "
-                     "(mmu_notifier_invalidate_range_start_nonblock): the callbacks run with "
-                     "blockable=False")
+            ctx.link(
+                inv,
+                "context",
+                f"invalidate_range_start {inv.detail}, non-blockable "
+                "(mmu_notifier_invalidate_range_start_nonblock): the callbacks run with "
+                "blockable=False",
+            )
         ctx.notes.append(
             f"task {t} is inside a non-blockable invalidation; the callback must use "
             f"mutex_trylock and fail (B5.2), but it calls {what or 'something that may sleep'}"
@@ -808,12 +938,17 @@ def _explain_sleep(ctx: _Ctx) -> None:
     if m:
         lock = m[1]
         for sp in ctx.holds():
-            if sp.kind == "hold" and sp.obj == lock and sp.task != t and (
-                sp.start <= f.step < sp.end
+            if (
+                sp.kind == "hold"
+                and sp.obj == lock
+                and sp.task != t
+                and (sp.start <= f.step < sp.end)
             ):
                 _acquire_link(ctx, sp, f"takes {lock} (held while {t} arrives)")
-                ctx.notes.append(f"{lock} is held by task {sp.task} since step {sp.start}: "
-                                 "here the call would really sleep")
+                ctx.notes.append(
+                    f"{lock} is held by task {sp.task} since step {sp.start}: "
+                    "here the call would really sleep"
+                )
 
 
 def _explain_lock_misuse(ctx: _Ctx) -> None:
@@ -827,23 +962,36 @@ def _explain_lock_misuse(ctx: _Ctx) -> None:
             if e.op == "mutex_init":
                 inits.append(e)
             ctx.link(e, "lock", f"{e.op} {lock}")
-        elif region and e.op == "seq" and e.obj == f"{region}.mreg_mni.invalidate_seq" and (
-            e.detail.startswith("insert")
+        elif (
+            region
+            and e.op == "seq"
+            and e.obj == f"{region}.mreg_mni.invalidate_seq"
+            and (e.detail.startswith("insert"))
         ):
-            ctx.link(e, "insert", f"{region}'s interval notifier inserted ({e.detail}): from "
-                     "here invalidate callbacks can run on the region")
+            ctx.link(
+                e,
+                "insert",
+                f"{region}'s interval notifier inserted ({e.detail}): from "
+                "here invalidate callbacks can run on the region",
+            )
         elif region and e.op == "region_created" and e.obj == region:
             ctx.link(e, "region", f"{region} created ({e.detail})")
     if f.task is not None:
-        inv = ctx.last(e for e in ctx.before() if e.task == f.task
-                       and e.op == "invalidate_range_start")
+        inv = ctx.last(
+            e for e in ctx.before() if e.task == f.task and e.op == "invalidate_range_start"
+        )
         if inv is not None:
-            ctx.link(inv, "invalidate", f"invalidate_range_start {inv.detail}: {f.task} runs "
-                     "the notifier callbacks")
+            ctx.link(
+                inv,
+                "invalidate",
+                f"invalidate_range_start {inv.detail}: {f.task} runs the notifier callbacks",
+            )
     if "before mutex_init" in f.message and not inits:
-        ctx.notes.append(f"{lock} was never mutex_init-ed before step {f.step}: the notifier "
-                         "was registered before the mutex was ready, and an invalidation's "
-                         "callback got there first")
+        ctx.notes.append(
+            f"{lock} was never mutex_init-ed before step {f.step}: the notifier "
+            "was registered before the mutex was ready, and an invalidation's "
+            "callback got there first"
+        )
 
 
 # ---------------------------------------------------------------------- regions, liveness
@@ -866,17 +1014,26 @@ def _explain_s5(ctx: _Ctx) -> None:
         elif e.op == "vfree" and e.obj == region:
             ctx.link(e, "free", f"{region} freed (vfree)")
     if f.task is not None and created is not None:
-        errs = [e for e in ctx.before() if e.task == f.task and e.i > created.i and (
-            (e.op == "choose" and not e.detail.startswith("0/"))
-            or e.op in ("hypercall_failed", "WARN", "WARN_ONCE"))]
+        errs = [
+            e
+            for e in ctx.before()
+            if e.task == f.task
+            and e.i > created.i
+            and (
+                (e.op == "choose" and not e.detail.startswith("0/"))
+                or e.op in ("hypercall_failed", "WARN", "WARN_ONCE")
+            )
+        ]
         for e in errs[-3:]:
-            ctx.link(e, "error", _choice_text(e) if e.op == "choose" else f"{e.op} {e.obj}: "
-                     f"{e.detail}")
+            ctx.link(
+                e, "error", _choice_text(e) if e.op == "choose" else f"{e.op} {e.obj}: {e.detail}"
+            )
         if errs:
             last = errs[-1]
             what = _choice_text(last) if last.op == "choose" else last.op
-            ctx.notes.append(f"creation failed at step {last.step} ({what}) and took its error "
-                             "path")
+            ctx.notes.append(
+                f"creation failed at step {last.step} ({what}) and took its error path"
+            )
     removed = any(e.op == "notifier_removed" and e.obj == mni for e in ctx.before())
     if f.details.get("where") == "vfree" and not removed:
         ctx.notes.append(
@@ -930,8 +1087,11 @@ def _explain_l3(ctx: _Ctx) -> None:
         for e in acc[-2:]:
             ctx.link(e, "access", f"guest {kind} of gfn {gfn} again")
         ctx.objects["accesses"] = len(acc)
-    maps = [e for e in mine if e.op == "slat_map" and _covers_gfn(e, gfn)
-            and (not acc or e.i > acc[0].i)]
+    maps = [
+        e
+        for e in mine
+        if e.op == "slat_map" and _covers_gfn(e, gfn) and (not acc or e.i > acc[0].i)
+    ]
     for e in maps[-2:]:
         ctx.link(e, "map", f"the intercept maps {_run_text(e)}")
     need = _NEED.get(kind, 0)
@@ -951,16 +1111,21 @@ def _explain_l3(ctx: _Ctx) -> None:
             walk = ctx.last(w for w in mine if w.op == "hmm_walk_pmd" and w.i < e.i)
             if walk is not None:
                 ctx.link(walk, "read", f"HMM walks {walk.detail}")
-            why = {"-EPERM": " (hmm_range_fault: a write fault was requested on a VMA "
-                   "without VM_WRITE)", "-EFAULT": " (hmm_range_fault: no VMA, or a "
-                   "VM_IO/VM_PFNMAP one, where a fault was requested)"}.get(_errno(ret), "")
+            why = {
+                "-EPERM": " (hmm_range_fault: a write fault was requested on a VMA "
+                "without VM_WRITE)",
+                "-EFAULT": " (hmm_range_fault: no VMA, or a "
+                "VM_IO/VM_PFNMAP one, where a fault was requested)",
+            }.get(_errno(ret), "")
             ctx.notes.append(
                 f"collect_and_map for gfn {gfn} returned {_errno(ret)}{why}, so the intercept "
                 f"goes to the VMM although the region and the VMA permit the {kind}"
             )
     if len(acc) > 1:
-        ctx.notes.append(f"task {t} touched gfn {gfn} {len(acc)} times ({kind}) from step "
-                         f"{acc[0].step} to {acc[-1].step} without the access being installed")
+        ctx.notes.append(
+            f"task {t} touched gfn {gfn} {len(acc)} times ({kind}) from step "
+            f"{acc[0].step} to {acc[-1].step} without the access being installed"
+        )
 
 
 def _explain_generic(ctx: _Ctx) -> None:
@@ -969,9 +1134,7 @@ def _explain_generic(ctx: _Ctx) -> None:
     names |= {str(x) for v in f.details.values() if isinstance(v, list) for x in v}
     names.discard(str(f.details.get("where", "")))
     for k, v in f.details.items():
-        if k not in ("where", "traceback") and isinstance(v, str | int) and not isinstance(
-            v, bool
-        ):
+        if k not in ("where", "traceback") and isinstance(v, str | int) and not isinstance(v, bool):
             ctx.objects[k] = v
 
     def touches(e: _E) -> bool:

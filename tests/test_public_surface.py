@@ -5,10 +5,28 @@ from __future__ import annotations
 import concsim
 
 PUBLIC = {
-    "CheckResult", "ConcsimError", "DEFAULT_SCENARIO", "ExploreResult", "Failure",
-    "ReplayFileError", "ReplayOutcome", "RunResult", "Runtime", "ScheduleMismatch",
-    "UsageError", "__version__", "check", "check_async", "decode_schedule", "encode_schedule",
-    "explore", "explore_async", "replay", "run", "run_async", "save_failure",
+    "CheckResult",
+    "ConcsimError",
+    "DEFAULT_SCENARIO",
+    "ExploreResult",
+    "Failure",
+    "ReplayFileError",
+    "ReplayOutcome",
+    "RunResult",
+    "Runtime",
+    "ScheduleMismatch",
+    "UsageError",
+    "__version__",
+    "check",
+    "check_async",
+    "decode_schedule",
+    "encode_schedule",
+    "explore",
+    "explore_async",
+    "replay",
+    "run",
+    "run_async",
+    "save_failure",
 }
 
 

@@ -153,9 +153,7 @@ def render_timeline_png(doc: Mapping[str, Any]) -> bytes:
         from matplotlib.figure import Figure
         from matplotlib.patches import Rectangle
     except ImportError:  # pragma: no cover - exercised only without the extra
-        raise UsageError(
-            "the png view needs matplotlib: pip install 'concsim[plot]'"
-        ) from None
+        raise UsageError("the png view needs matplotlib: pip install 'concsim[plot]'") from None
     tl = timeline_layout(doc)
     n = max(1, len(tl.rows))
     height = 1.5 + ROW_IN * n
@@ -176,43 +174,95 @@ def render_timeline_png(doc: Mapping[str, Any]) -> bytes:
             ax.add_patch(Rectangle((x0, y), x1 - x0, 1, color="#f4f4f4", zorder=0, lw=0))
         # Steps: the bottom band, each box labelled with its operation (and object).
         for b in r.steps:
-            ax.add_patch(Rectangle((b.start + 0.04, y + 0.58), b.end - b.start - 0.08, 0.38,
-                                   facecolor="#e3e3e3", edgecolor="#8c8c8c", lw=0.5, zorder=2))
+            ax.add_patch(
+                Rectangle(
+                    (b.start + 0.04, y + 0.58),
+                    b.end - b.start - 0.08,
+                    0.38,
+                    facecolor="#e3e3e3",
+                    edgecolor="#8c8c8c",
+                    lw=0.5,
+                    zorder=2,
+                )
+            )
             if label_steps:
                 op, _, obj = b.name.partition(" ")
                 k = max(2, int(per_step * (b.end - b.start) * 6.5 / 5.5) - 1)
                 label = _short(_abbrev(op), k) + "\n" + _short(obj, k)
-                ax.text((b.start + b.end) / 2, y + 0.77, label,
-                        ha="center", va="center", fontsize=5.5, color="#222222", zorder=3,
-                        linespacing=1.1, clip_on=True)
+                ax.text(
+                    (b.start + b.end) / 2,
+                    y + 0.77,
+                    label,
+                    ha="center",
+                    va="center",
+                    fontsize=5.5,
+                    color="#222222",
+                    zorder=3,
+                    linespacing=1.1,
+                    clip_on=True,
+                )
         # Spans: the top band, nested ones stacked downwards.
         depth = max((b.depth for b in r.spans), default=0) + 1
         band = 0.36 / depth
         for b in r.spans:
             top = y + 0.04 + band * b.depth
             color = _COLORS.get(b.cat, _OTHER)
-            ax.add_patch(Rectangle((b.start, top + 0.01), b.end - b.start, band - 0.02,
-                                   facecolor=color, edgecolor="black", lw=0.4, alpha=0.9,
-                                   hatch="///" if b.cat == "wait" else None, zorder=2))
+            ax.add_patch(
+                Rectangle(
+                    (b.start, top + 0.01),
+                    b.end - b.start,
+                    band - 0.02,
+                    facecolor=color,
+                    edgecolor="black",
+                    lw=0.4,
+                    alpha=0.9,
+                    hatch="///" if b.cat == "wait" else None,
+                    zorder=2,
+                )
+            )
             k = int(per_step * (b.end - b.start)) - 1
             if k >= 3:
-                ax.text(b.start + 0.1, top + band / 2, _short(b.name, k), ha="left",
-                        va="center", fontsize=6.5, color="black" if b.cat == "wait" else "white",
-                        zorder=3, clip_on=True)
+                ax.text(
+                    b.start + 0.1,
+                    top + band / 2,
+                    _short(b.name, k),
+                    ha="left",
+                    va="center",
+                    fontsize=6.5,
+                    color="black" if b.cat == "wait" else "white",
+                    zorder=3,
+                    clip_on=True,
+                )
         # Instants: markers on the line between the bands, with their detail.
         for ts, cat, label in r.instants:
             marker = "v" if cat == "instant" else "x"
             ax.plot([ts + 0.5], [y + 0.5], marker=marker, color="#7f3c8d", ms=5, zorder=4)
             if label_steps and cat == "instant":
-                ax.text(ts + 0.62, y + 0.5, label, fontsize=6, color="#7f3c8d", va="center",
-                        ha="left", zorder=4, clip_on=True,
-                        bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.3,
-                              "alpha": 0.8})
+                ax.text(
+                    ts + 0.62,
+                    y + 0.5,
+                    label,
+                    fontsize=6,
+                    color="#7f3c8d",
+                    va="center",
+                    ha="left",
+                    zorder=4,
+                    clip_on=True,
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.3, "alpha": 0.8},
+                )
     if tl.failure is not None:
         ts, label, msg = tl.failure
         ax.axvline(ts + 0.5, color="#d62728", lw=1.6, zorder=5)
-        ax.text(ts + 0.5, -0.04, label, color="#d62728", fontsize=8, ha="right", va="bottom",
-                fontweight="bold")
+        ax.text(
+            ts + 0.5,
+            -0.04,
+            label,
+            color="#d62728",
+            fontsize=8,
+            ha="right",
+            va="bottom",
+            fontweight="bold",
+        )
         fig.text(left, 0.06 / height, _short(msg, 150), fontsize=7.5, color="#d62728")
     ax.set_yticks([i + 0.5 for i in range(n)])
     ax.set_yticklabels([r.name for r in tl.rows], fontsize=8)
@@ -227,8 +277,14 @@ def render_timeline_png(doc: Mapping[str, Any]) -> bytes:
         Rectangle((0, 0), 1, 1, facecolor=_COLORS["wait"], hatch="///", label="waiting"),
         Rectangle((0, 0), 1, 1, facecolor=_COLORS["op"], label="hypercall"),
     ]
-    fig.legend(handles=handles, loc="lower right", bbox_to_anchor=(left + width, 0.0), ncol=4,
-               fontsize=7, frameon=False)
+    fig.legend(
+        handles=handles,
+        loc="lower right",
+        bbox_to_anchor=(left + width, 0.0),
+        ncol=4,
+        fontsize=7,
+        frameon=False,
+    )
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     return buf.getvalue()

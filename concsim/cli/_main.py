@@ -220,10 +220,18 @@ def replay_cmd(file: str, as_json: bool, trace_view: str | None, output: str | N
 @cli.command("bench")
 @click.option("--steps", type=click.IntRange(min=1000), default=200_000, show_default=True)
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--region", is_flag=True,
-              help="instead: create and invalidate a fully populated region (1 GiB default)")
-@click.option("--pages", type=click.IntRange(min=1), default=262_144, show_default=True,
-              help="region size for --region")
+@click.option(
+    "--region",
+    is_flag=True,
+    help="instead: create and invalidate a fully populated region (1 GiB default)",
+)
+@click.option(
+    "--pages",
+    type=click.IntRange(min=1),
+    default=262_144,
+    show_default=True,
+    help="region size for --region",
+)
 @click.option("--json", "as_json", is_flag=True)
 @_user_errors
 def bench_cmd(steps: int, repeats: int, region: bool, pages: int, as_json: bool) -> None:

@@ -67,6 +67,14 @@ if TYPE_CHECKING:
 
 ENOMEM = 12
 EFAULT = 14
+
+
+def validity_runs(valid: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
+    """Maximal runs [a, b) of equal validity, in order."""
+    edges = [0, *(np.flatnonzero(np.diff(valid.astype(np.int8))) + 1).tolist(), len(valid)]
+    return [(a, b) for a, b in itertools.pairwise(edges) if a < b]
+
+
 EINVAL = 22
 PMD_ORDER = 9
 
@@ -141,10 +149,7 @@ class MshvRegions:
         """B7: split [off, off+count) into maximal runs of equal validity."""
         assert region.mreg_pfns is not None
         valid = region.mreg_pfns[off : off + count] != MSHV_INVALID_PFN
-        edges = [0, *(np.flatnonzero(np.diff(valid.astype(np.int8))) + 1).tolist(), count]
-        for a, b in itertools.pairwise(edges):
-            if a == b:
-                continue
+        for a, b in validity_runs(valid):
             if valid[a]:
                 ret = await self.mshv_region_process_pfns(region, off + a, b - a, handler)
             else:

@@ -7,8 +7,6 @@ kernel patch between them.
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import numpy.typing as npt
 
@@ -19,6 +17,7 @@ from concsim.driver._region import (
     MSHV_REGION_TYPE_MEM_MOVABLE,
     MshvMemRegion,
 )
+from concsim.driver._regions import validity_runs
 from concsim.kernel._hmm import (
     HMM_PFN_FLAGS,
     HMM_PFN_REQ_FAULT,
@@ -163,8 +162,7 @@ class Stateless(V3):
     ) -> int:
         """remap_pfns with the temporary array: runs of equal validity, holes NO_ACCESS."""
         valid = tmp != MSHV_INVALID_PFN
-        edges = [0, *(np.flatnonzero(np.diff(valid.astype(np.int8))) + 1).tolist(), len(tmp)]
-        for a, b in itertools.pairwise(edges):
+        for a, b in validity_runs(valid):
             f = flags if valid[a] else HV_MAP_GPA_NO_ACCESS
             ret = await self.hv.hv_call_map_ram_pfns(
                 region.start_gfn + off + a, b - a, f, tmp[a:b].astype(np.int64)

@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from concsim._api import RunResult
+from concsim._api import RunResult, result_of
 from concsim.engine import RUNNABLE, Failure, Runtime, Strategy
-from concsim.engine import trace_sha256 as _trace_sha256
 from concsim.scenarios import Scenario
 from concsim.strategies import Pruned, StepObserver, StepRecord
 
@@ -99,19 +98,5 @@ def execute(
     finish = getattr(strategy, "finish", None)
     if finish is not None and not pruned:
         finish(rt)
-    stats = dict(rt.stats)
-    stats["steps"] = rt.step
-    res = RunResult(
-        scenario=scn.name,
-        variant=target.variant,
-        params=dict(target.params),
-        strategy=sname,
-        seed=seed,
-        choices=rt.choices,
-        steps=rt.step,
-        failure=failure,
-        stats=stats,
-        trace=rt.trace,
-        trace_sha256=_trace_sha256(rt.trace),
-    )
+    res = result_of(rt, scn.name, target.variant, target.params, sname, seed, failure)
     return Execution(res, steps, len(rt.tasks), counting.task_choices, counting.preemptions, pruned)

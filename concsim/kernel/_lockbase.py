@@ -46,6 +46,25 @@ class LockBase:
         if tracker is not None:
             tracker.release(t, self)
 
+    def _release_owned(self, what: str) -> None:
+        """Unlock of an owner lock (mutex, spinlock): only the owner may, then wake all."""
+        rt = self.rt
+        t = rt.current
+        assert t is not None
+        owner: Task | None = getattr(self, "owner", None)
+        if owner is not t:
+            raise rt.fail(
+                "lock-misuse",
+                f"{what} on {self.kind} {self.name} by task {t.name!r}, which does not own it "
+                f"(owner: {owner.name if owner is not None else 'nobody'})",
+                lock=self.name,
+            )
+        self.owner = None
+        self._released(t)
+        rt.event(what, self.name)
+        if self.waiters:
+            rt.wake_all(self.waiters)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 

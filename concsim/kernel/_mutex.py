@@ -95,22 +95,7 @@ class Mutex(LockBase):
     def unlock(self) -> None:
         """``mutex_unlock``: not a scheduling point (see the engine doc: nothing another
         task could do between the last access and the release would be observable)."""
-        rt = self.rt
-        t = rt.current
-        assert t is not None
-        if self.owner is not t:
-            owner = self.owner.name if self.owner is not None else "nobody"
-            raise rt.fail(
-                "lock-misuse",
-                f"mutex_unlock on mutex {self.name} by task {t.name!r}, which does not own it "
-                f"(owner: {owner})",
-                lock=self.name,
-            )
-        self.owner = None
-        self._released(t)
-        rt.event("mutex_unlock", self.name)
-        if self.waiters:
-            rt.wake_all(self.waiters)
+        self._release_owned("mutex_unlock")
 
     def is_locked(self) -> bool:
         return self.owner is not None

@@ -44,19 +44,4 @@ class SpinLock(LockBase):
 
     def unlock(self) -> None:
         """``spin_unlock``."""
-        rt = self.rt
-        t = rt.current
-        assert t is not None
-        if self.owner is not t:
-            owner = self.owner.name if self.owner is not None else "nobody"
-            raise rt.fail(
-                "lock-misuse",
-                f"spin_unlock on {self.name} by task {t.name!r}, which does not own it "
-                f"(owner: {owner})",
-                lock=self.name,
-            )
-        self.owner = None
-        self._released(t)
-        rt.event("spin_unlock", self.name)
-        if self.waiters:
-            rt.wake_all(self.waiters)
+        self._release_owned("spin_unlock")

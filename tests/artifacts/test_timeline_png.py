@@ -61,14 +61,23 @@ def test_layout_has_one_row_per_track_with_the_spans_and_the_failure() -> None:
 
 
 def test_begin_end_pairs_and_nesting_depths() -> None:
-    doc = {"traceEvents": [
-        {"name": "thread_name", "ph": "M", "ts": 0, "pid": 1, "tid": 1, "args": {"name": "t"}},
-        {"name": "outer", "cat": "hold", "ph": "B", "ts": 1, "pid": 1, "tid": 1},
-        {"name": "inner", "cat": "op", "ph": "X", "ts": 2, "dur": 2, "pid": 1, "tid": 1},
-        {"name": "outer", "ph": "E", "ts": 6, "pid": 1, "tid": 1},
-        {"name": "seq x", "cat": "instant", "ph": "i", "ts": 3, "pid": 1, "tid": 1,
-         "args": {"detail": "set_seq: 5"}},
-    ]}
+    doc = {
+        "traceEvents": [
+            {"name": "thread_name", "ph": "M", "ts": 0, "pid": 1, "tid": 1, "args": {"name": "t"}},
+            {"name": "outer", "cat": "hold", "ph": "B", "ts": 1, "pid": 1, "tid": 1},
+            {"name": "inner", "cat": "op", "ph": "X", "ts": 2, "dur": 2, "pid": 1, "tid": 1},
+            {"name": "outer", "ph": "E", "ts": 6, "pid": 1, "tid": 1},
+            {
+                "name": "seq x",
+                "cat": "instant",
+                "ph": "i",
+                "ts": 3,
+                "pid": 1,
+                "tid": 1,
+                "args": {"detail": "set_seq: 5"},
+            },
+        ]
+    }
     tl = timeline_layout(doc)
     (row,) = tl.rows
     depth = {b.name: b.depth for b in row.spans}
@@ -112,7 +121,9 @@ def test_the_readme_trace_files_match_their_replay() -> None:
     committed = json.loads((DOCS / "trace-no-read-retry.json").read_text())
     meta = committed["otherData"]
     fresh = to_perfetto(
-        res.trace, res.failure, title=f"concsim {res.scenario}/{res.variant}",
+        res.trace,
+        res.failure,
+        title=f"concsim {res.scenario}/{res.variant}",
         metadata={k: meta[k] for k in ("replay_file", "schedule", "seed")},
     )
     assert committed == json.loads(json.dumps(fresh))

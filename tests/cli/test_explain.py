@@ -132,8 +132,10 @@ def test_explain_names_the_invariant_and_the_steps_that_matter(
     if isinstance(gfn, int):
         hva = details.get("hva", doc["objects"].get("hva page"))
         touched = [
-            ln for ln in _before_failure(doc)
-            if _covers(ln["detail"], gfn, "gfn") or ln["obj"] == f"gfn{gfn}"
+            ln
+            for ln in _before_failure(doc)
+            if _covers(ln["detail"], gfn, "gfn")
+            or ln["obj"] == f"gfn{gfn}"
             or (isinstance(hva, int) and _covers(ln["detail"], hva, "vpn"))
         ]
         if doc["invariant"] != "S2" or doc["kind"] == "assertion":
