@@ -26,6 +26,8 @@ def _hash_in_fresh_process(hashseed: str, *args: str) -> str:
         ("--seed", "11"),
         ("--scenario", "counter", "--variant", "racy", "--seed", "3"),
         ("--scenario", "abba", "--seed", "4"),
+        ("--scenario", "small", "--variant", "stateless", "--seed", "5"),
+        ("--variant", "no-read-retry", "--seed", "8", "--strategy", "pct"),
     ],
 )
 def test_same_seed_same_hash_under_pythonhashseed_0_1_2(args: tuple[str, ...]) -> None:
@@ -63,3 +65,16 @@ async def test_run_async_under_pytest_trio() -> None:
     assert res[-1].failure is not None
     assert res[-1].failure.kind == "deadlock"
     assert all(r.ok for r in res[:-1])
+
+
+def test_mshv_default_same_hash_in_process_and_under_trio() -> None:
+    seeds = list(range(5))
+    direct = [concsim.run("default", seed=s).trace_sha256 for s in seeds]
+    assert len(set(direct)) == len(seeds)  # different seeds, different interleavings
+
+    async def host() -> list[str | None]:
+        res = await concsim.run_async("default", seeds=seeds, stop_on_failure=False)
+        return [r.trace_sha256 for r in res]
+
+    assert trio.run(host) == direct
+    assert anyio.run(host, backend="asyncio") == direct
