@@ -44,6 +44,7 @@ EVENTS = (
     "ksm",
     "thp",
     "exit",
+    "straddle",
 )
 
 
@@ -232,5 +233,12 @@ class MshvWorld:
             await ev.split_huge_pmd(mm, u)
         elif name == "exit":
             await ev.exit_mmap(mm)
+        elif name == "straddle":
+            # One invalidation over the last pages of region 0 and the first of region 1
+            # (and the unmapped gap between them), when there are two regions.
+            last = self.mems[-1]
+            lo = u + n - max(1, n // 8)
+            hi = last.userspace_addr + max(1, n // 8) if len(self.mems) > 1 else u + n
+            await ev.madvise_dontneed(mm, lo, hi - lo)
         else:  # pragma: no cover - names are validated by the scenario
             raise AssertionError(name)
