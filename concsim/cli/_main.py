@@ -285,3 +285,6 @@ def main() -> None:
 from concsim.cli._stress import stress_cmd  # noqa: E402
 
 cli.add_command(stress_cmd)
+from concsim.cli._compare import compare_cmd  # noqa: E402
+
+cli.add_command(compare_cmd)
