@@ -279,6 +279,6 @@ def plot_retries(cmp: Comparison, path: str) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     try:
-        atomic_write_bytes(Path(path), buf.getvalue())
+        atomic_write_bytes(Path(path), buf.getvalue(), mode=0o644)
     except OSError as e:
         raise UsageError(f"cannot write plot {path}: {e.strerror or e}") from None

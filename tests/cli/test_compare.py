@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -136,3 +137,19 @@ def test_bad_input_exits_2_with_one_line(args: tuple[str, ...], message: str) ->
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1, p.stderr
     assert message in lines[0]
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_variant_is_caught_and_its_plot_is_there(tmp_path: Path) -> None:
+    text = README.read_text()
+    section = text[text.index("## Reviewing a patch"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    (tmp_path / "no_read_retry.py").write_text(code.group(1))
+    res = concsim.run("default", variant=f"{tmp_path / 'no_read_retry.py'}:NoReadRetry",
+                      seed=8, trace=False)
+    assert res.failure is not None
+    assert res.failure.invariant == "S1"
+    assert (README.parent / "docs" / "compare-retries.png").read_bytes().startswith(PNG)

@@ -54,7 +54,7 @@ PINNED = (
 
 
 def test_kernel_functions_are_pinned() -> None:
-    assert list(KERNEL_FUNCTIONS) == PINNED
+    assert tuple(KERNEL_FUNCTIONS) == PINNED
 
 
 def test_every_listed_method_exists_on_the_base_class() -> None:
