@@ -15,6 +15,8 @@ from concsim._api import save_failure as save_failure
 from concsim._check import CheckResult as CheckResult
 from concsim._check import check as check
 from concsim._check import check_async as check_async
+from concsim._compare import Comparison as Comparison
+from concsim._compare import compare as compare
 from concsim._errors import ConcsimError as ConcsimError
 from concsim._errors import ReplayFileError as ReplayFileError
 from concsim._errors import ScheduleMismatch as ScheduleMismatch
@@ -31,6 +33,7 @@ from concsim.exploration import explore_async as explore_async
 __all__ = [
     "DEFAULT_SCENARIO",
     "CheckResult",
+    "Comparison",
     "ConcsimError",
     "ExploreResult",
     "Failure",
@@ -43,6 +46,7 @@ __all__ = [
     "__version__",
     "check",
     "check_async",
+    "compare",
     "decode_schedule",
     "encode_schedule",
     "explore",

@@ -10,6 +10,7 @@ responsive.  The simulated tasks never touch the host loop.
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,7 +59,7 @@ class RunResult:
         for k, v in self.params.items():
             parts += ["--param", f"{k}={_param_text(v)}"]
         parts += ["--schedule", self.schedule]
-        return " ".join(parts)
+        return " ".join(shlex.quote(p) for p in parts)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -84,9 +85,17 @@ def _param_text(v: object) -> str:
 
 
 def resolve_variant(scn: Scenario, variant: str | None) -> tuple[str, Any]:
-    """Name and object of the variant; an unknown name is a one-line error."""
+    """Name and object of the variant; an unknown name is a one-line error.
+
+    A name with a ``:`` is a user variant, ``path/to/file.py:ClassName`` or
+    ``package.module:ClassName`` (see docs/variant-api.md), accepted by the scenarios whose
+    variants are driver classes; the spec string itself is the variant's name, so replay
+    files, stress workers and ``replay_command()`` load it again from it.
+    """
     variants = scn.variants()
     name = variant if variant is not None else scn.default_variant
+    if name not in variants and ":" in name:
+        return name, _load_user_variant(scn, name, variants)
     if name not in variants:
         raise UsageError(
             f"unknown variant {name!r} for scenario {scn.name!r} "
@@ -95,7 +104,22 @@ def resolve_variant(scn: Scenario, variant: str | None) -> tuple[str, Any]:
     return name, variants[name]
 
 
-def make_strategy(name: str, seed: int, *, scenario: str | None = None, **options: Any) -> Strategy:
+def _load_user_variant(scn: Scenario, spec: str, variants: Mapping[str, Any]) -> Any:
+    from concsim.driver import MshvDriverBase
+    from concsim.driver._loader import load_variant
+
+    default = variants.get(scn.default_variant)
+    if not (isinstance(default, type) and issubclass(default, MshvDriverBase)):
+        raise UsageError(
+            f"scenario {scn.name!r} takes only its own variants ({', '.join(variants)}): "
+            f"a user variant like {spec!r} is a driver class, for the mshv scenarios "
+            "(default, small)"
+        )
+    return load_variant(spec)
+
+
+def make_strategy(name: str, seed: int, *, scenario: str | None = None, **options: Any
+                  ) -> Strategy:
     """A strategy by name.  PCT's ``k`` (choices a run makes) defaults to the scenario's
     ``pct_k``, measured for the built-in scenarios."""
     if name == "random":
@@ -252,9 +276,14 @@ def replay(path: str, *, trace: bool = True) -> ReplayOutcome:
     from concsim.artifacts import load_replay
 
     rf = load_replay(path)
+    variant = rf.variant
+    if ":" in variant:  # a user variant by a relative path: found from here, or absolute
+        from concsim._varspec import spec_to_load
+
+        variant = spec_to_load(variant, rf.extra.get("variant_absolute"))
     res = run(
         rf.scenario,
-        variant=rf.variant,
+        variant=variant,
         params=rf.params,
         schedule=rf.schedule,
         trace=trace,

@@ -294,7 +294,7 @@ class _Exploration:
                 failing.command = "(none: no replay file, pytest's cacheprovider is disabled)"
             return ""
         rf = replay_from_result(failing, original=res.original_schedule)
-        rf.extra = {"pytest_nodeid": self.item.nodeid, "call": self.call, "adhoc": adhoc}
+        rf.extra.update({"pytest_nodeid": self.item.nodeid, "call": self.call, "adhoc": adhoc})
         name = _file_name(self.item.nodeid, self.call, failing.failure.kind)
         path = Path(cache.mkdir("concsim")) / name
         save_replay(path, rf)

@@ -6,6 +6,8 @@ import concsim
 
 PUBLIC = {
     "CheckResult",
+    "Comparison",
+    "compare",
     "ConcsimError",
     "DEFAULT_SCENARIO",
     "ExploreResult",

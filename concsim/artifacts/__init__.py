@@ -6,6 +6,7 @@ from concsim.artifacts._perfetto import derive_holds as derive_holds
 from concsim.artifacts._perfetto import dumps_perfetto as dumps_perfetto
 from concsim.artifacts._perfetto import to_perfetto as to_perfetto
 from concsim.artifacts._replayfile import ReplayFile as ReplayFile
+from concsim.artifacts._replayfile import atomic_write_bytes as atomic_write_bytes
 from concsim.artifacts._replayfile import atomic_write_text as atomic_write_text
 from concsim.artifacts._replayfile import default_replay_name as default_replay_name
 from concsim.artifacts._replayfile import load_replay as load_replay

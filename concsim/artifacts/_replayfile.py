@@ -64,11 +64,19 @@ class ReplayFile:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the whole new one."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one
+    (created 0600 unless ``mode`` says otherwise)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        if mode is not None:
+            os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -90,7 +98,15 @@ def replay_from_result(result: Any, *, original: str | None = None) -> ReplayFil
         "trace_sha256": result.trace_sha256,
         "steps": result.steps,
     }
+    extra: dict[str, Any] = {}
+    if ":" in str(result.variant):  # a user variant: keep its file's absolute path too
+        from concsim._varspec import absolute_file_spec
+
+        absolute = absolute_file_spec(str(result.variant))
+        if absolute is not None:
+            extra["variant_absolute"] = absolute
     return ReplayFile(
+        extra=extra,
         scenario=result.scenario,
         variant=result.variant,
         params=result.params,
@@ -105,7 +121,12 @@ def replay_from_result(result: Any, *, original: str | None = None) -> ReplayFil
 def default_replay_name(result: Any) -> str:
     kind = result.failure.kind if result.failure else "ok"
     seed = "x" if result.seed is None else str(result.seed)
-    return f"{result.scenario}-{result.variant}-{kind}-seed{seed}.json".replace("/", "_")
+    variant = str(result.variant)
+    if ":" in variant:  # a user variant "dir/file.py:Cls" or "pkg.mod:Cls": "file.Cls"
+        where, _, cls_name = variant.rpartition(":")
+        stem = where.replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".py")
+        variant = f"{stem}.{cls_name}"
+    return f"{result.scenario}-{variant}-{kind}-seed{seed}.json".replace("/", "_")
 
 
 def _field(data: dict[str, Any], name: str, types: type | tuple[type, ...], where: str) -> Any:

@@ -166,7 +166,7 @@ def _failure_record(
     else:
         note = ""
     rf = replay_from_result(full)
-    rf.extra = {"signature": f.signature, "found_by": "concsim stress"}
+    rf.extra.update({"signature": f.signature, "found_by": "concsim stress"})
     if note:
         rf.extra["warning"] = note
     return FailureRecord(

@@ -333,3 +333,7 @@ cli.add_command(stress_cmd)
 from concsim.cli._explain import explain_cmd  # noqa: E402
 
 cli.add_command(explain_cmd)
+
+from concsim.cli._compare import compare_cmd  # noqa: E402
+
+cli.add_command(compare_cmd)

@@ -18,6 +18,49 @@ from concsim.kernel._alloc import KernelAllocator
 from concsim.kernel._hv import Hypervisor
 from concsim.kernel._mm import MM
 
+#: The public variant API (docs/variant-api.md): the methods that mirror kernel functions,
+#: which a user variant may override.  Renaming one is an announced change (CHANGELOG.md);
+#: tests/model/test_variant_api.py keeps this list, the classes and the doc in step.
+KERNEL_FUNCTIONS: tuple[str, ...] = (
+    # drivers/hv/mshv_regions.c
+    "mshv_chunk_stride",
+    "mshv_region_process_pfns",
+    "mshv_region_process_hole",
+    "mshv_region_process_range",
+    "mshv_region_chunk_remap",
+    "mshv_region_chunk_unmap",
+    "mshv_region_remap_pfns",
+    "mshv_region_invalidate_pfns",
+    "mshv_region_unmap",
+    "mshv_region_create",
+    "mshv_region_movable_init",
+    "mshv_region_movable_fini",
+    "mshv_region_get",
+    "mshv_region_put",
+    "mshv_region_destroy",
+    "mshv_region_invalidate",
+    "hmm_default_flags",
+    "mshv_region_hmm_fault_and_lock",
+    "mshv_region_collect_pfns",
+    "collect_filter",
+    "mshv_region_collect_and_map",
+    "hmm_fault_and_lock_loop",
+    "mshv_region_range_fault",
+    "mshv_region_handle_gfn_fault",
+    "mshv_map_movable_region",
+    "mshv_region_interval_invalidate",
+    "mshv_map_pinned_region",
+    # drivers/hv/mshv_root_main.c
+    "check_add_overflow",
+    "mshv_partition_create_region",
+    "mshv_map_user_memory",
+    "mshv_map_user_memory_errout",
+    "mshv_unmap_user_memory",
+    "mshv_partition_region_by_gfn_get",
+    "mshv_intercept_access_allowed",
+    "mshv_handle_gpa_intercept",
+)
+
 
 class MshvDriverBase(MshvRegions, MshvRootMain):
     """The after-patch driver (v1/v2 of "Map populated pages on movable region creation").

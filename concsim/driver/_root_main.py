@@ -97,7 +97,9 @@ class MshvRootMain:
         if region.mreg_type == MSHV_REGION_TYPE_MEM_PINNED:
             ret = await self.mshv_map_pinned_region(region)
         elif region.mreg_type == MSHV_REGION_TYPE_MEM_MOVABLE:
+            before = self._slat_access_pages(region)
             ret = await self.mshv_map_movable_region(region)
+            self.rt.count("pages_mapped_at_creation", self._slat_access_pages(region) - before)
         else:
             ret = await self.hv.hv_call_map_ram_pfns(
                 region.start_gfn, region.nr_pfns, region.hv_map_flags, None
@@ -139,6 +141,13 @@ class MshvRootMain:
         partition.pt_mem_regions_lock.unlock()
         await self.mshv_region_put(region)
         return 0
+
+    def _slat_access_pages(self: MshvDriverBase, region: MshvMemRegion) -> int:
+        """Model counter (not kernel): the region's gfns the SLAT maps with access."""
+        slat = self.hv.slat
+        a = min(region.start_gfn, slat.nr_gfns)
+        b = min(region.start_gfn + region.nr_pfns, slat.nr_gfns)
+        return int(slat._access_mask(slat.flags[a:b]).sum())
 
     def _region_by_gfn(
         self: MshvDriverBase, partition: MshvPartition, gfn: int

@@ -59,7 +59,11 @@ def parse_target(text: str) -> tuple[str, str]:
     scn, sep, variant = text.partition(":")
     if not sep or not scn or not variant:
         raise UsageError(f"--target takes SCENARIO:VARIANT, got {text!r}")
-    if variant not in get_scenario(scn).variants():
+    if ":" in variant:  # a user variant: loaded (and checked) by resolve_variant
+        from concsim._api import resolve_variant
+
+        resolve_variant(get_scenario(scn), variant)
+    elif variant not in get_scenario(scn).variants():
         raise UsageError(f"unknown variant {variant!r} for scenario {scn!r} in --target")
     return scn, variant
 

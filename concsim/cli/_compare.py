@@ -1,0 +1,143 @@
+"""``concsim compare A B``: two variants side by side on the same seeds.
+
+The numbers come from :func:`concsim._compare.compare`; this module only formats them (a
+rich table, ``--json``, ``--plot``).  Registered on the ``cli`` group by one
+``add_command`` line in ``_main``.  Exit codes: 0 compared (whatever the failures: a
+reviewer reads them in the table), 2 bad input (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from concsim._api import DEFAULT_SCENARIO, STRATEGIES
+from concsim._compare import METRICS, Comparison, check_plot_path, compare, plot_retries
+from concsim.cli._main import _emit_json, _user_errors
+from concsim.scenarios import get_scenario, parse_param_args
+
+_LABELS = {
+    "failures": "failures (schedules)",
+    "faults_handled": "faults handled",
+    "ebusy_retries": "-EBUSY retries",
+    "ebusy_retries_per_fault_mean": "-EBUSY retries per fault, mean",
+    "ebusy_retries_per_fault_p50": "-EBUSY retries per fault, p50",
+    "ebusy_retries_per_fault_p99": "-EBUSY retries per fault, p99",
+    "hmm_restarts": "hmm_range_fault restarts",
+    "hypercalls": "hypercalls",
+    "hypercall_reps": "hypercall reps",
+    "pages_mapped_at_creation": "pages mapped at creation",
+    "steps_mean": "steps per schedule, mean",
+    "steps_p50": "steps per schedule, p50",
+    "steps_p99": "steps per schedule, p99",
+}
+
+
+def _num(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if float(v).is_integer():
+        return f"{int(v):,}"
+    return f"{v:,.3f}"
+
+
+def _signed(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return ("+" if v > 0 else "") + _num(v)
+
+
+def _kinds(kinds: dict[str, int]) -> str:
+    return ", ".join(f"{k} ×{n}" for k, n in kinds.items()) or "none"
+
+
+def _print_table(cmp: Comparison) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    defaults = {p.name: p.default for p in get_scenario(cmp.scenario).params}
+    given = [f"{k}={v}" for k, v in cmp.params.items() if defaults.get(k) != v]
+    params = " ".join(given) or "the scenario's defaults"
+    console.print(
+        f"scenario {cmp.scenario}, {cmp.schedules} schedules, strategy {cmp.strategy}, "
+        f"seeds {cmp.seed}..{cmp.seed + cmp.schedules - 1}"
+    )
+    console.print(f"params: {params}" + (" (others default)" if given else ""), soft_wrap=True)
+    table = Table(show_lines=False)
+    table.add_column("metric (sum over schedules unless noted)")
+    table.add_column(f"A: {cmp.a.variant}", justify="right", overflow="fold")
+    table.add_column(f"B: {cmp.b.variant}", justify="right", overflow="fold")
+    table.add_column("B - A", justify="right")
+    table.add_column("B / A", justify="right")
+    ma, mb, diff = cmp.a.metrics(), cmp.b.metrics(), cmp.diff()
+    for k in METRICS:
+        d = diff[k]
+        ratio = d["ratio"]
+        table.add_row(
+            _LABELS[k], _num(ma[k]), _num(mb[k]), _signed(d["b_minus_a"]),
+            "-" if ratio is None else f"{ratio:.3f}",
+        )
+    console.print(table)
+    for side, vs in (("A", cmp.a), ("B", cmp.b)):
+        line = f"{side} failures: {_kinds(vs.failure_kinds)}"
+        if vs.failure_seeds:
+            line += " (first seeds: " + ", ".join(
+                f"{k} seed {s}" for k, s in vs.failure_seeds.items()
+            ) + ")"
+        console.print(line, soft_wrap=True)
+
+
+@click.command("compare")
+@click.argument("a")
+@click.argument("b")
+@click.option("--scenario", default=DEFAULT_SCENARIO, show_default=True, help="scenario name")
+@click.option("--schedules", type=int, default=200, show_default=True,
+              help="schedules per variant (seeds SEED .. SEED+N-1)")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--strategy", type=click.Choice(STRATEGIES), default="random", show_default=True)
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="scenario parameter")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object as the last line")
+@click.option("--plot", "plot", default=None, metavar="FILE.png",
+              help="draw the -EBUSY retries per fault of both variants (needs matplotlib)")
+@_user_errors
+def compare_cmd(
+    a: str,
+    b: str,
+    scenario: str,
+    schedules: int,
+    seed: int,
+    strategy: str,
+    params: tuple[str, ...],
+    as_json: bool,
+    plot: str | None,
+) -> None:
+    """Run variants A and B on the same seeds and show their numbers side by side.
+
+    A and B are variant names (concsim variants) or user variants, path/to/file.py:Class
+    or package.module:Class (see docs/variant-api.md).
+    """
+    if plot is not None:
+        check_plot_path(plot)
+    cmp = compare(
+        a,
+        b,
+        scenario=scenario,
+        schedules=schedules,
+        seed=seed,
+        strategy=strategy,
+        params=parse_param_args(list(params)),
+    )
+    if plot is not None:
+        plot_retries(cmp, plot)
+    if as_json:
+        out = cmp.to_json()
+        if plot is not None:
+            out["plot"] = plot
+        _emit_json(out)
+        return
+    _print_table(cmp)
+    if plot is not None:
+        click.echo(f"plot of -EBUSY retries per fault written to {plot}")
