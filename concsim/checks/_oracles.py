@@ -152,6 +152,57 @@ class MshvOracles:
                 )
 
     # ------------------------------------------------------------------ SLAT writes: S1, S3, S7
+    #
+    # Two paths with the same rules: a vectorised one for multi-page hypercalls and a scalar
+    # one for the common single-page call.  Both report through the builders below.
+
+    def _zero_writable(self, gfn: int) -> BaseException:
+        return self._fail(
+            "S7",
+            f"gfn {gfn} mapped writable to the shared zero page",
+            where="slat_write",
+            gfn=gfn,
+            pfn=ZERO_PFN,
+        )
+
+    def _unlocked_write(self, gfn: int, r: MshvMemRegion) -> BaseException:
+        return self._fail(
+            "S3",
+            f"SLAT entry of gfn {gfn} ({r.name}) changed without holding {r.mreg_mutex.name}",
+            where="slat_write",
+            gfn=gfn,
+            region=r.name,
+        )
+
+    def _stale_install(self, gfn: int, pfn: int, v: int, r: MshvMemRegion) -> BaseException:
+        state = PTE_NAMES[int(self.w.mm.pte_state[v])]
+        return self._fail(
+            "S1",
+            f"gfn {gfn} mapped to {self._describe_pfn(pfn)}, which hva page {v} no longer maps "
+            f"(it is {state}): a stale pfn installed",
+            where="slat_write",
+            gfn=gfn,
+            pfn=pfn,
+            hva=v,
+            region=r.name,
+        )
+
+    def _writable_over_ro(self, gfn: int, pfn: int, v: int) -> BaseException:
+        return self._fail(
+            "S7",
+            f"gfn {gfn} mapped writable to pfn {pfn}, whose PTE at hva page {v} is read-only "
+            "(COW / shared page)",
+            where="slat_write",
+            gfn=gfn,
+            pfn=pfn,
+            hva=v,
+        )
+
+    @staticmethod
+    def _s3_applies(r: MshvMemRegion) -> bool:
+        # S3 binds while callbacks can run: once destroy has removed the notifier (and the
+        # region is unlisted) mshv_region_unmap rightly runs without the mutex.
+        return r.mreg_mni.in_tree or r.mreg_mni.deferred_insert
 
     def slat_write(
         self,
@@ -164,18 +215,10 @@ class MshvOracles:
             return
         mm = self.w.mm
         slat = self.w.slat
-        t = self.rt.current
         grants_new = _grants(flags)
         zero_w = grants_new & ((flags & HV_MAP_GPA_WRITABLE) != 0) & (pfns == ZERO_PFN)
         if zero_w.any():
-            i = int(np.flatnonzero(zero_w)[0])
-            raise self._fail(
-                "S7",
-                f"gfn {int(gfns[i])} mapped writable to the shared zero page",
-                where="slat_write",
-                gfn=int(gfns[i]),
-                pfn=ZERO_PFN,
-            )
+            raise self._zero_writable(int(gfns[np.flatnonzero(zero_w)[0]]))
         for r in self._live_regions():
             if r.mreg_type != MSHV_REGION_TYPE_MEM_MOVABLE:
                 continue
@@ -184,19 +227,12 @@ class MshvOracles:
                 continue
             g = gfns[inside]
             touches_access = grants_new[inside] | _grants(slat.flags[g])
-            registered = r.mreg_mni.in_tree or r.mreg_mni.deferred_insert
-            # S3 binds while callbacks can run: once destroy has removed the notifier (and
-            # the region is unlisted) mshv_region_unmap rightly runs without the mutex.
-            if touches_access.any() and registered and r.mreg_mutex.owner is not t:
-                i = int(np.flatnonzero(touches_access)[0])
-                raise self._fail(
-                    "S3",
-                    f"SLAT entry of gfn {int(g[i])} ({r.name}) changed without holding "
-                    f"{r.mreg_mutex.name}",
-                    where="slat_write",
-                    gfn=int(g[i]),
-                    region=r.name,
-                )
+            if (
+                touches_access.any()
+                and self._s3_applies(r)
+                and (r.mreg_mutex.owner is not self.rt.current)
+            ):
+                raise self._unlocked_write(int(g[np.flatnonzero(touches_access)[0]]), r)
             gn = grants_new[inside]
             if not gn.any():
                 continue
@@ -206,83 +242,33 @@ class MshvOracles:
             stale = gn & ~present_same
             if stale.any():
                 i = int(np.flatnonzero(stale)[0])
-                raise self._fail(
-                    "S1",
-                    f"gfn {int(g[i])} mapped to {self._describe_pfn(int(p[i]))}, which hva page "
-                    f"{int(v[i])} no longer maps (it is {PTE_NAMES[int(mm.pte_state[v[i]])]}): "
-                    "a stale pfn installed",
-                    where="slat_write",
-                    gfn=int(g[i]),
-                    pfn=int(p[i]),
-                    hva=int(v[i]),
-                    region=r.name,
-                )
+                raise self._stale_install(int(g[i]), int(p[i]), int(v[i]), r)
             ro = gn & ((flags[inside] & HV_MAP_GPA_WRITABLE) != 0) & ~mm.pte_write[v]
             if ro.any():
                 i = int(np.flatnonzero(ro)[0])
-                raise self._fail(
-                    "S7",
-                    f"gfn {int(g[i])} mapped writable to pfn {int(p[i])}, whose PTE at hva page "
-                    f"{int(v[i])} is read-only (COW / shared page)",
-                    where="slat_write",
-                    gfn=int(g[i]),
-                    pfn=int(p[i]),
-                    hva=int(v[i]),
-                )
+                raise self._writable_over_ro(int(g[i]), int(p[i]), int(v[i]))
 
     def _slat_write_one(self, gfn: int, flags: int, pfn: int) -> None:
-        """The same checks as :meth:`slat_write` for one entry, with scalars (the common
-        case: the fault path maps runs of single pages)."""
         mm = self.w.mm
-        slat = self.w.slat
         grants_new = bool(flags & ACCESS_MASK) and not flags & HV_MAP_GPA_NO_ACCESS
         if grants_new and flags & HV_MAP_GPA_WRITABLE and pfn == ZERO_PFN:
-            raise self._fail(
-                "S7",
-                f"gfn {gfn} mapped writable to the shared zero page",
-                where="slat_write",
-                gfn=gfn,
-                pfn=ZERO_PFN,
-            )
+            raise self._zero_writable(gfn)
         r = self._owner(gfn)
         if r is None or r.mreg_type != MSHV_REGION_TYPE_MEM_MOVABLE:
             return
         if (
-            (grants_new or slat.grants(gfn))
-            and (r.mreg_mni.in_tree or r.mreg_mni.deferred_insert)
+            (grants_new or self.w.slat.grants(gfn))
+            and self._s3_applies(r)
             and r.mreg_mutex.owner is not self.rt.current
         ):
-            raise self._fail(
-                "S3",
-                f"SLAT entry of gfn {gfn} ({r.name}) changed without holding {r.mreg_mutex.name}",
-                where="slat_write",
-                gfn=gfn,
-                region=r.name,
-            )
+            raise self._unlocked_write(gfn, r)
         if not grants_new:
             return
         v = self._hva_of(r, gfn)
         if int(mm.pte_state[v]) != PTE_PRESENT or int(mm.pte_pfn[v]) != pfn:
-            raise self._fail(
-                "S1",
-                f"gfn {gfn} mapped to {self._describe_pfn(pfn)}, which hva page {v} no longer "
-                f"maps (it is {PTE_NAMES[int(mm.pte_state[v])]}): a stale pfn installed",
-                where="slat_write",
-                gfn=gfn,
-                pfn=pfn,
-                hva=v,
-                region=r.name,
-            )
+            raise self._stale_install(gfn, pfn, v, r)
         if flags & HV_MAP_GPA_WRITABLE and not mm.pte_write[v]:
-            raise self._fail(
-                "S7",
-                f"gfn {gfn} mapped writable to pfn {pfn}, whose PTE at hva page {v} is read-only "
-                "(COW / shared page)",
-                where="slat_write",
-                gfn=gfn,
-                pfn=pfn,
-                hva=v,
-            )
+            raise self._writable_over_ro(gfn, pfn, v)
 
     # ------------------------------------------------------------------ the guest's view
 
