@@ -16,8 +16,30 @@ from concsim.kernel import Mutex
 from concsim.scenarios._registry import Param, ParamValue, Scenario, register
 
 
+class ExampleVariant(str):
+    """An example scenario's variant: its name (compared as a string) and a summary."""
+
+    summary: str
+
+    def __new__(cls, name: str, summary: str = "") -> ExampleVariant:
+        v = super().__new__(cls, name)
+        v.summary = summary
+        return v
+
+
+def _variants(**summaries: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, summary in summaries.items():
+        name = key.replace("_", "-")
+        out[name] = ExampleVariant(name, summary)
+    return out
+
+
 def _counter_variants() -> dict[str, Any]:
-    return {"locked": "locked", "racy": "racy"}
+    return _variants(
+        locked="each increment under counter_lock",
+        racy="load and store without the lock: updates get lost",
+    )
 
 
 def _build_counter(rt: Runtime, params: dict[str, ParamValue], variant: Any) -> None:
@@ -52,7 +74,10 @@ def _build_counter(rt: Runtime, params: dict[str, ParamValue], variant: Any) -> 
 
 
 def _abba_variants() -> dict[str, Any]:
-    return {"abba": "abba", "ordered": "ordered"}
+    return _variants(
+        abba="the two tasks take lock_a and lock_b in opposite orders: deadlock",
+        ordered="both take lock_a first: no deadlock",
+    )
 
 
 def _build_abba(rt: Runtime, params: dict[str, ParamValue], variant: Any) -> None:
@@ -78,7 +103,10 @@ def _build_abba(rt: Runtime, params: dict[str, ParamValue], variant: Any) -> Non
 
 
 def _independent_variants() -> dict[str, Any]:
-    return {"disjoint": "disjoint", "racy-tail": "racy-tail"}
+    return _variants(
+        disjoint="every task touches only its own objects",
+        racy_tail="independent work, then a racy update of one shared object",
+    )
 
 
 def _build_independent(rt: Runtime, params: dict[str, ParamValue], variant: Any) -> None:
