@@ -75,11 +75,18 @@ async def _wp_page_copy(mm: MM, vpn: int, may_write: bool) -> int:
     new = mm.pages.alloc_page()
     if new < 0:
         return -EFAULT
+    orig = (int(mm.pte_state[vpn]), int(mm.pte_pfn[vpn]), bool(mm.pte_write[vpn]))
     r = MMUNotifierRange(mm, vpn, vpn + 1, MMU_NOTIFY_CLEAR)
     await mmu_notifier_invalidate_range_start(r)
     await rt.point("wp_page_copy", "pt", f"vpn {vpn}")
-    old = int(mm.pte_pfn[vpn])
+    now = (int(mm.pte_state[vpn]), int(mm.pte_pfn[vpn]), bool(mm.pte_write[vpn]))
+    if now != orig:
+        # pte_same() failed under the PTE lock: someone (reclaim, migration) changed the
+        # entry meanwhile.  Drop the copy; the caller retries the fault from the new state.
+        mm.pages.put_page(new)
+        await mmu_notifier_invalidate_range_end(r)
+        return 0
     mm.set_ptes(np.array([vpn], dtype=np.int64), PTE_PRESENT, new, may_write)
-    mm.pages.put_page(old)
+    mm.pages.put_page(orig[1])
     await mmu_notifier_invalidate_range_end(r)
     return 0

@@ -84,3 +84,12 @@ def test_before_patch_faults_more_than_after_patch_on_a_populated_region() -> No
         )
     assert faults["after-patch"] == 0
     assert faults["before-patch"] >= 50
+
+
+def test_cow_break_rechecks_the_pte_when_reclaim_races_it() -> None:
+    """Regression: a write fault's COW break on the zero page raced a reclaim of the same
+    page; wp_page_copy must see pte_same() fail and drop its copy (schedule #1327 of this
+    exploration used to underflow a page refcount)."""
+    res = concsim.explore("default", variant="v3", params={"zero_pages": 2}, strategy="pct",
+                          schedules=1400, shrink_failure=False)
+    assert res.ok, res.first_failure
