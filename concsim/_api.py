@@ -118,8 +118,7 @@ def _load_user_variant(scn: Scenario, spec: str, variants: Mapping[str, Any]) ->
     return load_variant(spec)
 
 
-def make_strategy(name: str, seed: int, *, scenario: str | None = None, **options: Any
-                  ) -> Strategy:
+def make_strategy(name: str, seed: int, *, scenario: str | None = None, **options: Any) -> Strategy:
     """A strategy by name.  PCT's ``k`` (choices a run makes) defaults to the scenario's
     ``pct_k``, measured for the built-in scenarios."""
     if name == "random":

@@ -76,16 +76,21 @@ def _print_table(cmp: Comparison) -> None:
         d = diff[k]
         ratio = d["ratio"]
         table.add_row(
-            _LABELS[k], _num(ma[k]), _num(mb[k]), _signed(d["b_minus_a"]),
+            _LABELS[k],
+            _num(ma[k]),
+            _num(mb[k]),
+            _signed(d["b_minus_a"]),
             "-" if ratio is None else f"{ratio:.3f}",
         )
     console.print(table)
     for side, vs in (("A", cmp.a), ("B", cmp.b)):
         line = f"{side} failures: {_kinds(vs.failure_kinds)}"
         if vs.failure_seeds:
-            line += " (first seeds: " + ", ".join(
-                f"{k} seed {s}" for k, s in vs.failure_seeds.items()
-            ) + ")"
+            line += (
+                " (first seeds: "
+                + ", ".join(f"{k} seed {s}" for k, s in vs.failure_seeds.items())
+                + ")"
+            )
         console.print(line, soft_wrap=True)
 
 
@@ -93,15 +98,24 @@ def _print_table(cmp: Comparison) -> None:
 @click.argument("a")
 @click.argument("b")
 @click.option("--scenario", default=DEFAULT_SCENARIO, show_default=True, help="scenario name")
-@click.option("--schedules", type=int, default=200, show_default=True,
-              help="schedules per variant (seeds SEED .. SEED+N-1)")
+@click.option(
+    "--schedules",
+    type=int,
+    default=200,
+    show_default=True,
+    help="schedules per variant (seeds SEED .. SEED+N-1)",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--strategy", type=click.Choice(STRATEGIES), default="random", show_default=True)
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
-              help="scenario parameter")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="scenario parameter")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object as the last line")
-@click.option("--plot", "plot", default=None, metavar="FILE.png",
-              help="draw the -EBUSY retries per fault of both variants (needs matplotlib)")
+@click.option(
+    "--plot",
+    "plot",
+    default=None,
+    metavar="FILE.png",
+    help="draw the -EBUSY retries per fault of both variants (needs matplotlib)",
+)
 @_user_errors
 def compare_cmd(
     a: str,

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 from concsim.driver._region import (
     ACCESS_NAMES,
-    HV_INTERCEPT_ACCESS_EXECUTE,
     HV_INTERCEPT_ACCESS_WRITE,
     MSHV_MAP_FAULT_IN_PAGES,
     MSHV_REGION_TYPE_MEM_MOVABLE,
@@ -129,6 +128,3 @@ class Vcpu:
                     gfn=gfn,
                 )
             return
-
-
-__all__ = ["HV_INTERCEPT_ACCESS_EXECUTE", "Vcpu"]

@@ -38,11 +38,9 @@ import numpy.typing as npt
 from concsim.kernel._mm import (
     MM,
     PTE_MIGRATION,
-    PTE_NONE,
     PTE_PRESENT,
     PTE_PROTNONE,
     PTE_SPECIAL,
-    PTE_SWAP,
     PTRS_PER_PMD,
     VM_IO,
     VM_PFNMAP,
@@ -192,22 +190,3 @@ async def _migration_entry_wait(mm: MM, vpn: int) -> None:
     await mm.migration_wq.wait_event(
         lambda: int(mm.pte_state[vpn]) != PTE_MIGRATION, "migration_entry_wait"
     )
-
-
-__all__ = [
-    "EBUSY",
-    "EFAULT",
-    "EPERM",
-    "HMM_PFN_ERROR",
-    "HMM_PFN_FLAGS",
-    "HMM_PFN_ORDER_SHIFT",
-    "HMM_PFN_REQ_FAULT",
-    "HMM_PFN_REQ_WRITE",
-    "HMM_PFN_VALID",
-    "HMM_PFN_WRITE",
-    "PTE_NONE",
-    "PTE_SWAP",
-    "HMMRange",
-    "hmm_pfn_to_pfn",
-    "hmm_range_fault",
-]
