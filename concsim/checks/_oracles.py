@@ -112,6 +112,11 @@ class MshvOracles:
     def pte_changed(self, vpns: npt.NDArray[np.int64], old: npt.NDArray[np.int64]) -> None:
         mm = self.w.mm
         slat = self.w.slat
+        if vpns.size == 1:
+            if not slat.refs[old[0]]:
+                return  # no SLAT entry grants the page it mapped: nothing can break
+        elif not slat.refs[old].any():
+            return
         for r in self._live_regions():
             if r.mreg_type != MSHV_REGION_TYPE_MEM_MOVABLE:
                 continue
