@@ -42,9 +42,12 @@ class Failure:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind, "message": self.message, "step": self.step}
-        if self.invariant is not None:
-            out["invariant"] = self.invariant
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "invariant": self.invariant,
+            "message": self.message,
+            "step": self.step,
+        }
         if self.task is not None:
             out["task"] = self.task
         if self.details:

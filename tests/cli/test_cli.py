@@ -164,3 +164,14 @@ def test_bench_region_reports_creation_and_invalidation() -> None:
     assert d["pages_mapped_at_creation"] == 4096
     for k in ("after_patch_create_ms", "after_patch_invalidate_ms", "before_patch_create_ms"):
         assert d[k] > 0
+
+
+def test_failure_json_always_names_its_invariant() -> None:
+    p = run_cli("run", "--variant", "no-read-retry", "--seed", "8", "--strategy", "pct", "--json")
+    d = _last_json(p.stdout)
+    assert d["failure"]["invariant"] == "S1"
+    assert {"gfn", "pfn", "hva"} <= set(d["failure"]["details"])
+    p = run_cli("run", "--scenario", "abba", "--seed", "0", "--json")
+    d = _last_json(p.stdout)
+    assert d["failure"]["kind"] == "deadlock"
+    assert "invariant" in d["failure"]
