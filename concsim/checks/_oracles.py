@@ -43,17 +43,13 @@ from concsim.driver._region import (
     U64_MAX,
     MshvMemRegion,
 )
-from concsim.kernel._hv import ACCESS_MASK, HV_MAP_GPA_NO_ACCESS, HV_MAP_GPA_WRITABLE
+from concsim.kernel._hv import HV_MAP_GPA_WRITABLE, flags_grant, grants_access
 from concsim.kernel._mm import PTE_NAMES, PTE_PRESENT
 from concsim.kernel._pagealloc import ZERO_PFN
 
 if TYPE_CHECKING:
     from concsim.engine import Runtime
     from concsim.scenarios._mshv_world import MshvWorld
-
-
-def _grants(flags: npt.NDArray[np.uint32]) -> npt.NDArray[np.bool_]:
-    return np.asarray(((flags & ACCESS_MASK) != 0) & ((flags & HV_MAP_GPA_NO_ACCESS) == 0))
 
 
 class MshvOracles:
@@ -100,7 +96,7 @@ class MshvOracles:
         if still.size == 0:
             return
         pfn = int(still[0])
-        gfn = int(np.flatnonzero(_grants(slat.flags) & (slat.pfn == pfn))[0])
+        gfn = int(np.flatnonzero(grants_access(slat.flags) & (slat.pfn == pfn))[0])
         raise self._fail(
             "S1",
             f"page pfn {pfn} freed while the SLAT still grants gfn {gfn} access to it",
@@ -127,7 +123,7 @@ class MshvOracles:
             o = old[inside]
             gfns = r.start_gfn + (v - r.start_uaddr)
             fl = slat.flags[gfns]
-            mapped_old = _grants(fl) & (slat.pfn[gfns] == o)
+            mapped_old = grants_access(fl) & (slat.pfn[gfns] == o)
             present_same = (mm.pte_state[v] == PTE_PRESENT) & (mm.pte_pfn[v] == o)
             lost = mapped_old & ~present_same
             if lost.any():
@@ -220,7 +216,7 @@ class MshvOracles:
             return
         mm = self.w.mm
         slat = self.w.slat
-        grants_new = _grants(flags)
+        grants_new = grants_access(flags)
         zero_w = grants_new & ((flags & HV_MAP_GPA_WRITABLE) != 0) & (pfns == ZERO_PFN)
         if zero_w.any():
             raise self._zero_writable(int(gfns[np.flatnonzero(zero_w)[0]]))
@@ -231,7 +227,7 @@ class MshvOracles:
             if not inside.any():
                 continue
             g = gfns[inside]
-            touches_access = grants_new[inside] | _grants(slat.flags[g])
+            touches_access = grants_new[inside] | grants_access(slat.flags[g])
             if (
                 touches_access.any()
                 and self._s3_applies(r)
@@ -255,7 +251,7 @@ class MshvOracles:
 
     def _slat_write_one(self, gfn: int, flags: int, pfn: int) -> None:
         mm = self.w.mm
-        grants_new = bool(flags & ACCESS_MASK) and not flags & HV_MAP_GPA_NO_ACCESS
+        grants_new = flags_grant(flags)
         if grants_new and flags & HV_MAP_GPA_WRITABLE and pfn == ZERO_PFN:
             raise self._zero_writable(gfn)
         r = self._owner(gfn)
@@ -323,7 +319,7 @@ class MshvOracles:
         slat = self.w.slat
         slots = region.mreg_pfns[off : off + count]
         gfns = np.arange(region.start_gfn + off, region.start_gfn + off + count)
-        g = _grants(slat.flags[gfns])
+        g = grants_access(slat.flags[gfns])
         valid = slots != MSHV_INVALID_PFN
         same = slat.pfn[gfns] == slots.astype(np.int64)
         bad = (valid & ~(g & same)) | (~valid & g)
@@ -383,7 +379,7 @@ class MshvOracles:
         mm = w.mm
         for r in self._live_regions():
             gfns = np.arange(r.start_gfn, r.start_gfn + r.nr_pfns)
-            g = _grants(slat.flags[gfns])
+            g = grants_access(slat.flags[gfns])
             if r.mreg_type == MSHV_REGION_TYPE_MEM_MOVABLE and g.any():
                 v = r.start_uaddr + (gfns - r.start_gfn)
                 ok = (mm.pte_state[v] == PTE_PRESENT) & (mm.pte_pfn[v] == slat.pfn[gfns])

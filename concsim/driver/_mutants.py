@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-import numpy.typing as npt
 
 from concsim.driver._driver import MshvDriverBase
 from concsim.driver._patching import patched
@@ -161,14 +160,8 @@ class CreateMapsCowWritable(Mutant, V3):
     expect_invariants = ("S7",)
     catch_params: ClassVar[dict[str, object]] = {"zero_pages": 4}
 
-    def collect_filter(
-        self,
-        region: MshvMemRegion,
-        pfns: npt.NDArray[np.uint64],
-        valid: npt.NDArray[np.bool_],
-        do_fault: bool,
-    ) -> npt.NDArray[np.bool_]:
-        return valid
+    # v3's COW skip reverted: keep every VALID entry, as v1/v2 do.
+    collect_filter = MshvRegions.collect_filter
 
 
 class SkipKeepsStalePfn(Mutant, AfterPatch):

@@ -22,6 +22,7 @@ from concsim.kernel._hv import (
     HV_MAP_GPA_EXECUTABLE,
     HV_MAP_GPA_READABLE,
     HV_MAP_GPA_WRITABLE,
+    grants_access,
 )
 from concsim.kernel._mm import VM_IO, VM_PFNMAP
 
@@ -147,7 +148,7 @@ class MshvRootMain:
         slat = self.hv.slat
         a = min(region.start_gfn, slat.nr_gfns)
         b = min(region.start_gfn + region.nr_pfns, slat.nr_gfns)
-        return int(slat._access_mask(slat.flags[a:b]).sum())
+        return int(grants_access(slat.flags[a:b]).sum())
 
     def _region_by_gfn(
         self: MshvDriverBase, partition: MshvPartition, gfn: int

@@ -26,9 +26,9 @@ from concsim.driver._region import (
 )
 from concsim.kernel._hv import (
     HV_MAP_GPA_EXECUTABLE,
-    HV_MAP_GPA_NO_ACCESS,
     HV_MAP_GPA_READABLE,
     HV_MAP_GPA_WRITABLE,
+    flags_grant,
 )
 from concsim.kernel._mm import VM_READ, VM_WRITE
 
@@ -95,7 +95,7 @@ class Vcpu:
         while True:
             await rt.point("guest_access", f"gfn{gfn}", ACCESS_NAMES[access], read=True)
             fl = int(slat.flags[gfn])
-            if fl and not fl & HV_MAP_GPA_NO_ACCESS and fl & need:
+            if flags_grant(fl) and fl & need:
                 self.on_access(gfn, access)
                 rt.count("guest_accesses")
                 return

@@ -60,6 +60,16 @@ ENOMEM = 12
 SlatHook = Callable[[npt.NDArray[np.int64], npt.NDArray[np.uint32], npt.NDArray[np.int64]], None]
 
 
+def flags_grant(flags: int) -> bool:
+    """Does an entry with these flags let the guest reach its page at all?"""
+    return bool(flags & ACCESS_MASK) and not flags & HV_MAP_GPA_NO_ACCESS
+
+
+def grants_access(flags: npt.NDArray[np.uint32]) -> npt.NDArray[np.bool_]:
+    """:func:`flags_grant` over an array of entries."""
+    return np.asarray(((flags & ACCESS_MASK) != 0) & ((flags & HV_MAP_GPA_NO_ACCESS) == 0))
+
+
 class SLAT:
     def __init__(self, rt: Runtime, nr_gfns: int, nr_pfns: int) -> None:
         self.rt = rt
@@ -70,10 +80,7 @@ class SLAT:
         self.on_write: list[SlatHook] = []
 
     def grants(self, gfn: int) -> bool:
-        return bool(self.flags[gfn] & ACCESS_MASK) and not self.flags[gfn] & HV_MAP_GPA_NO_ACCESS
-
-    def _access_mask(self, flags: npt.NDArray[np.uint32]) -> npt.NDArray[np.bool_]:
-        return np.asarray(((flags & ACCESS_MASK) != 0) & ((flags & HV_MAP_GPA_NO_ACCESS) == 0))
+        return flags_grant(int(self.flags[gfn]))
 
     def write(
         self,
@@ -89,16 +96,16 @@ class SLAT:
             if self.grants(g):
                 self.refs[self.pfn[g]] -= 1
             f = int(flags[0])
-            if f & ACCESS_MASK and not f & HV_MAP_GPA_NO_ACCESS:
+            if flags_grant(f):
                 self.refs[pfns[0]] += 1
             self.flags[g] = f
             self.pfn[g] = pfns[0]
             return
-        old_access = self._access_mask(self.flags[gfns])
+        old_access = grants_access(self.flags[gfns])
         if old_access.any():
             u, c = np.unique(self.pfn[gfns][old_access], return_counts=True)
             self.refs[u] -= c.astype(np.int32)
-        new_access = self._access_mask(flags)
+        new_access = grants_access(flags)
         if new_access.any():
             u, c = np.unique(pfns[new_access], return_counts=True)
             self.refs[u] += c.astype(np.int32)
