@@ -118,16 +118,21 @@ def _load_user_variant(scn: Scenario, spec: str, variants: Mapping[str, Any]) ->
     return load_variant(spec)
 
 
-def make_strategy(name: str, seed: int, *, scenario: str | None = None, **options: Any) -> Strategy:
+def make_strategy(
+    name: str, seed: int, *, scenario: str | Scenario | None = None, **options: Any
+) -> Strategy:
     """A strategy by name.  PCT's ``k`` (choices a run makes) defaults to the scenario's
-    ``pct_k``, measured for the built-in scenarios."""
+    ``pct_k``, measured for the built-in scenarios.  Every caller that runs a scenario must
+    pass it: the same seed then names the same schedule in ``run``, a stress worker, its
+    traced rerun and ``check``."""
     if name == "random":
         return RandomWalk(seed, **options)
     if name == "pct":
         from concsim.strategies import PCT
 
         if "k" not in options and scenario is not None:
-            options["k"] = get_scenario(scenario).pct_k
+            scn = get_scenario(scenario) if isinstance(scenario, str) else scenario
+            options["k"] = scn.pct_k
         options.setdefault("depth", 3)
         return PCT(seed, **options)
     raise UsageError(f"unknown strategy {name!r} for run (known: {', '.join(STRATEGIES)})")

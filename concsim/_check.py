@@ -296,7 +296,9 @@ def check(
     if schedules < 1:
         raise UsageError(f"schedules must be at least 1, got {schedules}")
     for i in range(schedules):
-        res = tgt.run(make_strategy(strategy, seed + i), strategy, seed + i, False)
+        res = tgt.run(
+            make_strategy(strategy, seed + i, scenario=tgt.scn), strategy, seed + i, False
+        )
         if not res.ok:
             return _finish(tgt, res, strategy, seed, i, schedules)
     return CheckResult(tgt.scn.name, strategy, seed, schedules, None, budget=schedules)
@@ -323,7 +325,9 @@ async def check_async(
         raise UsageError(f"schedules must be at least 1, got {schedules}")
     for i in range(schedules):
         await anyio.lowlevel.checkpoint()
-        res = tgt.run(make_strategy(strategy, seed + i), strategy, seed + i, False)
+        res = tgt.run(
+            make_strategy(strategy, seed + i, scenario=tgt.scn), strategy, seed + i, False
+        )
         if not res.ok:
             return _finish(tgt, res, strategy, seed, i, schedules)
     await anyio.lowlevel.checkpoint()

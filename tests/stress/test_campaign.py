@@ -194,3 +194,24 @@ def test_defaults_budget_and_resume_of_the_latest_campaign(tmp_path: Path) -> No
     assert second["out"] == first["out"]
     assert second["schedules"] == first["schedules"] + second["session_schedules"]
     assert manifest(out)["tally"]["done"] == [[0, second["schedules"]]]
+
+
+def test_pct_campaign_failure_records_are_traced_reruns_of_the_same_schedule(
+    tmp_path: Path,
+) -> None:
+    """The worker's traced rerun of a failing seed must use the same PCT parameters as the
+    fast run, so the record carries a trace hash and no nondeterminism warning."""
+    out = tmp_path / "out"
+    p = run_cli(
+        "stress", "--scenario", "default", "--variant", "no-read-retry", "--strategy", "pct",
+        "--seeds", "0:60", "--workers", "1", "--out", str(out), "--json",
+    )
+    assert p.returncode == 1, p.stderr
+    files = failure_files(out)
+    assert files
+    for path in list(files.values())[:3]:
+        rec = json.loads(path.read_text())
+        assert "warning" not in rec.get("extra", {}), rec.get("extra")
+        assert rec["expected"]["trace_sha256"]
+        r = run_cli("replay", str(path), "--json")
+        assert last_json(r.stdout)["reproduced"] is True
