@@ -25,11 +25,19 @@ from concsim._errors import UsageError
 from concsim.scenarios import get_scenario
 
 #: Counters summed over the schedules (scenario ``stats`` keys).
+#: ``fault_errors`` are handled faults whose range fault failed (the intercept then goes to
+#: the VMM); ``hypercalls.<path>`` split ``hypercalls`` by the driver path that made them
+#: (``concsim.driver._driver.HYPERCALL_PATHS``).
 COUNTERS = (
     "faults_handled",
+    "fault_errors",
     "ebusy_retries",
     "hmm_restarts",
     "hypercalls",
+    "hypercalls.creation",
+    "hypercalls.fault",
+    "hypercalls.invalidate",
+    "hypercalls.destroy",
     "hypercall_reps",
     "pages_mapped_at_creation",
 )
@@ -37,11 +45,11 @@ COUNTERS = (
 #: Every scalar metric, in the order tables and ``diff`` show them.
 METRICS = (
     "failures",
-    *COUNTERS[:2],
+    *COUNTERS[:3],
     "ebusy_retries_per_fault_mean",
     "ebusy_retries_per_fault_p50",
     "ebusy_retries_per_fault_p99",
-    *COUNTERS[2:],
+    *COUNTERS[3:],
     "steps_mean",
     "steps_p50",
     "steps_p99",
@@ -78,21 +86,16 @@ class VariantStats:
     def metrics(self) -> dict[str, float]:
         rpf = self.retries_per_fault
         steps = [float(s) for s in self.steps]
-        return {
+        computed = {
             "failures": self.failures,
-            "faults_handled": self.totals["faults_handled"],
-            "ebusy_retries": self.totals["ebusy_retries"],
             "ebusy_retries_per_fault_mean": _mean(rpf),
             "ebusy_retries_per_fault_p50": _pct(rpf, 50),
             "ebusy_retries_per_fault_p99": _pct(rpf, 99),
-            "hmm_restarts": self.totals["hmm_restarts"],
-            "hypercalls": self.totals["hypercalls"],
-            "hypercall_reps": self.totals["hypercall_reps"],
-            "pages_mapped_at_creation": self.totals["pages_mapped_at_creation"],
             "steps_mean": _mean(steps),
             "steps_p50": _pct(steps, 50),
             "steps_p99": _pct(steps, 99),
         }
+        return {k: computed[k] if k in computed else self.totals[k] for k in METRICS}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -115,6 +118,11 @@ class Comparison:
     params: dict[str, Any]
     a: VariantStats
     b: VariantStats
+
+    def given_params(self) -> list[str]:
+        """``name=value`` of the parameters that differ from the scenario's defaults."""
+        defaults = {p.name: p.default for p in get_scenario(self.scenario).params}
+        return [f"{k}={v}" for k, v in self.params.items() if defaults.get(k) != v]
 
     def diff(self) -> dict[str, dict[str, float | None]]:
         """Per metric: ``b_minus_a`` and ``ratio`` (B / A; None when A is 0)."""
@@ -268,10 +276,10 @@ def plot_retries(cmp: Comparison, path: str) -> None:
         )
     ax.set_xlabel("-EBUSY retries per fault handled (one schedule)")
     ax.set_ylabel("schedules")
-    params = ", ".join(f"{k}={v}" for k, v in cmp.params.items() if k in ("populated", "pages"))
+    params = ", ".join(cmp.given_params())
     ax.set_title(
         f"concsim compare: {cmp.scenario}, {cmp.schedules} {cmp.strategy} schedules "
-        f"from seed {cmp.seed}" + (f" ({params})" if params else ""),
+        f"from seed {cmp.seed}" + (f"\n{params}" if params else ""),
         fontsize=9,
     )
     ax.legend(fontsize=8)

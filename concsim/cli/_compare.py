@@ -15,17 +15,22 @@ import click
 from concsim._api import DEFAULT_SCENARIO, STRATEGIES
 from concsim._compare import METRICS, Comparison, check_plot_path, compare, plot_retries
 from concsim.cli._main import _emit_json, _user_errors
-from concsim.scenarios import get_scenario, parse_param_args
+from concsim.scenarios import parse_param_args
 
 _LABELS = {
     "failures": "failures (schedules)",
     "faults_handled": "faults handled",
+    "fault_errors": "  of which failed (to the VMM)",
     "ebusy_retries": "-EBUSY retries",
     "ebusy_retries_per_fault_mean": "-EBUSY retries per fault, mean",
     "ebusy_retries_per_fault_p50": "-EBUSY retries per fault, p50",
     "ebusy_retries_per_fault_p99": "-EBUSY retries per fault, p99",
     "hmm_restarts": "hmm_range_fault restarts",
     "hypercalls": "hypercalls",
+    "hypercalls.creation": "  made by region creation",
+    "hypercalls.fault": "  made by GPA faults",
+    "hypercalls.invalidate": "  made by invalidations",
+    "hypercalls.destroy": "  made by region destroy",
     "hypercall_reps": "hypercall reps",
     "pages_mapped_at_creation": "pages mapped at creation",
     "steps_mean": "steps per schedule, mean",
@@ -57,8 +62,7 @@ def _print_table(cmp: Comparison) -> None:
     from rich.table import Table
 
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
-    defaults = {p.name: p.default for p in get_scenario(cmp.scenario).params}
-    given = [f"{k}={v}" for k, v in cmp.params.items() if defaults.get(k) != v]
+    given = cmp.given_params()
     params = " ".join(given) or "the scenario's defaults"
     console.print(
         f"scenario {cmp.scenario}, {cmp.schedules} schedules, strategy {cmp.strategy}, "

@@ -8,7 +8,9 @@ hypercalls), the kernel allocator, the partition.
 
 from __future__ import annotations
 
-from typing import ClassVar
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
 
 from concsim.driver._region import MshvMemRegion, MshvPartition
 from concsim.driver._regions import MshvRegions
@@ -61,6 +63,17 @@ KERNEL_FUNCTIONS: tuple[str, ...] = (
     "mshv_handle_gpa_intercept",
 )
 
+#: The driver paths whose hypercalls are also counted apart ("hypercalls.<label>" in a
+#: run's stats; ``concsim compare`` shows them): the innermost one a task is in wins, so the
+#: invalidation a COW break starts inside a fault counts as "invalidate".
+HYPERCALL_PATHS: dict[str, str] = {
+    "mshv_map_movable_region": "creation",
+    "mshv_map_pinned_region": "creation",
+    "mshv_region_handle_gfn_fault": "fault",
+    "mshv_region_interval_invalidate": "invalidate",
+    "mshv_region_unmap": "destroy",
+}
+
 
 class MshvDriverBase(MshvRegions, MshvRootMain):
     """The after-patch driver (v1/v2 of "Map populated pages on movable region creation").
@@ -100,6 +113,30 @@ class MshvDriverBase(MshvRegions, MshvRootMain):
         self.partition = partition
         self.retry_bound = retry_bound
         self._regions_made = 0
+        for method, label in HYPERCALL_PATHS.items():
+            setattr(self, method, self.attribute_hypercalls(label, getattr(self, method)))
+
+    def attribute_hypercalls(
+        self, label: str, fn: Callable[..., Awaitable[Any]]
+    ) -> Callable[..., Awaitable[Any]]:
+        """Wrap a driver path so the hypercalls made while a task is inside it are also
+        counted under ``hypercalls.<label>``.  Done on the instance, so a variant's override
+        of the method is wrapped as well; bookkeeping only, no scheduling point."""
+        callers = self.hv.callers
+        rt = self.rt
+
+        @functools.wraps(fn)
+        async def attributed(*args: Any, **kwargs: Any) -> Any:
+            task = rt.current
+            assert task is not None, "driver paths run inside model tasks"
+            stack = callers.setdefault(task.id, [])
+            stack.append(label)
+            try:
+                return await fn(*args, **kwargs)
+            finally:
+                stack.pop()
+
+        return attributed
 
     # ------------------------------------------------------------------ model helpers
 

@@ -133,6 +133,11 @@ class Hypervisor:
         self.hv_fail = hv_fail
         self.deposit_on_remap = deposit_on_remap
         self.batch = HV_MAP_GPA_BATCH_SIZE
+        # Which caller each task is in, innermost last (task id -> labels), so that the
+        # hypercalls can also be counted per path ("hypercalls.fault", ...).  The driver
+        # pushes and pops the labels (MshvDriverBase.attribute_hypercalls); the hypervisor
+        # only reads them and never looks at who its caller is.
+        self.callers: dict[int, list[str]] = {}
 
     def _outcome(
         self, gfns: npt.NDArray[np.int64], flags: int, what: str, *, deposited: bool = False
@@ -159,6 +164,15 @@ class Hypervisor:
         ):
             options.append(HV_STATUS_INVALID_PARAMETER)
         return options[self.rt.choose(what, len(options))]
+
+    def _count_hypercall(self, reps: int) -> None:
+        rt = self.rt
+        rt.count("hypercalls")
+        rt.count("hypercall_reps", reps)
+        task = rt.current
+        labels = self.callers.get(task.id) if task is not None else None
+        if labels:
+            rt.count(f"hypercalls.{labels[-1]}")
 
     async def hv_call_deposit_pages(self, num_pages: int) -> int:
         rt = self.rt
@@ -200,8 +214,7 @@ class Hypervisor:
                 rt.event("hypercall_failed", "slat", f"gfn {gfn + done}+{n} status {status}")
                 ret = -EIO
                 break
-            rt.count("hypercalls")
-            rt.count("hypercall_reps", n // unit)
+            self._count_hypercall(n // unit)
             page_pfns = (
                 np.zeros(n, dtype=np.int64)
                 if no_access or pfns is None
@@ -224,8 +237,7 @@ class Hypervisor:
             if self.hv_fail == "all" and rt.choose("hv_call_unmap_gpa_pages", 2):
                 rt.count("hv_failures")
                 return -EIO
-            rt.count("hypercalls")
-            rt.count("hypercall_reps", n)
+            self._count_hypercall(n)
             self.slat.write(gfns, np.zeros(n, dtype=np.uint32), np.zeros(n, dtype=np.int64))
             rt.event("slat_unmap", "slat", f"gfn {gfn + done}+{n}")
             done += n

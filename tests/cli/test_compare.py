@@ -153,3 +153,38 @@ def test_the_readme_variant_is_caught_and_its_plot_is_there(tmp_path: Path) -> N
     assert res.failure is not None
     assert res.failure.invariant == "S1"
     assert (README.parent / "docs" / "compare-retries.png").read_bytes().startswith(PNG)
+
+
+PATHS = ("creation", "fault", "invalidate", "destroy")
+
+
+@pytest.mark.parametrize("variant", ["before-patch", "after-patch", "stateless"])
+def test_hypercalls_by_path_add_up_to_the_total(variant: str) -> None:
+    """Every hypercall of the default world is made from one of the labelled driver paths."""
+    seen = dict.fromkeys(PATHS, 0)
+    for seed in range(12):
+        r = concsim.run("default", variant=variant, seed=seed, trace=False,
+                        params={"destroy": True, "regions": 2,
+                                "events": "migrate,reclaim,oom,ksm,thp"})
+        by_path = [r.stats.get(f"hypercalls.{p}", 0) for p in PATHS]
+        assert sum(by_path) == r.stats.get("hypercalls", 0), (seed, r.stats)
+        for p, n in zip(PATHS, by_path, strict=True):
+            seen[p] += n
+    assert all(seen.values()), seen
+
+
+def test_creation_hypercalls_count_the_validity_runs_the_patch_maps() -> None:
+    """Before the patch creation maps each region NO_ACCESS in one call; after it, with no
+    event racing, a fully populated region is one run (one call) and a half-populated one is
+    one call per run of populated or unpopulated pages."""
+    quiet = {"events": "", "regions": 2}
+    for seed in range(5):
+        r = concsim.run("default", variant="before-patch", seed=seed, trace=False,
+                        params={**quiet, "populated": 0.5})
+        assert r.stats["hypercalls.creation"] == 2
+        r = concsim.run("default", variant="after-patch", seed=seed, trace=False,
+                        params={**quiet, "populated": 1.0})
+        assert r.stats["hypercalls.creation"] == 2
+    r = concsim.run("default", variant="after-patch", seed=0, trace=False,
+                    params={**quiet, "populated": 0.5})
+    assert r.stats["hypercalls.creation"] > 2
