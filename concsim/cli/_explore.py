@@ -198,14 +198,21 @@ def bench_explore_cmd(
             m = row[s]["median_schedules_to_failure"]  # type: ignore[index]
             return "-" if m is None else f"{m:g}"
 
-        d, n = row["dfs"], row["dfs_no_reduction"]
+        # DFS runs only where exhaustive search is meant to (not on ``default``).
+        dfs_cells = ["-"] * 4
+        if "dfs" in row:
+            d, n = row["dfs"], row["dfs_no_reduction"]
+            dfs_cells = [
+                str(d["executions_to_failure"] or "-"),
+                str(n["executions_to_failure"] or "-"),
+                str(d["executions_full"]) + ("" if d["complete"] else "+"),
+                str(n["executions_full"]) + ("" if n["complete"] else "+"),
+            ]
         click.echo(
             f"{row['scenario'] + '/' + row['variant']:28} {med('random'):>8} {med('pct'):>8} "
-            f"{d['executions_to_failure'] or '-'!s:>6} {n['executions_to_failure'] or '-'!s:>9} "
-            f"{str(d['executions_full']) + ('' if d['complete'] else '+'):>9} "
-            f"{str(n['executions_full']) + ('' if n['complete'] else '+'):>11}"
+            f"{dfs_cells[0]:>6} {dfs_cells[1]:>9} {dfs_cells[2]:>9} {dfs_cells[3]:>11}"
         )
     click.echo(
         f"(random/pct: median schedules to the first failure over {seeds} seeds; dfs: "
-        "executions; '+' = capped)"
+        "executions, only on scenarios small enough for it; '+' = capped)"
     )

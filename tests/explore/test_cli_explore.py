@@ -117,3 +117,16 @@ def test_bench_explore_json() -> None:
     assert row["dfs"]["executions_full"] < row["dfs_no_reduction"]["executions_full"]
     bad = run_cli("bench-explore", "--target", "abba")
     assert bad.returncode == 2
+
+
+def test_bench_explore_table_with_and_without_dfs_columns() -> None:
+    """DFS is not run on ``default``: its row shows dashes there (it used to crash)."""
+    p = run_cli(
+        "bench-explore", "--target", "default:no-read-retry", "--target", "abba:abba",
+        "--seeds", "2", "--max-schedules", "300",
+    )
+    assert p.returncode == 0, p.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in p.stdout.splitlines()[1:-1]}
+    assert rows["default/no-read-retry"][2:] == ["-", "-", "-", "-"]
+    assert rows["default/no-read-retry"][1] != "-"  # PCT found it
+    assert rows["abba/abba"][4] != "-"  # DFS ran to completion there
