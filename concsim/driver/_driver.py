@@ -114,9 +114,9 @@ class MshvDriverBase(MshvRegions, MshvRootMain):
         self.retry_bound = retry_bound
         self._regions_made = 0
         for method, label in HYPERCALL_PATHS.items():
-            setattr(self, method, self.attribute_hypercalls(label, getattr(self, method)))
+            setattr(self, method, self._attribute_hypercalls(label, getattr(self, method)))
 
-    def attribute_hypercalls(
+    def _attribute_hypercalls(
         self, label: str, fn: Callable[..., Awaitable[Any]]
     ) -> Callable[..., Awaitable[Any]]:
         """Wrap a driver path so the hypercalls made while a task is inside it are also

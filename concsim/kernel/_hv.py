@@ -135,7 +135,7 @@ class Hypervisor:
         self.batch = HV_MAP_GPA_BATCH_SIZE
         # Which caller each task is in, innermost last (task id -> labels), so that the
         # hypercalls can also be counted per path ("hypercalls.fault", ...).  The driver
-        # pushes and pops the labels (MshvDriverBase.attribute_hypercalls); the hypervisor
+        # pushes and pops the labels (MshvDriverBase._attribute_hypercalls); the hypervisor
         # only reads them and never looks at who its caller is.
         self.callers: dict[int, list[str]] = {}
 
