@@ -133,7 +133,6 @@ def make_strategy(
         if "k" not in options and scenario is not None:
             scn = get_scenario(scenario) if isinstance(scenario, str) else scenario
             options["k"] = scn.pct_k
-        options.setdefault("depth", 3)
         return PCT(seed, **options)
     raise UsageError(f"unknown strategy {name!r} for run (known: {', '.join(STRATEGIES)})")
 

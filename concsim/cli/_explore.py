@@ -19,6 +19,7 @@ from concsim.cli._main import _emit_json, _user_errors
 from concsim.exploration import STRATEGIES, Exploration, ExploreResult, explore
 from concsim.exploration._explorer import DEFAULT_WINDOW
 from concsim.scenarios import parse_param_args
+from concsim.strategies._pct import DEFAULT_DEPTH
 
 
 @contextmanager
@@ -66,7 +67,7 @@ def _print(res: ExploreResult) -> None:
     click.echo(
         f"coverage: {cov.ntasks} tasks, {cov.points} scheduling points, racing pairs "
         f"{cov.pairs_both_orders}/{len(cov.pairs)} seen in both orders, PCT bound "
-        f"(depth {cov.depth}) {cov.pct_bound():.4f}"
+        f"(depth {cov.depth}) {cov.pct_bound():.3g}"
     )
     f = res.first_failure
     if f is None:
@@ -89,7 +90,9 @@ def _print(res: ExploreResult) -> None:
 @click.option("--strategy", default="random", show_default=True, help="random | pct | dfs")
 @click.option("--schedules", type=int, default=None, help="at most this many runs")
 @click.option("--seed", type=int, default=0, show_default=True, help="first seed")
-@click.option("--depth", type=int, default=2, show_default=True, help="PCT bug depth d")
+@click.option(
+    "--depth", type=int, default=DEFAULT_DEPTH, show_default=True, help="PCT bug depth d"
+)
 @click.option("--preemption-bound", type=int, default=None, help="dfs: at most K preemptions")
 @click.option("--no-reduction", is_flag=True, help="dfs: no partial-order reduction")
 @click.option("--until-coverage", is_flag=True, help="stop when racing pairs stop appearing")

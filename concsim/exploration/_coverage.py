@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from concsim.strategies import ALL, StepRecord
+from concsim.strategies._pct import DEFAULT_DEPTH
 
 PairKey = tuple[str, str, str]
 
 
 @dataclass
 class Coverage:
-    depth: int = 2
+    depth: int = DEFAULT_DEPTH
     ntasks: int = 0
     points: int = 0  # the most task choices seen in one run
     runs: int = 0

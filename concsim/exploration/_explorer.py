@@ -30,6 +30,7 @@ from concsim.exploration._runner import Execution, Target, execute
 from concsim.exploration._shrink import Attempt, shrink
 from concsim.scenarios import get_scenario
 from concsim.strategies import PCT, DfsSearch, RandomWalk, Replay
+from concsim.strategies._pct import DEFAULT_DEPTH
 
 STRATEGIES = ("random", "pct", "dfs")
 DEFAULT_SCHEDULES = 1000
@@ -134,7 +135,7 @@ class Exploration:
         strategy: str = "random",
         schedules: int | None = None,
         seed: int = 0,
-        depth: int = 2,
+        depth: int = DEFAULT_DEPTH,
         preemption_bound: int | None = None,
         reduction: bool = True,
         until_coverage: bool = False,
