@@ -31,10 +31,10 @@ if TYPE_CHECKING:
 
 
 #: The bug depth every caller uses unless told otherwise (``run``, ``stress``, ``check``,
-#: ``explore``).  Depth 3 (two change points) rather than 2: on the mutant catalog of the
-#: ``default`` scenario it needs fewer schedules for every bug whose depth is 2 as well
-#: (README, "Benchmarks"), because a second change point also serves a bug that needs its
-#: racing task to start late.
+#: ``explore``).  Depth 3 (two change points) rather than 2: on the ``default`` scenario's
+#: mutant catalog the sum of the median schedules to the first failure halves (README,
+#: "Benchmarks"), mostly because mutex-init-after-insert, whose racing invalidation must
+#: start inside a window early in creation, gets two chances per run to open it.
 DEFAULT_DEPTH = 3
 
 
