@@ -121,29 +121,44 @@ class CheckResult:
         return "\n".join(lines)
 
 
-def shrink_failure(failing: RunResult, rerun: Callable[[list[int]], RunResult]) -> RunResult:
+def shrink_failure(failing: RunResult, rerun: Callable[[Strategy], RunResult]) -> RunResult:
     """Where the shrinker plugs in: return the smallest failing result found.
 
-    ``rerun(choices)`` replays a candidate schedule non-strictly (zeros past the end,
-    out-of-range values clamped) with a trace, and returns its result; a candidate is an
-    improvement when it fails the same way (kind and invariant).  The search is
-    :func:`concsim.exploration.shrink`; here a run's size counts every non-zero choice as a
-    switch (the replayed result does not say which ones were preemptions), then its steps.
+    ``rerun(strategy)`` runs the target once more under ``strategy``, with a trace.  The
+    search is :func:`concsim.exploration.shrink`, given both kinds of candidate: choice lists
+    replayed non-strictly (zeros past the end, out-of-range values clamped) and plans replayed
+    by task identity.  Each candidate runs under a :class:`~concsim.strategies.Recorder`, so
+    its preemptions are counted exactly.  A candidate is an improvement when it fails the
+    same way (kind and invariant).
     """
-    from concsim.engine._schedule import preemptions
     from concsim.exploration import Attempt, shrink
+    from concsim.strategies import PreferTasks, Recorder
 
     results: dict[tuple[int, ...], RunResult] = {}
 
-    def attempt(choices: list[int]) -> Attempt:
-        res = rerun(choices)
+    def recorded(strategy: Strategy) -> Attempt:
+        rec = Recorder(strategy)
+        res = rerun(rec)
         results[tuple(res.choices)] = res
-        return Attempt(res.failure, list(res.choices), preemptions(res.choices), res.steps)
+        return Attempt(
+            res.failure,
+            list(res.choices),
+            rec.preemptions,
+            res.steps,
+            tuple(rec.tasks),
+            tuple(rec.envs),
+        )
 
-    original = Attempt(
-        failing.failure, list(failing.choices), preemptions(failing.choices), failing.steps
-    )
-    best = shrink(attempt, original, max_runs=500).best
+    def attempt(choices: list[int]) -> Attempt:
+        return recorded(Replay(choices, strict=False))
+
+    def attempt_plan(tasks: list[int], envs: list[int]) -> Attempt:
+        return recorded(PreferTasks(tasks, envs))
+
+    original = attempt(list(failing.choices))
+    if original.failure is None or original.choices != list(failing.choices):
+        return failing  # the confirmed replay is the caller's business; nothing to shrink
+    best = shrink(attempt, original, max_runs=500, run_plan=attempt_plan).best
     return results.get(tuple(best.choices), failing)
 
 
@@ -253,9 +268,9 @@ def _confirm(tgt: _Target, found: RunResult, sname: str) -> RunResult:
 
 def _rerun_for_shrinker(
     tgt: _Target, sname: str, seed: int | None
-) -> Callable[[list[int]], RunResult]:
-    def rerun(choices: list[int]) -> RunResult:
-        return tgt.run(Replay(choices, strict=False), sname, seed, True)
+) -> Callable[[Strategy], RunResult]:
+    def rerun(strategy: Strategy) -> RunResult:
+        return tgt.run(strategy, sname, seed, True)
 
     return rerun
 

@@ -24,12 +24,12 @@ from typing import Any
 
 from concsim._api import RunResult, resolve_variant
 from concsim._errors import UsageError
-from concsim.engine import encode_schedule
+from concsim.engine import Strategy, encode_schedule
 from concsim.exploration._coverage import Coverage
 from concsim.exploration._runner import Execution, Target, execute
-from concsim.exploration._shrink import Attempt, shrink
+from concsim.exploration._shrink import Attempt, same_failure, shrink
 from concsim.scenarios import get_scenario
-from concsim.strategies import PCT, DfsSearch, RandomWalk, Replay
+from concsim.strategies import PCT, DfsSearch, PreferTasks, RandomWalk, Recorder, Replay
 from concsim.strategies._pct import DEFAULT_DEPTH
 
 STRATEGIES = ("random", "pct", "dfs")
@@ -246,9 +246,23 @@ class Exploration:
 
     # ------------------------------------------------------------------ failures
 
+    def _recorded(self, strategy: Strategy) -> Attempt:
+        rec = Recorder(strategy)
+        ex = execute(self.target, rec, "replay", None)
+        return Attempt(
+            ex.failure,
+            list(ex.result.choices),
+            ex.preemptions,
+            ex.result.steps,
+            tuple(rec.tasks),
+            tuple(rec.envs),
+        )
+
     def _attempt(self, choices: list[int]) -> Attempt:
-        ex = execute(self.target, Replay(choices, strict=False), "replay", None)
-        return Attempt(ex.failure, list(ex.result.choices), ex.preemptions, ex.result.steps)
+        return self._recorded(Replay(choices, strict=False))
+
+    def _attempt_plan(self, tasks: list[int], envs: list[int]) -> Attempt:
+        return self._recorded(PreferTasks(tasks, envs))
 
     def _report(self, ex: Execution, index: int) -> FirstFailure:
         f = ex.failure
@@ -258,7 +272,16 @@ class Exploration:
         best = original
         runs = 0
         if self.shrink_failure:
-            sr = shrink(self._attempt, original, max_runs=self.max_shrink_runs)
+            # Replayed once more, recording what each choice meant (for the segment pass).
+            recorded = self._attempt(original.choices)
+            if same_failure(recorded.failure, f) and recorded.choices == original.choices:
+                original = recorded
+            sr = shrink(
+                self._attempt,
+                original,
+                max_runs=self.max_shrink_runs,
+                run_plan=self._attempt_plan,
+            )
             best, runs = sr.best, sr.runs
         # The saved and reported run is the shrunk schedule replayed strictly.
         rres = execute(self.target, Replay(best.choices, strict=True), res.strategy, res.seed)

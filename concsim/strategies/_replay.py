@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from concsim._errors import ScheduleMismatch
 
 if TYPE_CHECKING:
-    from concsim.engine import Runtime
+    from concsim.engine import Runtime, Strategy
 
 
 class Replay:
@@ -60,3 +60,72 @@ class Replay:
                 f"the run ended but {len(self.choices) - self.pos} of the schedule's "
                 f"{len(self.choices)} choices were not used",
             )
+
+
+class PreferTasks:
+    """Replay by task identity rather than by choice index (the shrinker's segment passes).
+
+    The ``i``-th task choice runs task ``tasks[i]`` (an engine-assigned id) when that task
+    can run there; otherwise, and past the end of ``tasks``, it keeps the current task running
+    (choice 0: the first runnable task by id when the current one cannot run).  The ``i``-th
+    environment choice is ``envs[i]`` (clamped), 0 past the end.  Task and environment
+    choices are read from separate lists, so moving a block of one task's steps earlier or
+    later does not shift the meaning of the environment's outcomes.  Never strict: every
+    plan is a valid schedule, and the run's own choices are what gets recorded.
+    """
+
+    name = "replay"
+
+    def __init__(self, tasks: list[int], envs: list[int]) -> None:
+        self.tasks = tasks
+        self.envs = envs
+        self._ti = 0
+        self._ei = 0
+
+    def pick_task(self, rt: Runtime, n: int) -> int:
+        i = self._ti
+        self._ti = i + 1
+        if i < len(self.tasks):
+            want = self.tasks[i]
+            for k, t in enumerate(rt.candidates()):
+                if t.id == want:
+                    return k
+        return 0
+
+    def pick_env(self, rt: Runtime, label: str, n: int) -> int:
+        i = self._ei
+        self._ei = i + 1
+        return self.envs[i] % n if i < len(self.envs) else 0
+
+
+class Recorder:
+    """Wraps a strategy and records what each of its choices meant: the id of the task a
+    task choice ran, each environment outcome, and how many task choices were preemptions
+    (a switch away from a task that could have gone on).  The shrinker reads these to turn a
+    run into a :class:`PreferTasks` plan."""
+
+    def __init__(self, inner: Strategy) -> None:
+        self.inner = inner
+        self.name = getattr(inner, "name", "replay")
+        self.tasks: list[int] = []
+        self.envs: list[int] = []
+        self.preemptions = 0
+
+    def pick_task(self, rt: Runtime, n: int) -> int:
+        k = self.inner.pick_task(rt, n)
+        cands = rt.candidates()
+        self.tasks.append(cands[k].id)
+        cur = rt.current
+        if k and cur is not None and cur is cands[0]:
+            self.preemptions += 1
+        return k
+
+    def pick_env(self, rt: Runtime, label: str, n: int) -> int:
+        v = self.inner.pick_env(rt, label, n)
+        self.envs.append(v)
+        return v
+
+    def finish(self, rt: Runtime) -> None:
+        finish = getattr(self.inner, "finish", None)
+        if finish is not None:
+            finish(rt)

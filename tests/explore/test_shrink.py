@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import concsim
-from concsim.engine import Failure
+from concsim.engine import Failure, Runtime, Strategy
 from concsim.exploration import Attempt, shrink
+from concsim.strategies import PreferTasks, RandomWalk, Recorder, Replay
 
 
 def test_shrinks_a_random_failure_and_replays(tmp_path: Path) -> None:
@@ -82,3 +83,92 @@ def test_shrinker_keeps_the_invariant() -> None:
     assert res.best.failure.invariant == "A"
     assert len(res.best.choices) == 3
     assert res.best.choices == [0, 0, 0]
+
+
+# ---------------------------------------------------------------------- segment moves
+
+
+def test_segments_and_their_moves() -> None:
+    from concsim.exploration._shrink import segment_moves, segments
+
+    plan = (0, 0, 1, 0, 2, 2)
+    assert segments(plan) == [(0, 0, 2), (1, 2, 3), (0, 3, 4), (2, 4, 6)]
+    assert segments(()) == []
+    moves = list(segment_moves(plan))
+    # Last segment first: task 2 has no earlier segment, so only run-through and drop.
+    assert moves[:2] == [(0, 0, 1, 0, 0, 0), (0, 0, 1, 0)]
+    # Then task 0's second segment: moved up to join the first, or the first moved down.
+    assert moves[2:4] == [(0, 0, 0, 1, 2, 2), (1, 0, 0, 0, 2, 2)]
+    assert (0, 0, 0, 0, 2, 2) in moves  # task 0 runs through task 1's segment
+    assert all(len(m) <= len(plan) for m in moves)
+
+
+def _racy_tasks(rt: Runtime, log: list[str], names: str = "ab") -> None:
+    # Tasks of three steps each: the run fails when b's second step comes right after a's
+    # first one, whatever the other tasks (c, d: noise) did.
+    async def task(name: str) -> None:
+        for i in range(3):
+            await rt.point("step", name, i)
+            log.append(f"{name}{i}")
+            if log[-2:] == ["a0", "b1"]:
+                raise rt.fail("assertion", "b1 right after a0", invariant="T")
+
+    for name in names:
+        rt.spawn(name, task(name))
+
+
+def test_prefer_tasks_replays_by_identity_and_recorder_records_it() -> None:
+    log: list[str] = []
+    rec = Recorder(PreferTasks([1, 1, 0, 7, 0], []))
+    rt = Runtime(rec, trace=False)
+    _racy_tasks(rt, log)
+    assert rt.run() is None
+    # A task's first choice starts it (up to its first point), each later one runs a step.
+    # b (id 1) starts and runs b0; a starts; 7 is no task, so the current one (a) goes on;
+    # past the plan's end the current task goes on too.
+    assert log == ["b0", "a0", "a1", "a2", "b1", "b2"]
+    assert rec.tasks == [1, 1, 0, 0, 0, 0]
+    assert rec.envs == []
+    # One preemption: the switch to a while b could go on (the first choice, with nothing
+    # running yet, is not one).
+    assert rec.preemptions == 1
+
+
+def _attempt_with(strategy: Strategy) -> Attempt:
+    rec = Recorder(strategy)
+    rt = Runtime(rec, trace=False)
+    _racy_tasks(rt, [], "abcd")
+    f = rt.run()
+    return Attempt(f, list(rt.choices), rec.preemptions, rt.step, tuple(rec.tasks),
+                   tuple(rec.envs))
+
+
+def test_segment_pass_removes_preemptions_the_index_passes_cannot() -> None:
+    """On random walks of four tasks (two of them noise), the index passes alone leave
+    needless switches; with plans by task identity the shrinker gets to the two the bug
+    needs (start b, run b0, preempt to a for a0, preempt back to b for b1), give or take
+    one."""
+
+    def run(choices: list[int]) -> Attempt:
+        return _attempt_with(Replay(choices, strict=False))
+
+    def run_plan(tasks: list[int], envs: list[int]) -> Attempt:
+        return _attempt_with(PreferTasks(tasks, envs))
+
+    plain_left, both_left = [], []
+    for seed in range(150):
+        found = _attempt_with(RandomWalk(seed))
+        if found.failure is None:
+            continue
+        plain = shrink(run, found).best
+        both = shrink(run, found, run_plan=run_plan).best
+        assert both.failure is not None
+        assert both.failure.invariant == "T"
+        assert both.steps <= found.steps
+        assert both.preemptions <= plain.preemptions
+        plain_left.append(plain.preemptions)
+        both_left.append(both.preemptions)
+    assert len(both_left) >= 5
+    assert max(both_left) <= 3
+    assert min(both_left) == 2
+    assert sum(plain_left) > sum(both_left)  # the segment pass is what does it

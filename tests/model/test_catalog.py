@@ -93,3 +93,26 @@ def test_cow_break_rechecks_the_pte_when_reclaim_races_it() -> None:
     res = concsim.explore("default", variant="v3", params={"zero_pages": 2}, strategy="pct",
                           schedules=1400, shrink_failure=False)
     assert res.ok, res.first_failure
+
+
+@pytest.mark.parametrize("name", list(MUTANTS))
+@pytest.mark.parametrize("strategy", ["pct", "random"])
+def test_every_mutant_counterexample_shrinks_to_few_preemptions_and_replays(
+    name: str, strategy: str
+) -> None:
+    """Issue 5's bar: the shrunk counterexample has at most 3 preemptions (every catalog bug
+    allows it), at most as many steps, and replays to the same kind and invariant."""
+    cls = MUTANTS[name]
+    res = concsim.explore(
+        cls.catch_scenario, variant=name, params=cls.catch_params, strategy=strategy,
+        schedules=3000,
+    )
+    ff = res.first_failure
+    assert ff is not None, f"{name} not caught by {strategy}"
+    assert ff.shrunk_preemptions <= min(3, ff.preemptions), ff
+    assert ff.shrunk_steps <= ff.steps
+    again = concsim.run(
+        cls.catch_scenario, variant=name, params=cls.catch_params, schedule=ff.shrunk_schedule
+    )
+    assert again.failure is not None
+    assert (again.failure.kind, again.failure.invariant) == (ff.kind, ff.invariant)
