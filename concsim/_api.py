@@ -13,7 +13,7 @@ import os
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from concsim._errors import UsageError
 from concsim._version import __version__
@@ -21,6 +21,9 @@ from concsim.engine import Failure, Runtime, Strategy, TraceEntry, decode_schedu
 from concsim.engine import trace_sha256 as _trace_sha256
 from concsim.scenarios import Scenario, get_scenario
 from concsim.strategies import RandomWalk, Replay
+
+if TYPE_CHECKING:
+    from concsim.artifacts import ReplayFile
 
 DEFAULT_SCENARIO = "default"
 STRATEGIES = ("random", "pct")
@@ -274,19 +277,24 @@ class ReplayOutcome:
         return self.same_failure_kind and self.same_trace
 
 
+def replay_variant(rf: ReplayFile) -> str:
+    """The variant to load for a replay file: a user variant given by a relative path is
+    found from the current directory, else by the absolute path the file also recorded."""
+    from concsim._varspec import is_variant_spec, spec_to_load
+
+    if is_variant_spec(rf.variant):
+        return spec_to_load(rf.variant, rf.extra.get("variant_absolute"))
+    return rf.variant
+
+
 def replay(path: str, *, trace: bool = True) -> ReplayOutcome:
     """Rerun a replay file exactly.  Bad files and misfits raise one-line user errors."""
     from concsim.artifacts import load_replay
 
     rf = load_replay(path)
-    variant = rf.variant
-    if ":" in variant:  # a user variant by a relative path: found from here, or absolute
-        from concsim._varspec import spec_to_load
-
-        variant = spec_to_load(variant, rf.extra.get("variant_absolute"))
     res = run(
         rf.scenario,
-        variant=variant,
+        variant=replay_variant(rf),
         params=rf.params,
         schedule=rf.schedule,
         trace=trace,

@@ -68,6 +68,8 @@ class CampaignSpec:
     name: str | None = None
     #: Seconds of work per batch to aim for (None: 0.25 local, 0.5 Dask).
     target_batch_s: float | None = None
+    #: Model runs to spend shrinking each failure signature at the end (0: do not shrink).
+    shrink_runs: int = 1000
 
     def identity(self) -> dict[str, Any]:
         """What a resumed campaign must agree on (the budget and workers may change)."""
@@ -120,6 +122,8 @@ class CampaignResult:
     complete: bool
     retried: int
     events: list[str] = field(default_factory=list)
+    #: signature -> the shrunk counterexample's figures (see ``_shrinking``)
+    shrunk: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def schedules_per_s(self) -> float:
@@ -141,8 +145,15 @@ class CampaignResult:
             "interrupted": self.interrupted,
             "complete": self.complete,
             "lost_batches": t.lost,
-            "signatures": [s.to_json() for s in _by_count(t)],
+            "signatures": [_signature_json(s, self.shrunk) for s in _by_count(t)],
         }
+
+
+def _signature_json(s: Any, shrunk: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    d = s.to_json()
+    if s.signature in shrunk:
+        d["shrunk"] = shrunk[s.signature]
+    return d
 
 
 def _by_count(t: Tally) -> list[Any]:
@@ -205,7 +216,13 @@ def prepare_out(spec: CampaignSpec) -> tuple[Tally, dict[str, Any]]:
     return Tally(), header
 
 
-def _write_state(spec: CampaignSpec, header: dict[str, Any], tally: Tally, complete: bool) -> None:
+def _write_state(
+    spec: CampaignSpec,
+    header: dict[str, Any],
+    tally: Tally,
+    complete: bool,
+    shrunk: dict[str, dict[str, Any]] | None = None,
+) -> None:
     manifest = dict(header)
     manifest["complete"] = complete
     manifest["tally"] = tally.to_json()
@@ -219,7 +236,7 @@ def _write_state(spec: CampaignSpec, header: dict[str, Any], tally: Tally, compl
         "distinct_failures": len(tally.signatures),
         "signatures": [
             dict(
-                s.to_json(),
+                _signature_json(s, shrunk or {}),
                 replay=f"concsim replay {spec.out / s.to_json()['folder']}/seed-{s.seeds[0]}.json",
             )
             for s in _by_count(tally)
@@ -313,6 +330,20 @@ def run_campaign(
                 "manifest holds the last consistent state: fix it and pass --resume"
             ) from None
         result.startup_s = startup
+        backend.close()
+        backend = None
+        if spec.shrink_runs > 0 and not result.interrupted and tally.signatures:
+            from concsim.campaign._shrinking import shrink_signatures
+
+            result.shrunk = shrink_signatures(
+                spec.job,
+                spec.out,
+                _by_count(tally),
+                max_runs=spec.shrink_runs,
+                stop=lambda: stop["requested"] > 0,
+                event=event,
+            )
+            _write_state(spec, header, tally, complete=result.complete, shrunk=result.shrunk)
     finally:
         if backend is not None:
             backend.close()

@@ -11,7 +11,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -26,6 +26,9 @@ from concsim._api import (
 from concsim._errors import ConcsimError, UsageError
 from concsim.engine import format_trace
 from concsim.scenarios import all_scenarios, get_scenario, parse_param_args
+
+if TYPE_CHECKING:
+    from concsim.artifacts import ReplayFile
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -130,6 +133,16 @@ def run_cmd(
     sys.exit(0 if res.ok else 1)
 
 
+def _refuse_adhoc(rf: ReplayFile, file: str) -> None:
+    """A replay of a pytest test's own model can only be rerun by that test."""
+    if rf.extra.get("adhoc") or rf.scenario.startswith("adhoc:"):
+        nodeid = rf.extra.get("pytest_nodeid")
+        raise UsageError(
+            f"{file} is the replay of the pytest test {nodeid}, whose model lives in the "
+            f"test: rerun it with: pytest {nodeid} --concsim-replay {file}"
+        )
+
+
 @cli.command("replay")
 @click.argument("file")
 @click.option("--json", "as_json", is_flag=True)
@@ -155,13 +168,7 @@ def replay_cmd(file: str, as_json: bool, trace_view: str | None, output: str | N
         raise UsageError("--trace png writes an image: give it an -o FILE.png")
     if trace_view is not None and output is None and as_json:
         raise UsageError("--json and --trace both print to stdout: give --trace an -o FILE")
-    rf = load_replay(file)
-    nodeid = rf.extra.get("pytest_nodeid")
-    if rf.extra.get("adhoc") or rf.scenario.startswith("adhoc:"):
-        raise UsageError(
-            f"{file} is the replay of the pytest test {nodeid}, whose model lives in the "
-            f"test: rerun it with: pytest {nodeid} --concsim-replay {file}"
-        )
+    _refuse_adhoc(load_replay(file), file)
     out = replay(file)
     res = out.result
     if trace_view is not None:
@@ -337,3 +344,7 @@ cli.add_command(explain_cmd)
 from concsim.cli._compare import compare_cmd  # noqa: E402
 
 cli.add_command(compare_cmd)
+
+from concsim.cli._shrink import shrink_cmd  # noqa: E402
+
+cli.add_command(shrink_cmd)

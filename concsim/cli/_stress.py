@@ -68,6 +68,7 @@ def build_spec(
     params: tuple[str, ...],
     max_steps: int | None,
     imports: tuple[str, ...],
+    shrink_runs: int = 1000,
 ) -> CampaignSpec:
     """Merge the defaults, the named campaign, a resumed manifest and the options."""
     conf: dict[str, Any] = {}
@@ -157,6 +158,7 @@ def build_spec(
         connect_timeout=connect_timeout,
         resume=resume,
         name=name,
+        shrink_runs=shrink_runs,
     )
 
 
@@ -240,7 +242,16 @@ def _print_table(res: CampaignResult) -> None:
         console.print(t)
         for s in d["signatures"]:
             path = spec.out / s["folder"] / f"seed-{s['seeds'][0]}.json"
-            click.echo(f"replay {s['signature']} with: concsim replay {path}")
+            shrunk = s.get("shrunk", {})
+            if "file" in shrunk:
+                p, st = shrunk["preemptions"], shrunk["steps"]
+                click.echo(
+                    f"replay {s['signature']} with: concsim replay {shrunk['file']}  (seed "
+                    f"{s['seeds'][0]} shrunk: {p[0]} -> {p[1]} preemptions, {st[0]} -> {st[1]} "
+                    "steps)"
+                )
+            else:
+                click.echo(f"replay {s['signature']} with: concsim replay {path}")
     if d["stats"]:
         t = Table(title="per schedule")
         for col in ("counter", "p50", "p90", "p99", "mean"):
@@ -293,6 +304,14 @@ def _print_table(res: CampaignResult) -> None:
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="scenario parameter")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None)
 @click.option(
+    "--shrink-runs",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="at the end, shrink the smallest seed of each failure signature with up to this "
+    "many runs into failures/<signature>/shrunk.json (0: do not shrink)",
+)
+@click.option(
     "--import",
     "imports",
     multiple=True,
@@ -322,6 +341,7 @@ def stress_cmd(
     as_json: bool,
     params: tuple[str, ...],
     max_steps: int | None,
+    shrink_runs: int,
     imports: tuple[str, ...],
     bench: bool,
 ) -> None:
@@ -358,6 +378,7 @@ def stress_cmd(
         params=params,
         max_steps=max_steps,
         imports=imports,
+        shrink_runs=shrink_runs,
     )
     bar = _Bar(spec, enabled=not as_json and sys.stderr.isatty())
     try:

@@ -24,12 +24,13 @@ from typing import Any
 
 from concsim._api import RunResult, resolve_variant
 from concsim._errors import UsageError
-from concsim.engine import Strategy, encode_schedule
+from concsim.engine import encode_schedule
 from concsim.exploration._coverage import Coverage
+from concsim.exploration._minimize import shrink_on_target
 from concsim.exploration._runner import Execution, Target, execute
-from concsim.exploration._shrink import Attempt, same_failure, shrink
+from concsim.exploration._shrink import Attempt
 from concsim.scenarios import get_scenario
-from concsim.strategies import PCT, DfsSearch, PreferTasks, RandomWalk, Recorder, Replay
+from concsim.strategies import PCT, DfsSearch, RandomWalk, Replay
 from concsim.strategies._pct import DEFAULT_DEPTH
 
 STRATEGIES = ("random", "pct", "dfs")
@@ -246,24 +247,6 @@ class Exploration:
 
     # ------------------------------------------------------------------ failures
 
-    def _recorded(self, strategy: Strategy) -> Attempt:
-        rec = Recorder(strategy)
-        ex = execute(self.target, rec, "replay", None)
-        return Attempt(
-            ex.failure,
-            list(ex.result.choices),
-            ex.preemptions,
-            ex.result.steps,
-            tuple(rec.tasks),
-            tuple(rec.envs),
-        )
-
-    def _attempt(self, choices: list[int]) -> Attempt:
-        return self._recorded(Replay(choices, strict=False))
-
-    def _attempt_plan(self, tasks: list[int], envs: list[int]) -> Attempt:
-        return self._recorded(PreferTasks(tasks, envs))
-
     def _report(self, ex: Execution, index: int) -> FirstFailure:
         f = ex.failure
         assert f is not None
@@ -271,20 +254,25 @@ class Exploration:
         original = Attempt(f, list(res.choices), ex.preemptions, res.steps)
         best = original
         runs = 0
+        rres = None
         if self.shrink_failure:
-            # Replayed once more, recording what each choice meant (for the segment pass).
-            recorded = self._attempt(original.choices)
-            if same_failure(recorded.failure, f) and recorded.choices == original.choices:
-                original = recorded
-            sr = shrink(
-                self._attempt,
-                original,
-                max_runs=self.max_shrink_runs,
-                run_plan=self._attempt_plan,
-            )
-            best, runs = sr.best, sr.runs
-        # The saved and reported run is the shrunk schedule replayed strictly.
-        rres = execute(self.target, Replay(best.choices, strict=True), res.strategy, res.seed)
+            try:
+                sr = shrink_on_target(
+                    self.target,
+                    original.choices,
+                    max_runs=self.max_shrink_runs,
+                    strategy=res.strategy,
+                    seed=res.seed,
+                )
+            except UsageError:
+                pass  # it did not fail again when replayed: report it as found
+            else:
+                best, runs, rres = sr.best, sr.runs, sr.result
+        if rres is None:
+            # The saved and reported run is the schedule replayed strictly, with a trace.
+            rres = execute(
+                self.target, Replay(best.choices, strict=True), res.strategy, res.seed
+            ).result
         final = rres.failure or f
         out = FirstFailure(
             kind=final.kind,
@@ -298,10 +286,10 @@ class Exploration:
             steps=original.steps,
             shrunk_steps=best.steps,
             shrink_runs=runs,
-            result=rres.result,
+            result=rres,
         )
         if self.save_dir is not None:
-            out.replay_file = _save(rres.result, self.save_dir, out.schedule)
+            out.replay_file = _save(rres, self.save_dir, out.schedule)
         return out
 
     def result(self) -> ExploreResult:

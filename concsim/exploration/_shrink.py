@@ -100,12 +100,16 @@ def shrink(
     *,
     max_runs: int = 2000,
     run_plan: Callable[[list[int], list[int]], Attempt] | None = None,
+    same: Callable[[Failure | None, Failure], bool] | None = None,
 ) -> ShrinkResult:
     """Shrink ``original`` (a failing attempt) with at most ``max_runs`` runs.
 
     ``run(choices)`` replays a list of choice indices; ``run_plan(tasks, envs)``, when given,
     replays a plan by task identity (pass 5).  Both return the :class:`Attempt` the run made.
+    ``same(candidate, original)`` says whether a candidate fails the same way (by default
+    :func:`same_failure`: kind and invariant).
     """
+    is_same = same or same_failure
     target = original.failure
     if target is None:
         raise ValueError("shrink() needs a failing schedule")
@@ -118,7 +122,7 @@ def shrink(
         # Never longer than the original: fewer preemptions bought with more steps than the
         # counterexample had would make it harder to read, not easier.
         if (
-            same_failure(got.failure, target)
+            is_same(got.failure, target)
             and got.key() < best.key()
             and got.steps <= original.steps
         ):

@@ -44,6 +44,31 @@ def test_racy_campaign_writes_replay_files_that_reproduce(tmp_path: Path) -> Non
         assert rd["reproduced"] is True
         assert rd["seed"] == seed
         assert rd["failure"]["kind"] == "assertion"
+    # The smallest seed of the signature, shrunk, beside its seed files.
+    shrunk = sig["shrunk"]
+    assert shrunk == d["signatures"][0]["shrunk"]
+    assert Path(shrunk["file"]) == out / sig["folder"] / "shrunk.json"
+    before, after = shrunk["preemptions"]
+    assert after <= before
+    assert shrunk["steps"][1] <= shrunk["steps"][0]
+    r = run_cli("replay", shrunk["file"], "--json")
+    rd = last_json(r.stdout)
+    assert rd["reproduced"] is True
+    assert rd["failure"]["kind"] == "assertion"
+    saved = json.loads(Path(shrunk["file"]).read_text())
+    assert saved["original_schedule"] == json.loads(files[min(failing)].read_text())["schedule"]
+    assert saved["extra"]["signature"] == sig["signature"]
+
+
+def test_shrink_runs_0_leaves_the_seed_files_alone(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    p = run_cli("stress", *RACY, "--seeds", "0:100", "--workers", "1", "--out", str(out),
+                "--shrink-runs", "0", "--json")
+    assert p.returncode == 1, p.stderr
+    d = last_json(p.stdout)
+    assert d["failures"] > 0
+    assert "shrunk" not in d["signatures"][0]
+    assert not list((out / "failures").glob("*/shrunk.json"))
 
 
 def test_locked_campaign_finds_nothing(tmp_path: Path) -> None:
