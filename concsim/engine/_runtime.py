@@ -302,6 +302,17 @@ class Runtime:
             return [cur, *(t for t in self._runnable if t is not cur)]
         return list(self._runnable)
 
+    def candidate(self, k: int) -> Task:
+        """``candidates()[k]`` without building the list (what choice ``k`` runs)."""
+        cur = self.current
+        runnable = self._runnable
+        if cur is not None and cur.state == RUNNABLE:
+            if k == 0:
+                return cur
+            i = runnable.index(cur)
+            return runnable[k - 1] if k <= i else runnable[k]
+        return runnable[k]
+
     def runnable(self) -> list[Task]:
         return list(self._runnable)
 

@@ -1,11 +1,11 @@
 """The runner side of shrinking: a failing schedule of a target, made as small as it goes.
 
 :mod:`concsim.exploration._shrink` is the search; it only sees functions that run a
-candidate.  Here those functions are built for a :class:`Target`: every candidate runs under
-a :class:`~concsim.strategies.Recorder` (so a run's preemptions are exact and its plan by
-task identity is known), choice lists replay non-strictly, plans by task identity replay
-with :class:`~concsim.strategies.PreferTasks`.  The best schedule found is then replayed
-strictly, with a trace: that run is what a replay file holds.
+candidate.  Here those functions are built for a :class:`Target`: every candidate runs
+through :func:`execute`, which records what each choice meant (so a run's preemptions are
+exact and its plan by task identity is known), choice lists replay non-strictly, plans by
+task identity replay with :class:`~concsim.strategies.PreferTasks`.  The best schedule found
+is then replayed strictly, with a trace: that run is what a replay file holds.
 
 Three callers: ``concsim explore`` (the first failure of an exploration), ``concsim stress``
 (the smallest-seed failure of each signature, at the end of a campaign) and
@@ -24,7 +24,7 @@ from concsim._errors import UsageError
 from concsim.engine import Failure, Strategy, decode_schedule, encode_schedule
 from concsim.exploration._runner import Target, execute
 from concsim.exploration._shrink import Attempt, same_failure, shrink
-from concsim.strategies import PreferTasks, Recorder, Replay
+from concsim.strategies import PreferTasks, Replay
 
 #: ``same(candidate_failure, target_failure)``: whether a candidate fails "the same way".
 Same = Callable[[Failure | None, Failure], bool]
@@ -56,16 +56,11 @@ class Shrunk:
 
 
 def attempt_on(target: Target, strategy: Strategy) -> Attempt:
-    """Run ``target`` once under ``strategy``, recording what its choices meant."""
-    rec = Recorder(strategy)
-    ex = execute(target, rec, "replay", None)
+    """Run ``target`` once under ``strategy``; the execution records what its choices
+    meant."""
+    ex = execute(target, strategy, "replay", None)
     return Attempt(
-        ex.failure,
-        list(ex.result.choices),
-        ex.preemptions,
-        ex.result.steps,
-        tuple(rec.tasks),
-        tuple(rec.envs),
+        ex.failure, list(ex.result.choices), ex.preemptions, ex.result.steps, ex.tasks, ex.envs
     )
 
 

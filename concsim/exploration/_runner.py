@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from concsim._api import RunResult, result_of
-from concsim.engine import RUNNABLE, Failure, Runtime, Strategy
+from concsim.engine import Failure, Runtime, Strategy
 from concsim.scenarios import Scenario
-from concsim.strategies import Pruned, StepObserver, StepRecord
+from concsim.strategies import Pruned, Recorder, StepObserver, StepRecord
 
 
 @dataclass(frozen=True)
@@ -32,29 +32,22 @@ class Target:
         return f"{self.scenario.name}/{self.variant}"
 
 
-class _Counting:
-    """Wraps a strategy: feeds the observer and counts choices and preemptions."""
+class _Counting(Recorder):
+    """Wraps a strategy: feeds the observer, counts task choices, and (as a
+    :class:`Recorder`) records what each choice meant and counts the preemptions."""
 
     def __init__(self, inner: Strategy, observer: StepObserver) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.observer = observer
         self.task_choices = 0
-        self.preemptions = 0
 
     def pick_task(self, rt: Runtime, n: int) -> int:
         obs = self.observer
         if obs is not self.inner:
             obs.sync()
             obs.note_choice(rt)
-        cur = rt.current
-        k = self.inner.pick_task(rt, n)
         self.task_choices += 1
-        if k and cur is not None and cur.state == RUNNABLE:
-            self.preemptions += 1
-        return k
-
-    def pick_env(self, rt: Runtime, label: str, n: int) -> int:
-        return self.inner.pick_env(rt, label, n)
+        return super().pick_task(rt, n)
 
 
 @dataclass
@@ -67,6 +60,10 @@ class Execution:
     task_choices: int
     preemptions: int
     pruned: bool
+    #: what the choices meant: the id of the task each task choice ran, and each
+    #: environment outcome (the shrinker's plans by task identity start from these)
+    tasks: tuple[int, ...] = ()
+    envs: tuple[int, ...] = ()
 
     @property
     def failure(self) -> Failure | None:
@@ -99,4 +96,13 @@ def execute(
     if finish is not None and not pruned:
         finish(rt)
     res = result_of(rt, scn.name, target.variant, target.params, sname, seed, failure)
-    return Execution(res, steps, len(rt.tasks), counting.task_choices, counting.preemptions, pruned)
+    return Execution(
+        res,
+        steps,
+        len(rt.tasks),
+        counting.task_choices,
+        counting.preemptions,
+        pruned,
+        tuple(counting.tasks),
+        tuple(counting.envs),
+    )

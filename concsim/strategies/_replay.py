@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from concsim._errors import ScheduleMismatch
+from concsim.engine import RUNNABLE
 
 if TYPE_CHECKING:
     from concsim.engine import Runtime, Strategy
@@ -113,10 +114,9 @@ class Recorder:
 
     def pick_task(self, rt: Runtime, n: int) -> int:
         k = self.inner.pick_task(rt, n)
-        cands = rt.candidates()
-        self.tasks.append(cands[k].id)
+        self.tasks.append(rt.candidate(k).id)
         cur = rt.current
-        if k and cur is not None and cur is cands[0]:
+        if k and cur is not None and cur.state == RUNNABLE:
             self.preemptions += 1
         return k
 
