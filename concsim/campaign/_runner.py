@@ -41,6 +41,7 @@ from concsim._errors import UsageError
 from concsim._version import __version__
 from concsim.artifacts import atomic_write_text
 from concsim.campaign._backends import Backend, CampaignError, DaskBackend, Done, LocalBackend
+from concsim.campaign._shrinking import ShrinkInterrupted, shrink_signatures
 from concsim.campaign._spec import SeedRange
 from concsim.campaign._tally import Tally, signature_slug, subtract
 from concsim.campaign._worker import Job
@@ -309,10 +310,13 @@ def run_campaign(
         if on_event is not None:
             on_event(msg)
 
-    stop = {"requested": 0}
+    stop = {"requested": 0, "shrinking": 0}
 
     def on_sigint(signum: int, frame: Any) -> None:
         stop["requested"] += 1
+        if stop["shrinking"]:
+            # The seeds are done and on disk: stop the optional shrinking at once.
+            raise ShrinkInterrupted
 
     old_handler: Any = None
     if threading.current_thread() is threading.main_thread():
@@ -333,16 +337,20 @@ def run_campaign(
         backend.close()
         backend = None
         if spec.shrink_runs > 0 and not result.interrupted and tally.signatures:
-            from concsim.campaign._shrinking import shrink_signatures
-
-            result.shrunk = shrink_signatures(
-                spec.job,
-                spec.out,
-                _by_count(tally),
-                max_runs=spec.shrink_runs,
-                stop=lambda: stop["requested"] > 0,
-                event=event,
-            )
+            stop["shrinking"] = 1
+            try:
+                result.shrunk = shrink_signatures(
+                    spec.job,
+                    spec.out,
+                    _by_count(tally),
+                    max_runs=spec.shrink_runs,
+                    stop=lambda: stop["requested"] > 0,
+                    event=event,
+                )
+            except ShrinkInterrupted:
+                event("shrinking interrupted: the seeds' own replay files are all on disk")
+            finally:
+                stop["shrinking"] = 0
             _write_state(spec, header, tally, complete=result.complete, shrunk=result.shrunk)
     finally:
         if backend is not None:

@@ -7,9 +7,10 @@ keeping the *signature* (kind, invariant and where it was detected), so the shru
 belongs in its folder.  The workers are gone by then; the parent runs the model itself,
 with the campaign's own scenario, variant, parameters and step limit.
 
-A resumed campaign keeps the shrunk files it has (it reads their figures back), and a
-Ctrl-C during this phase stops after the signature being shrunk: what is written is
-written atomically, and the failures themselves were all on disk before.
+A resumed campaign keeps the shrunk files it has (it reads their figures back).  A Ctrl-C
+during this phase stops it at once (the campaign's handler raises :class:`ShrinkInterrupted`,
+a BaseException, so no model code can swallow it): a shrunk file is written atomically at
+the end of its shrinking or not at all, and the failures themselves were all on disk before.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ from concsim.exploration._minimize import same_signature, shrink_replay_file
 
 #: The file each signature's folder gets.
 SHRUNK = "shrunk.json"
+
+
+class ShrinkInterrupted(BaseException):
+    """Ctrl-C while shrinking: raised by the campaign's SIGINT handler."""
 
 
 def _figures(path: Path) -> dict[str, Any]:
@@ -61,14 +66,16 @@ def shrink_signatures(
     if todo:
         event(f"shrinking the smallest seed of {len(todo)} failure signature(s)")
     for s, dest in todo:
-        if stop():
-            event("shrinking interrupted: the seeds' own replay files are all on disk")
-            break
         src = out / "failures" / s.slug / f"seed-{s.seeds[0]}.json"
         try:
+            if stop():
+                raise ShrinkInterrupted
             got = shrink_replay_file(
                 str(src), out=str(dest), same=same_signature, max_runs=max_runs, target=target
             )
+        except ShrinkInterrupted:
+            event("shrinking interrupted: the seeds' own replay files are all on disk")
+            break
         except ConcsimError as e:
             done[s.signature] = {"error": str(e)}
             event(f"could not shrink {s.signature}: {e}")

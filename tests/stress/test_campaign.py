@@ -240,3 +240,39 @@ def test_pct_campaign_failure_records_are_traced_reruns_of_the_same_schedule(
         assert rec["expected"]["trace_sha256"]
         r = run_cli("replay", str(path), "--json")
         assert last_json(r.stdout)["reproduced"] is True
+
+
+def test_ctrl_c_while_shrinking_stops_at_once_and_keeps_every_failure(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "concsim", "stress", "--variant", "no-read-retry",
+         "--seeds", "0:200", "--workers", "1", "--out", str(out),
+         "--shrink-runs", "1000000", "--json"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 120
+    seen = []
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        seen.append(line)
+        if "shrinking the smallest seed" in line or not line:
+            break
+    assert "shrinking the smallest seed" in seen[-1], seen
+    time.sleep(0.5)  # well inside a shrink that would take hours
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert time.monotonic() - t0 < 20
+    assert "shrinking interrupted" in stderr
+    assert "Traceback" not in stderr
+    assert proc.returncode == 1, stderr  # the seeds were all run: failures, not interrupted
+    d = last_json(stdout)
+    assert d["interrupted"] is False
+    assert d["schedules"] == 200
+    assert len(failure_files(out)) == d["failures"] > 0
+    assert not list((out / "failures").glob("*/shrunk.json"))
+    assert manifest(out)["complete"] is True
