@@ -349,6 +349,8 @@ def run_campaign(
                 )
             except ShrinkInterrupted:
                 event("shrinking interrupted: the seeds' own replay files are all on disk")
+            except Exception as e:  # an optional phase must not cost the campaign's report
+                event(f"shrinking failed ({type(e).__name__}: {e}); the seed files are on disk")
             finally:
                 stop["shrinking"] = 0
             _write_state(spec, header, tally, complete=result.complete, shrunk=result.shrunk)
