@@ -665,6 +665,35 @@ def _explain_memory(ctx: _Ctx) -> None:
     for e in acc[-2:]:
         ctx.link(e, "access", f"guest {e.detail or 'access'} of gfn {gfn}")
     if where == "guest_access":
+        _explain_guest_access(ctx, gfn, region, grants, before)
+
+
+def _explain_guest_access(
+    ctx: _Ctx, gfn: int, region: str | None, grants: list[_E], before: list[_E]
+) -> None:
+    """The guest got through: say what the SLAT entry it used was left over from."""
+    created = next(
+        (e for e in before if e.op == "region_created" and region and e.obj == region), None
+    )
+    freed = next(
+        (e for e in reversed(before) if e.op == "vfree" and region and e.obj == region), None
+    )
+    if grants and (freed is not None or (created is not None and "PINNED" in created.detail)):
+        g = grants[-1]
+        ctx.link(g, "map", f"SLAT maps {_run_text(g)}: gfn {gfn} grants access")
+    if freed is not None:
+        ctx.link(freed, "region", f"{region} is freed (vfree)")
+        ctx.notes.append(
+            f"{region} was freed at step {freed.step} while the SLAT still granted gfn {gfn}: "
+            "nothing unmapped it first (mshv_region_unmap unmaps only the slots that still "
+            "hold a pfn)"
+        )
+    elif created is not None and "PINNED" in created.detail:
+        ctx.notes.append(
+            f"{region} is pinned: through gfn {gfn} the guest may reach only the page pinned "
+            "for it, and that page is no longer pinned there"
+        )
+    else:
         ctx.notes.append(
             f"the guest reached through gfn {gfn} a page the process does not map there any more"
         )

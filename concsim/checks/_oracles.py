@@ -287,6 +287,9 @@ class MshvOracles:
                 gfn=gfn,
                 pfn=pfn,
             )
+        if r.mreg_type != MSHV_REGION_TYPE_MEM_MOVABLE:
+            self._pinned_access(r, gfn, pfn, access)
+            return
         v = self._hva_of(r, gfn)
         if int(mm.pte_state[v]) != PTE_PRESENT or int(mm.pte_pfn[v]) != pfn:
             raise self._fail(
@@ -309,6 +312,24 @@ class MshvOracles:
                 gfn=gfn,
                 pfn=pfn,
                 hva=v,
+            )
+
+    def _pinned_access(self, r: MshvMemRegion, gfn: int, pfn: int, access: int) -> None:
+        """A pinned region's pages stay the guest's whatever the process does with its own
+        mapping (munmap, mprotect: B8), so the rule is the pin's: the guest reaches the page
+        the region pinned for that gfn, and that page is allocated."""
+        pages = self.w.pages
+        slot = r.mreg_pfns[gfn - r.start_gfn] if r.mreg_pfns is not None else MSHV_INVALID_PFN
+        if slot == MSHV_INVALID_PFN or int(slot) != pfn or not pages.folio_maybe_dma_pinned(pfn):
+            raise self._fail(
+                "S1",
+                f"guest {ACCESS_NAMES[access]} of gfn {gfn} of pinned {r.name} reached "
+                f"{self._describe_pfn(pfn)}, which is not the page pinned for it "
+                f"({'none' if slot == MSHV_INVALID_PFN else f'pfn {int(slot)}'})",
+                where="guest_access",
+                gfn=gfn,
+                pfn=pfn,
+                region=r.name,
             )
 
     # ------------------------------------------------------------------ S2, regions, S5

@@ -233,6 +233,31 @@ class GfnOverlapOverflow(Mutant, AfterPatch):
     )
 
 
+class PinnedUnpinBeforeUnmap(Mutant, AfterPatch):
+    name = "pinned-unpin-before-unmap"
+    summary = (
+        "(beyond the catalog) destroy unpins a pinned region's pages before unmapping them "
+        "from the SLAT"
+    )
+    expect_kinds = ("safety",)
+    expect_invariants = ("S1",)
+    # A page the process has already unmapped is held by the pin alone: unpinning it first
+    # frees it while the SLAT still maps it.
+    catch_params: ClassVar[dict[str, object]] = {
+        "pinned": True,
+        "destroy": True,
+        "events": "munmap",
+    }
+
+    mshv_region_destroy = patched(
+        MshvRegions.mshv_region_destroy,
+        (
+            "    await self.mshv_region_unmap(region)\n    self.mshv_region_invalidate(region)\n",
+            "    self.mshv_region_invalidate(region)\n    await self.mshv_region_unmap(region)\n",
+        ),
+    )
+
+
 MUTANTS: dict[str, type[MshvDriverBase]] = {
     m.name: m
     for m in (
@@ -248,5 +273,6 @@ MUTANTS: dict[str, type[MshvDriverBase]] = {
         NonblockMutexLock,
         MutexInitAfterInsert,
         GfnOverlapOverflow,
+        PinnedUnpinBeforeUnmap,
     )
 }

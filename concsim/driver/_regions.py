@@ -44,8 +44,8 @@ from concsim.kernel._hv import (
     HV_MAP_GPA_WRITABLE,
     PAGES_PER_2M,
 )
-from concsim.kernel._mm import PTE_PRESENT, VM_WRITE, VMA
-from concsim.kernel._mm_fault import handle_mm_fault
+from concsim.kernel._mm import VM_WRITE, VMA
+from concsim.kernel._mm_fault import pin_user_pages_fast
 from concsim.kernel._mmu_notifier import (
     MMUIntervalNotifier,
     MMUNotifierRange,
@@ -67,6 +67,8 @@ if TYPE_CHECKING:
 
 ENOMEM = 12
 EFAULT = 14
+#: Pages pinned per pin_user_pages_fast call when mapping a pinned region (B8).
+MSHV_PIN_PAGES_BATCH_SIZE = 65536
 
 
 def validity_runs(valid: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
@@ -264,7 +266,7 @@ class MshvRegions:
             return
         if region.mreg_type == MSHV_REGION_TYPE_MEM_PINNED:
             valid = region.mreg_pfns != MSHV_INVALID_PFN
-            self.mm.pages.put_pages(region.mreg_pfns[valid].astype(np.int64))  # unpin
+            self.mm.pages.unpin_user_pages(region.mreg_pfns[valid].astype(np.int64))
         region.mreg_pfns[:] = MSHV_INVALID_PFN
 
     # ------------------------------------------------------------------ the fault path
@@ -478,27 +480,19 @@ class MshvRegions:
     # ------------------------------------------------------------------ pinned and MMIO
 
     async def mshv_map_pinned_region(self: MshvDriverBase, region: MshvMemRegion) -> int:
-        """B8: pin every page (faulting it in for write), then map it."""
-        mm = self.mm
+        """B8: pin the pages in batches (FOLL_WRITE | FOLL_LONGTERM); on a short pin, unpin
+        what was pinned; then map them all with the region's flags."""
         assert region.mreg_pfns is not None
-        await mm.mmap_lock.down_read()
-        try:
-            for i in range(region.nr_pfns):
-                vpn = region.start_uaddr + i
-                vma = mm.vma_lookup(vpn)
-                if vma is None:
-                    self.mshv_region_invalidate(region)
-                    return -EFAULT
-                if int(mm.pte_state[vpn]) != PTE_PRESENT or not mm.pte_write[vpn]:
-                    ret = await handle_mm_fault(mm, vma, vpn, write=True)
-                    if ret:
-                        self.mshv_region_invalidate(region)
-                        return ret
-                pfn = int(mm.pte_pfn[vpn])
-                mm.pages.get_page(pfn)  # the pin
-                region.mreg_pfns[i] = np.uint64(pfn)
-        finally:
-            mm.mmap_lock.up_read()
+        done = 0
+        while done < region.nr_pfns:
+            nr = min(region.nr_pfns - done, MSHV_PIN_PAGES_BATCH_SIZE)
+            ret = await pin_user_pages_fast(
+                self.mm, region.start_uaddr + done, nr, region.mreg_pfns[done : done + nr]
+            )
+            if ret != nr:
+                self.mshv_region_invalidate(region)  # unpins the pages pinned so far
+                return ret if ret < 0 else -EFAULT
+            done += nr
         return await self.mshv_region_remap_pfns(region, region.hv_map_flags, 0, region.nr_pfns)
 
     # ------------------------------------------------------------------ helpers (not kernel)

@@ -47,7 +47,7 @@ from concsim.kernel._mm import (
     VM_READ,
     VM_WRITE,
 )
-from concsim.kernel._mm_fault import handle_mm_fault
+from concsim.kernel._mm_fault import handle_mm_fault, migration_entry_wait
 from concsim.kernel._mmu_notifier import MMUIntervalNotifier, mmu_interval_check_retry
 
 HMM_PFN_VALID = np.uint64(1 << 63)
@@ -169,7 +169,7 @@ async def _walk(mm: MM, r: HMMRange, last: int) -> tuple[int, int]:
             return -EFAULT, fault_at
         state = int(st[stop])
         if state == PTE_MIGRATION:
-            await _migration_entry_wait(mm, fault_at)
+            await migration_entry_wait(mm, fault_at)
             return -EBUSY, fault_at
         write = req_write and not bool(cpu[stop] & HMM_PFN_WRITE)
         if write and not vma.vm_flags & VM_WRITE:
@@ -184,9 +184,3 @@ async def _walk(mm: MM, r: HMMRange, last: int) -> tuple[int, int]:
         return -EBUSY, fault_at
     return 0, addr
 
-
-async def _migration_entry_wait(mm: MM, vpn: int) -> None:
-    mm.rt.count("migration_waits")
-    await mm.migration_wq.wait_event(
-        lambda: int(mm.pte_state[vpn]) != PTE_MIGRATION, "migration_entry_wait"
-    )

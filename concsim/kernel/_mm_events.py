@@ -112,7 +112,9 @@ async def change_prot_numa(mm: MM, start: int, npages: int) -> None:
     for a, b in _pmd_pieces(start, end):
         await rt.point("change_pte_range", "pt", f"[{a},{b}) protnone")
         st = mm.pte_state[a:b]
-        sel = (st == PTE_PRESENT) & (mm.pte_pfn[a:b] != ZERO_PFN)
+        pfns = mm.pte_pfn[a:b]
+        # prot_numa_skip: a maybe-DMA-pinned page of a private (COW) mapping is left alone.
+        sel = (st == PTE_PRESENT) & (pfns != ZERO_PFN) & (mm.pages.pincount[pfns] == 0)
         vpns = np.nonzero(sel)[0].astype(np.int64) + a
         if vpns.size:
             mm.set_ptes(vpns, PTE_PROTNONE, mm.pte_pfn[vpns].copy(), mm.pte_write[vpns].copy())
@@ -121,7 +123,13 @@ async def change_prot_numa(mm: MM, start: int, npages: int) -> None:
 
 
 def _movable(mm: MM, vpn: int) -> bool:
-    return int(mm.pte_state[vpn]) == PTE_PRESENT and int(mm.pte_pfn[vpn]) != ZERO_PFN
+    """A present, ordinary page that migration, reclaim or KSM may take.  A long-term pinned
+    page is not: migration fails on its extra references, reclaim skips a maybe-DMA-pinned
+    folio, and KSM's reference check refuses it."""
+    if int(mm.pte_state[vpn]) != PTE_PRESENT:
+        return False
+    pfn = int(mm.pte_pfn[vpn])
+    return pfn != ZERO_PFN and not mm.pages.folio_maybe_dma_pinned(pfn)
 
 
 async def migrate_page(mm: MM, vpn: int) -> None:
@@ -136,7 +144,7 @@ async def migrate_page(mm: MM, vpn: int) -> None:
     r = MMUNotifierRange(mm, vpn, vpn + 1, MMU_NOTIFY_MIGRATE)
     await mmu_notifier_invalidate_range_start(r)
     await rt.point("try_to_migrate_one", "pt", f"vpn {vpn}")
-    if int(mm.pte_state[vpn]) != PTE_PRESENT or int(mm.pte_pfn[vpn]) != old:
+    if not _movable(mm, vpn) or int(mm.pte_pfn[vpn]) != old:  # gone, or pinned meanwhile
         await mmu_notifier_invalidate_range_end(r)
         return
     mm.set_ptes(idx, PTE_MIGRATION, old, writable)
@@ -163,7 +171,8 @@ async def reclaim_page(mm: MM, vpn: int) -> None:
     r = MMUNotifierRange(mm, vpn, vpn + 1, MMU_NOTIFY_CLEAR)
     await mmu_notifier_invalidate_range_start(r)
     await rt.point("try_to_unmap_one", "pt", f"vpn {vpn}")
-    if int(mm.pte_state[vpn]) == PTE_PRESENT and int(mm.pte_pfn[vpn]) == old:
+    # A page pinned meanwhile cannot be shared from the anon rmap: try_to_unmap backs off.
+    if _movable(mm, vpn) and int(mm.pte_pfn[vpn]) == old:
         mm.set_ptes(np.array([vpn], dtype=np.int64), PTE_SWAP, 0, False)
         mm.pages.put_page(old)
         rt.count("reclaims")
@@ -177,16 +186,22 @@ async def ksm_merge(mm: MM, keep: int, merge: int) -> None:
     try:
         if not (_movable(mm, keep) and _movable(mm, merge)):
             return
+        kpfn = int(mm.pte_pfn[keep])
         for vpn in (keep, merge):
             r = MMUNotifierRange(mm, vpn, vpn + 1, MMU_NOTIFY_CLEAR)
             await mmu_notifier_invalidate_range_start(r)
             await rt.point("write_protect_page", "pt", f"vpn {vpn}")
+            # Under the PTE lock KSM re-checks what it saw (pte_same): a page zapped,
+            # migrated, pinned or COW-broken meanwhile is not merged.
+            keep_same = int(mm.pte_state[keep]) == PTE_PRESENT and int(mm.pte_pfn[keep]) == kpfn
+            if not (_movable(mm, vpn) and keep_same) or (vpn == merge and mm.pte_write[keep]):
+                await mmu_notifier_invalidate_range_end(r)
+                return
             idx = np.array([vpn], dtype=np.int64)
             if vpn == keep:
-                mm.set_ptes(idx, PTE_PRESENT, int(mm.pte_pfn[keep]), False)
+                mm.set_ptes(idx, PTE_PRESENT, kpfn, False)
             else:
                 old = int(mm.pte_pfn[merge])
-                kpfn = int(mm.pte_pfn[keep])
                 mm.pages.get_page(kpfn)
                 mm.set_ptes(idx, PTE_PRESENT, kpfn, False)
                 mm.pages.put_page(old)

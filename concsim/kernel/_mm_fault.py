@@ -11,14 +11,20 @@
 
 Each fault is one atomic step of the model (it holds the PTE lock throughout), except the
 COW break, whose invalidation has its own steps.
+
+``migration_entry_wait`` sleeps until a page under migration is mapped again, and
+``pin_user_pages_fast`` is GUP's long-term pin (FOLL_WRITE | FOLL_LONGTERM) built on both:
+fault each page in for write, wait out a migration, then pin what the PTE maps.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from concsim.kernel._mm import (
     MM,
+    PTE_MIGRATION,
     PTE_NONE,
     PTE_PRESENT,
     PTE_PROTNONE,
@@ -90,3 +96,41 @@ async def _wp_page_copy(mm: MM, vpn: int, may_write: bool) -> int:
     mm.pages.put_page(orig[1])
     await mmu_notifier_invalidate_range_end(r)
     return 0
+
+
+async def migration_entry_wait(mm: MM, vpn: int) -> None:
+    """Sleep until the migration entry at ``vpn`` is replaced (remove_migration_ptes)."""
+    mm.rt.count("migration_waits")
+    await mm.migration_wq.wait_event(
+        lambda: int(mm.pte_state[vpn]) != PTE_MIGRATION, "migration_entry_wait"
+    )
+
+
+async def pin_user_pages_fast(mm: MM, start: int, nr: int, pages: npt.NDArray[np.uint64]) -> int:
+    """Pin ``nr`` pages from ``start`` for write, long-term; their pfns go to ``pages``.
+
+    Returns how many were pinned (a short count stops at the first page that cannot be:
+    no VMA, a VMA without VM_WRITE, a failed fault), or -EFAULT if none was.  Each page is
+    faulted in for write until its PTE is present and writable (a migration entry is waited
+    out), then pinned in the same step as that check, as GUP-fast's recheck makes it.
+    """
+    await mm.mmap_lock.down_read()
+    try:
+        for i in range(nr):
+            vpn = start + i
+            vma = mm.vma_lookup(vpn)
+            if vma is None or not vma.vm_flags & VM_WRITE:
+                return i or -EFAULT
+            while not (int(mm.pte_state[vpn]) == PTE_PRESENT and mm.pte_write[vpn]):
+                if int(mm.pte_state[vpn]) == PTE_MIGRATION:
+                    await migration_entry_wait(mm, vpn)
+                    continue
+                ret = await handle_mm_fault(mm, vma, vpn, write=True)
+                if ret:
+                    return i or ret
+            pfn = int(mm.pte_pfn[vpn])
+            mm.pages.pin_user_page(pfn)
+            pages[i] = np.uint64(pfn)
+        return nr
+    finally:
+        mm.mmap_lock.up_read()

@@ -7,6 +7,11 @@ points at someone else's data quickly, which is what makes a use-after-free obse
 
 ``on_free`` hooks run for every page that is about to return to the free list (the S1
 oracle checks there that no SLAT entry still grants access to it).
+
+Long-term pins (``pin_user_pages`` with FOLL_LONGTERM) are counted apart from plain
+references, as the kernel's pin bias does, so that ``folio_maybe_dma_pinned`` can be asked:
+migration, reclaim, KSM and NUMA hinting leave a pinned page alone.  A pin also holds a
+reference, so a pinned page is not freed when the process unmaps it.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class PageAllocator:
         self.order = np.zeros(capacity, dtype=np.int8)
         # Bumped at every allocation: a holder of a stale pfn can tell the page was reused.
         self.generation = np.zeros(capacity, dtype=np.int64)
+        self.pincount = np.zeros(capacity, dtype=np.int32)
         self._free: list[int] = list(range(capacity - 1, FIRST_PFN - 1, -1))
         self.on_free: list[FreeHook] = []
 
@@ -66,6 +72,24 @@ class PageAllocator:
 
     def get_page(self, pfn: int) -> None:
         self.refcount[pfn] += 1
+
+    def pin_user_page(self, pfn: int) -> None:
+        """A FOLL_PIN | FOLL_LONGTERM pin: a reference that also marks the page pinned."""
+        self.refcount[pfn] += 1
+        self.pincount[pfn] += 1
+
+    def unpin_user_pages(self, pfns: npt.NDArray[np.int64]) -> None:
+        """Drop one pin on each page (and its reference: the page may be freed)."""
+        pc = self.pincount
+        u, c = np.unique(pfns, return_counts=True)
+        pc[u] -= c.astype(np.int32)
+        if (pc[u] < 0).any():
+            bad = int(u[pc[u] < 0][0])
+            raise self.rt.fail("memory", f"unpin of pfn {bad}, which is not pinned", pfn=bad)
+        self.put_pages(pfns)
+
+    def folio_maybe_dma_pinned(self, pfn: int) -> bool:
+        return bool(self.pincount[pfn])
 
     def put_pages(self, pfns: npt.NDArray[np.int64]) -> None:
         """Drop one reference on each page; pages reaching zero are freed (hooks first)."""

@@ -63,6 +63,13 @@ def _params(**defaults: ParamValue) -> tuple[Param, ...]:
             False,
             "the hypervisor may ask for a deposit even when only changing entries",
         ),
+        Param(
+            "pinned",
+            bool,
+            False,
+            "regions are pinned, as on an encrypted (SNP) partition (B8; the SNP host-access "
+            "hypercalls are not modelled)",
+        ),
         Param("destroy", bool, False, "the VMM unmaps the regions at the end"),
         Param(
             "overflow_region",

@@ -95,7 +95,8 @@ class MshvWorld:
         )
         if int(p["hv_batch"]) != hvmod.HV_MAP_GPA_BATCH_SIZE:
             self.hv.batch = int(p["hv_batch"])
-        self.partition = MshvPartition(rt)
+        # An encrypted partition is the C code's deterministic way to pinned regions (B1.5).
+        self.partition = MshvPartition(rt, encrypted=bool(p["pinned"]))
         self.driver = self.variant(
             rt, self.mm, self.hv, self.kalloc, self.partition, retry_bound=int(p["retry_bound"])
         )

@@ -86,6 +86,7 @@ EXPECT: dict[str, tuple[set[str], list[str]]] = {
     "nonblock-mutex-lock": ({"context"}, ["non-blockable"]),
     "mutex-init-after-insert": ({"insert"}, ["mutex_init"]),
     "gfn-overlap-overflow": ({"region"}, ["wrapped"]),
+    "pinned-unpin-before-unmap": ({"map", "region"}, ["vfree", "still granted"]),
 }
 
 
