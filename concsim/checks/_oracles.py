@@ -40,6 +40,7 @@ from concsim.driver._region import (
     HV_INTERCEPT_ACCESS_WRITE,
     MSHV_INVALID_PFN,
     MSHV_REGION_TYPE_MEM_MOVABLE,
+    MSHV_REGION_TYPE_MEM_PINNED,
     U64_MAX,
     MshvMemRegion,
 )
@@ -287,9 +288,11 @@ class MshvOracles:
                 gfn=gfn,
                 pfn=pfn,
             )
-        if r.mreg_type != MSHV_REGION_TYPE_MEM_MOVABLE:
+        if r.mreg_type == MSHV_REGION_TYPE_MEM_PINNED:
             self._pinned_access(r, gfn, pfn, access)
             return
+        if r.mreg_type != MSHV_REGION_TYPE_MEM_MOVABLE:
+            return  # MMIO: device memory, not the process's pages
         v = self._hva_of(r, gfn)
         if int(mm.pte_state[v]) != PTE_PRESENT or int(mm.pte_pfn[v]) != pfn:
             raise self._fail(
