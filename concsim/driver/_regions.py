@@ -491,7 +491,7 @@ class MshvRegions:
             )
             if ret != nr:
                 self.mshv_region_invalidate(region)  # unpins the pages pinned so far
-                return ret if ret < 0 else -EFAULT
+                return ret if ret < 0 else -ENOMEM  # a short pin, as mshv_region_pin says
             done += nr
         return await self.mshv_region_remap_pfns(region, region.hv_map_flags, 0, region.nr_pfns)
 
