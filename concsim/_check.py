@@ -131,8 +131,9 @@ def shrink_failure(failing: RunResult, rerun: Callable[[Strategy], RunResult]) -
     its preemptions are counted exactly.  A candidate is an improvement when it fails the
     same way (kind and invariant).
     """
-    from concsim.exploration import Attempt, shrink
-    from concsim.strategies import PreferTasks, Recorder
+    from concsim.exploration import Attempt
+    from concsim.exploration._minimize import shrink_by_replay
+    from concsim.strategies import Recorder
 
     results: dict[tuple[int, ...], RunResult] = {}
 
@@ -149,16 +150,10 @@ def shrink_failure(failing: RunResult, rerun: Callable[[Strategy], RunResult]) -
             tuple(rec.envs),
         )
 
-    def attempt(choices: list[int]) -> Attempt:
-        return recorded(Replay(choices, strict=False))
-
-    def attempt_plan(tasks: list[int], envs: list[int]) -> Attempt:
-        return recorded(PreferTasks(tasks, envs))
-
-    original = attempt(list(failing.choices))
+    original = recorded(Replay(list(failing.choices), strict=False))
     if original.failure is None or original.choices != list(failing.choices):
         return failing  # the confirmed replay is the caller's business; nothing to shrink
-    best = shrink(attempt, original, max_runs=500, run_plan=attempt_plan).best
+    best = shrink_by_replay(recorded, original, max_runs=500).best
     return results.get(tuple(best.choices), failing)
 
 

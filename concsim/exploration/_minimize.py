@@ -23,7 +23,7 @@ from concsim._api import RunResult
 from concsim._errors import UsageError
 from concsim.engine import Failure, Strategy, decode_schedule, encode_schedule
 from concsim.exploration._runner import Target, execute
-from concsim.exploration._shrink import Attempt, same_failure, shrink
+from concsim.exploration._shrink import Attempt, ShrinkResult, same_failure, shrink
 from concsim.strategies import PreferTasks, Replay
 
 #: ``same(candidate_failure, target_failure)``: whether a candidate fails "the same way".
@@ -64,6 +64,26 @@ def attempt_on(target: Target, strategy: Strategy) -> Attempt:
     )
 
 
+def shrink_by_replay(
+    attempt: Callable[[Strategy], Attempt],
+    original: Attempt,
+    *,
+    same: Same = same_failure,
+    max_runs: int = 2000,
+) -> ShrinkResult:
+    """The shrinker fed by one runner: ``attempt(strategy)`` runs the target once and reports
+    the :class:`Attempt`.  Choice lists replay non-strictly, plans by task identity with
+    :class:`~concsim.strategies.PreferTasks`.  (``concsim.check`` runs its own targets, so it
+    brings its own ``attempt``.)"""
+    return shrink(
+        lambda cand: attempt(Replay(cand, strict=False)),
+        original,
+        max_runs=max_runs,
+        run_plan=lambda tasks, envs: attempt(PreferTasks(tasks, envs)),
+        same=same,
+    )
+
+
 def shrink_on_target(
     target: Target,
     choices: list[int],
@@ -86,13 +106,9 @@ def shrink_on_target(
             "replayed: nothing to shrink"
         )
 
-    def run(cand: list[int]) -> Attempt:
-        return attempt_on(target, Replay(cand, strict=False))
-
-    def run_plan(tasks: list[int], envs: list[int]) -> Attempt:
-        return attempt_on(target, PreferTasks(tasks, envs))
-
-    sr = shrink(run, original, max_runs=max_runs, run_plan=run_plan, same=same)
+    sr = shrink_by_replay(
+        lambda strat: attempt_on(target, strat), original, same=same, max_runs=max_runs
+    )
     final = execute(target, Replay(sr.best.choices, strict=True), strategy, seed)
     return Shrunk(original, sr.best, sr.runs, final.result)
 
