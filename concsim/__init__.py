@@ -7,7 +7,6 @@ exploration, artifacts, cli) with its own thin namespace.
 
 from concsim._api import DEFAULT_SCENARIO as DEFAULT_SCENARIO
 from concsim._api import ReplayOutcome as ReplayOutcome
-from concsim._api import RunResult as RunResult
 from concsim._api import replay as replay
 from concsim._api import run as run
 from concsim._api import run_async as run_async
@@ -29,6 +28,7 @@ from concsim.engine import encode_schedule as encode_schedule
 from concsim.exploration import ExploreResult as ExploreResult
 from concsim.exploration import explore as explore
 from concsim.exploration import explore_async as explore_async
+from concsim.runs import RunResult as RunResult
 
 __all__ = [
     "DEFAULT_SCENARIO",

@@ -101,8 +101,8 @@ def _region_once(variant: str, pages: int, invalidate: str) -> tuple[float, floa
     Returns (create seconds, invalidate seconds, pages the SLAT grants after creation).
     The clock is read only around the two operations, never by the model.
     """
-    from concsim._api import resolve_variant
     from concsim.kernel import _mm_events as ev
+    from concsim.runs import resolve_variant
     from concsim.scenarios import get_scenario
     from concsim.scenarios._mshv_world import MshvWorld
     from concsim.strategies import Replay

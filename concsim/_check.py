@@ -39,9 +39,9 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from concsim._api import RunResult, make_strategy, resolve_variant, run_world
 from concsim._errors import ConcsimError, UsageError
 from concsim.engine import Runtime, Strategy, decode_schedule, format_trace
+from concsim.runs import RunResult, make_strategy, resolve_variant, run_world
 from concsim.scenarios import Scenario, get_scenario
 from concsim.strategies import Replay
 
@@ -169,7 +169,7 @@ def _spawn_returned(rt: Runtime, ret: object) -> None:
         return
     if isinstance(ret, Iterable) and not isinstance(ret, str | bytes):
         coros = [_coro(c) for c in ret]
-        names = [c.__name__ for c in coros]
+        names = [getattr(c, "__name__", "task") for c in coros]
         for i, c in enumerate(coros):
             same = [j for j, n in enumerate(names) if n == names[i]]
             rt.spawn(names[i] if len(same) == 1 else f"{names[i]}{same.index(i)}", c)

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from concsim._api import STRATEGIES, make_strategy, resolve_variant, run_world
 from concsim._errors import UsageError
+from concsim.runs import STRATEGIES, make_strategy, resolve_variant, run_world
 from concsim.scenarios import get_scenario
 
 #: Counters summed over the schedules (scenario ``stats`` keys).
@@ -265,7 +265,7 @@ def plot_retries(cmp: Comparison, path: str) -> None:
         m = vs.metrics()
         ax.hist(
             values,
-            bins=edges,
+            bins=edges.tolist(),
             alpha=0.55,
             color=color,
             label=(

@@ -290,7 +290,7 @@ class _Exploration:
         cache = getattr(self.item.config, "cache", None)
         adhoc = isinstance(failing, AdhocRunResult)
         if cache is None:
-            if adhoc:
+            if isinstance(failing, AdhocRunResult):
                 failing.command = "(none: no replay file, pytest's cacheprovider is disabled)"
             return ""
         rf = replay_from_result(failing, original=res.original_schedule)
@@ -318,7 +318,7 @@ class _Exploration:
         command = (
             f"pytest {shlex.quote(self._node_arg())} --concsim-replay {shlex.quote(str(path))}"
         )
-        if adhoc:
+        if isinstance(failing, AdhocRunResult):
             failing.command = command
             return extra
         return f"\n        or: {command}{extra}"

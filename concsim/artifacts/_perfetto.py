@@ -340,8 +340,10 @@ def to_perfetto(
             lane = main
         else:
             candidates = sub_lanes.setdefault((sp.task, sp.obj), [])
-            lane = next((ln for ln in candidates if ln.accepts(sp.start, sp.end)), None)
-            if lane is None:
+            found = next((ln for ln in candidates if ln.accepts(sp.start, sp.end)), None)
+            if found is not None:
+                lane = found
+            else:
                 suffix = f" #{len(candidates) + 1}" if candidates else ""
                 lane = _Lane(
                     next_tid,

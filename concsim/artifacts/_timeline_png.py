@@ -269,7 +269,9 @@ def render_timeline_png(doc: Mapping[str, Any]) -> bytes:
     ax.tick_params(axis="y", length=0)
     ax.set_xlabel("engine step (1 step = 1 µs in the trace file)", fontsize=8)
     ax.tick_params(axis="x", labelsize=7)
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    # AutoLocator takes ``integer`` (MaxNLocator's); the stubs type the base Locator.
+    locator: Any = ax.xaxis.get_major_locator()
+    locator.set_params(integer=True)
     ax.set_title(tl.title, fontsize=10, loc="left")
     handles = [
         Rectangle((0, 0), 1, 1, facecolor="#e3e3e3", edgecolor="#8c8c8c", label="step"),

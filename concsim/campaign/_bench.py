@@ -34,7 +34,7 @@ def scaling_bench(
     configs: tuple[tuple[str, int], ...] = CONFIGS,
     repeats: int = 1,
 ) -> dict[str, Any]:
-    from concsim._api import resolve_variant
+    from concsim.runs import resolve_variant
 
     scn = get_scenario(scenario)
     vname, _ = resolve_variant(scn, variant)

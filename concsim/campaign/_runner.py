@@ -151,7 +151,7 @@ class CampaignResult:
 
 
 def _signature_json(s: Any, shrunk: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    d = s.to_json()
+    d: dict[str, Any] = s.to_json()
     if s.signature in shrunk:
         d["shrunk"] = shrunk[s.signature]
     return d

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from concsim._api import make_strategy
 from concsim._errors import UsageError
+from concsim.runs import make_strategy
 
 #: The time budget of a campaign given neither seeds nor a budget.
 DEFAULT_BUDGET_S = 20.0

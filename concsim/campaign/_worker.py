@@ -1,7 +1,7 @@
 """The worker side of a campaign: run one batch of seeds and return a compact result.
 
 A *batch* is a half-open range of seeds ``[start, stop)``.  The worker builds a fresh world
-per seed through :func:`concsim._api.run_world` (the same core ``concsim run`` uses), with
+per seed through :func:`concsim.runs.run_world` (the same core ``concsim run`` uses), with
 tracing off: the hot path records choices only.  When a seed fails, the worker runs it a
 second time with ``trace=True`` to get the trace hash, checks that the rerun failed the
 same way (a mismatch means the model is not deterministic, and is reported as such), and
@@ -26,8 +26,8 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
-from concsim._api import make_strategy, resolve_variant, run_world
 from concsim.artifacts import replay_from_result
+from concsim.runs import make_strategy, resolve_variant, run_world
 from concsim.scenarios import get_scenario
 
 #: Counter pairs reported as a per-schedule ratio (numerator per denominator) when both

@@ -30,7 +30,7 @@ by itself unsafe, so the audit reports only the unsafe half.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -49,8 +49,22 @@ from concsim.kernel._mm import PTE_NAMES, PTE_PRESENT
 from concsim.kernel._pagealloc import ZERO_PFN
 
 if TYPE_CHECKING:
+    from concsim.driver._region import MshvPartition
     from concsim.engine import Runtime
-    from concsim.scenarios._mshv_world import MshvWorld
+    from concsim.kernel._hv import SLAT
+    from concsim.kernel._mm import MM
+    from concsim.kernel._pagealloc import PageAllocator
+
+
+class MshvWorld(Protocol):
+    """What the oracles watch of a world (concsim.scenarios' MshvWorld builds one)."""
+
+    rt: Runtime
+    pages: PageAllocator
+    mm: MM
+    slat: SLAT
+    partition: MshvPartition
+    audit_every: int
 
 
 class MshvOracles:

@@ -12,9 +12,10 @@ import sys
 
 import click
 
-from concsim._api import DEFAULT_SCENARIO, STRATEGIES
+from concsim._api import DEFAULT_SCENARIO
 from concsim._compare import METRICS, Comparison, check_plot_path, compare, plot_retries
-from concsim.cli._main import _emit_json, _user_errors
+from concsim.cli._common import _emit_json, _user_errors
+from concsim.runs import STRATEGIES
 from concsim.scenarios import parse_param_args
 
 _LABELS = {

@@ -12,7 +12,7 @@ import sys
 import click
 
 from concsim._errors import UsageError
-from concsim.cli._main import _emit_json, _user_errors
+from concsim.cli._common import _emit_json, _user_errors
 
 
 @click.command("explain")

@@ -15,7 +15,7 @@ import click
 
 from concsim._api import DEFAULT_SCENARIO
 from concsim._errors import UsageError
-from concsim.cli._main import _emit_json, _user_errors
+from concsim.cli._common import _emit_json, _user_errors
 from concsim.exploration import STRATEGIES, Exploration, ExploreResult, explore
 from concsim.exploration._explorer import DEFAULT_WINDOW
 from concsim.scenarios import parse_param_args
@@ -90,9 +90,7 @@ def _print(res: ExploreResult) -> None:
 @click.option("--strategy", default="random", show_default=True, help="random | pct | dfs")
 @click.option("--schedules", type=int, default=None, help="at most this many runs")
 @click.option("--seed", type=int, default=0, show_default=True, help="first seed")
-@click.option(
-    "--depth", type=int, default=DEFAULT_DEPTH, show_default=True, help="PCT bug depth d"
-)
+@click.option("--depth", type=int, default=DEFAULT_DEPTH, show_default=True, help="PCT bug depth d")
 @click.option("--preemption-bound", type=int, default=None, help="dfs: at most K preemptions")
 @click.option("--no-reduction", is_flag=True, help="dfs: no partial-order reduction")
 @click.option("--until-coverage", is_flag=True, help="stop when racing pairs stop appearing")

@@ -7,48 +7,20 @@ object.
 
 from __future__ import annotations
 
-import functools
-import json
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from concsim._api import (
-    DEFAULT_SCENARIO,
-    RunResult,
-    replay,
-    resolve_variant,
-    run,
-    save_failure,
-)
-from concsim._errors import ConcsimError, UsageError
+from concsim._api import DEFAULT_SCENARIO, replay, run, save_failure
+from concsim._errors import UsageError
+from concsim.cli._common import _emit_json, _refuse_adhoc, _user_errors
 from concsim.engine import format_trace
+from concsim.runs import RunResult, resolve_variant
 from concsim.scenarios import all_scenarios, get_scenario, parse_param_args
 
 if TYPE_CHECKING:
-    from concsim.artifacts import ReplayFile
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _user_errors(fn: F) -> F:
-    """Turn a ConcsimError into one line on stderr and exit code 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ConcsimError as e:
-            click.echo(f"concsim: error: {e}", err=True)
-            sys.exit(2)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _emit_json(obj: dict[str, Any]) -> None:
-    click.echo(json.dumps(obj, sort_keys=False))
+    pass
 
 
 def _print_result(res: RunResult, *, show_trace: bool) -> None:
@@ -131,16 +103,6 @@ def run_cmd(
     else:
         _print_result(res, show_trace=True)
     sys.exit(0 if res.ok else 1)
-
-
-def _refuse_adhoc(rf: ReplayFile, file: str) -> None:
-    """A replay of a pytest test's own model can only be rerun by that test."""
-    if rf.extra.get("adhoc") or rf.scenario.startswith("adhoc:"):
-        nodeid = rf.extra.get("pytest_nodeid")
-        raise UsageError(
-            f"{file} is the replay of the pytest test {nodeid}, whose model lives in the "
-            f"test: rerun it with: pytest {nodeid} --concsim-replay {file}"
-        )
 
 
 @cli.command("replay")
@@ -275,7 +237,7 @@ def bench_cmd(steps: int, repeats: int, region: bool, pages: int, as_json: bool)
 @click.option("--json", "as_json", is_flag=True)
 def scenarios_cmd(as_json: bool) -> None:
     """List the scenarios and their parameters."""
-    items = [
+    items: list[dict[str, Any]] = [
         {
             "name": s.name,
             "summary": s.summary,
@@ -331,20 +293,3 @@ def variants_cmd(scenario: str | None, as_json: bool) -> None:
 
 def main() -> None:
     cli(prog_name="concsim")
-
-
-from concsim.cli._stress import stress_cmd  # noqa: E402
-
-cli.add_command(stress_cmd)
-
-from concsim.cli._explain import explain_cmd  # noqa: E402
-
-cli.add_command(explain_cmd)
-
-from concsim.cli._compare import compare_cmd  # noqa: E402
-
-cli.add_command(compare_cmd)
-
-from concsim.cli._shrink import shrink_cmd  # noqa: E402
-
-cli.add_command(shrink_cmd)

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from concsim.cli._main import _emit_json, _user_errors
+from concsim.cli._common import _emit_json, _user_errors
 from concsim.exploration._catalog import CatalogResult, run_catalog
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import click
 
-from concsim.cli._main import _emit_json, _refuse_adhoc, _user_errors
+from concsim.cli._common import _emit_json, _refuse_adhoc, _user_errors
 
 
 @click.command("shrink")

@@ -29,7 +29,8 @@ from concsim.campaign._spec import (
     parse_budget,
     parse_seeds,
 )
-from concsim.cli._main import _user_errors
+from concsim.cli._common import _user_errors
+from concsim.runs import resolve_variant
 from concsim.scenarios import get_scenario, parse_param_args
 
 OUT_ROOT = Path("concsim-out")
@@ -124,7 +125,7 @@ def build_spec(
     if want_variant is None and scn.name == DEFAULT_SCENARIO:
         # The main job may name its own variant (the mshv model's "after-patch").
         want_variant = getattr(_api, "DEFAULT_VARIANT", None)
-    vname, _ = _api.resolve_variant(scn, want_variant)
+    vname, _ = resolve_variant(scn, want_variant)
     resolved = scn.resolve_params(raw_params)
     strat = check_strategy(conf["strategy"]) if "strategy" in conf else default_strategy()
     seed_range = parse_seeds(conf["seeds"]) if "seeds" in conf else SeedRange(0, None)

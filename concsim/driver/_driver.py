@@ -12,8 +12,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
-from concsim.driver._region import MshvMemRegion, MshvPartition
-from concsim.driver._regions import MshvRegions
+from concsim.driver._region import MshvPartition
 from concsim.driver._root_main import MshvRootMain
 from concsim.engine import Runtime
 from concsim.kernel._alloc import KernelAllocator
@@ -75,7 +74,7 @@ HYPERCALL_PATHS: dict[str, str] = {
 }
 
 
-class MshvDriverBase(MshvRegions, MshvRootMain):
+class MshvDriverBase(MshvRootMain):
     """The after-patch driver (v1/v2 of "Map populated pages on movable region creation").
 
     Class attributes describe the variant for listings and for ``concsim mutants``.
@@ -137,33 +136,3 @@ class MshvDriverBase(MshvRegions, MshvRootMain):
                 stack.pop()
 
         return attributed
-
-    # ------------------------------------------------------------------ model helpers
-
-    def _new_region(
-        self, start_gfn: int, nr_pfns: int, start_uaddr: int, flags: int
-    ) -> MshvMemRegion:
-        name = f"region{self._regions_made}"
-        self._regions_made += 1
-        region = MshvMemRegion(
-            self.rt, name, nr_pfns, start_gfn, start_uaddr, flags, self.partition
-        )
-        self.partition.all_regions.append(region)
-        return region
-
-    def _check_alive(self, region: MshvMemRegion, where: str) -> None:
-        """S5: touching a freed region is a use-after-free."""
-        if region.freed:
-            raise self.rt.fail(
-                "safety",
-                f"{where} touched {region.name} after it was freed (use-after-free)",
-                invariant="S5",
-                where=where,
-                region=region.name,
-            )
-
-    def _vfree(self, region: MshvMemRegion) -> None:
-        for hook in self.partition.on_region_free:
-            hook(region)
-        region.freed = True
-        self.rt.event("vfree", region.name)

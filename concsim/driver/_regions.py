@@ -28,6 +28,7 @@ from concsim.driver._region import (
     MSHV_REGION_TYPE_MEM_PINNED,
     MshvMemRegion,
 )
+from concsim.driver._state import MshvDriverState
 from concsim.kernel._hmm import (
     EBUSY,
     HMM_PFN_FLAGS,
@@ -61,8 +62,6 @@ from concsim.kernel._sched import cond_resched
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from concsim.driver._driver import MshvDriverBase
-
     ChunkHandler = Callable[[MshvMemRegion, int, int, bool], Awaitable[int]]
 
 ENOMEM = 12
@@ -81,12 +80,12 @@ EINVAL = 22
 PMD_ORDER = 9
 
 
-class MshvRegions:
+class MshvRegions(MshvDriverState):
     """The functions of mshv_regions.c.  Mixed into the driver class."""
 
     # ------------------------------------------------------------------ range processing
 
-    def mshv_chunk_stride(self: MshvDriverBase, region: MshvMemRegion, off: int, count: int) -> int:
+    def mshv_chunk_stride(self, region: MshvMemRegion, off: int, count: int) -> int:
         """512 when the page starts a PMD-sized folio and both pfn and gfn are 2 MiB aligned
         and at least 512 pages remain (B7); else 1."""
         assert region.mreg_pfns is not None
@@ -101,7 +100,7 @@ class MshvRegions:
         return 1
 
     async def mshv_region_process_pfns(
-        self: MshvDriverBase,
+        self,
         region: MshvMemRegion,
         off: int,
         count: int,
@@ -133,7 +132,7 @@ class MshvRegions:
         return 0
 
     async def mshv_region_process_hole(
-        self: MshvDriverBase,
+        self,
         region: MshvMemRegion,
         off: int,
         count: int,
@@ -142,7 +141,7 @@ class MshvRegions:
         return await handler(region, off, count, False)
 
     async def mshv_region_process_range(
-        self: MshvDriverBase,
+        self,
         region: MshvMemRegion,
         off: int,
         count: int,
@@ -161,7 +160,7 @@ class MshvRegions:
         return 0
 
     async def mshv_region_chunk_remap(
-        self: MshvDriverBase,
+        self,
         region: MshvMemRegion,
         flags: int,
         off: int,
@@ -182,7 +181,7 @@ class MshvRegions:
         )
 
     async def mshv_region_chunk_unmap(
-        self: MshvDriverBase, region: MshvMemRegion, off: int, count: int, huge: bool
+        self, region: MshvMemRegion, off: int, count: int, huge: bool
     ) -> int:
         assert region.mreg_pfns is not None
         if region.mreg_pfns[off] == MSHV_INVALID_PFN:
@@ -192,22 +191,20 @@ class MshvRegions:
         )
 
     async def mshv_region_remap_pfns(
-        self: MshvDriverBase, region: MshvMemRegion, flags: int, off: int, count: int
+        self, region: MshvMemRegion, flags: int, off: int, count: int
     ) -> int:
         async def remap(region: MshvMemRegion, off: int, count: int, huge: bool) -> int:
             return await self.mshv_region_chunk_remap(region, flags, off, count, huge)
 
         return await self.mshv_region_process_range(region, off, count, remap)
 
-    def mshv_region_invalidate_pfns(
-        self: MshvDriverBase, region: MshvMemRegion, off: int, count: int
-    ) -> None:
+    def mshv_region_invalidate_pfns(self, region: MshvMemRegion, off: int, count: int) -> None:
         """Forget the pfns of [off, off+count): every slot becomes MSHV_INVALID_PFN."""
         assert region.mreg_pfns is not None
         region.mreg_pfns[off : off + count] = MSHV_INVALID_PFN
         self.rt.event("invalidate_pfns", f"{region.name}.mreg_pfns", f"[{off},{off + count})")
 
-    async def mshv_region_unmap(self: MshvDriverBase, region: MshvMemRegion) -> int:
+    async def mshv_region_unmap(self, region: MshvMemRegion) -> int:
         return await self.mshv_region_process_range(
             region, 0, region.nr_pfns, self.mshv_region_chunk_unmap
         )
@@ -215,7 +212,7 @@ class MshvRegions:
     # ------------------------------------------------------------------ create / lifetime
 
     async def mshv_region_create(
-        self: MshvDriverBase, start_gfn: int, nr_pfns: int, start_uaddr: int, flags: int
+        self, start_gfn: int, nr_pfns: int, start_uaddr: int, flags: int
     ) -> MshvMemRegion | None:
         """Allocate the region, every slot MSHV_INVALID_PFN, kref = 1, mutex initialised
         (v4 order: the mutex is ready before the notifier is inserted)."""
@@ -226,7 +223,7 @@ class MshvRegions:
         await region.mreg_mutex.mutex_init()
         return region
 
-    async def mshv_region_movable_init(self: MshvDriverBase, region: MshvMemRegion) -> bool:
+    async def mshv_region_movable_init(self, region: MshvMemRegion) -> bool:
         ret = await mmu_interval_notifier_insert(
             region.mreg_mni,
             self.mm,
@@ -236,10 +233,10 @@ class MshvRegions:
         )
         return ret == 0
 
-    async def mshv_region_movable_fini(self: MshvDriverBase, region: MshvMemRegion) -> None:
+    async def mshv_region_movable_fini(self, region: MshvMemRegion) -> None:
         await mmu_interval_notifier_remove(region.mreg_mni)
 
-    def mshv_region_get(self: MshvDriverBase, region: MshvMemRegion) -> bool:
+    def mshv_region_get(self, region: MshvMemRegion) -> bool:
         """kref_get_unless_zero."""
         self._check_alive(region, "mshv_region_get")
         if region.mreg_refcount == 0:
@@ -247,13 +244,13 @@ class MshvRegions:
         region.mreg_refcount += 1
         return True
 
-    async def mshv_region_put(self: MshvDriverBase, region: MshvMemRegion) -> None:
+    async def mshv_region_put(self, region: MshvMemRegion) -> None:
         self._check_alive(region, "mshv_region_put")
         region.mreg_refcount -= 1
         if region.mreg_refcount == 0:
             await self.mshv_region_destroy(region)
 
-    async def mshv_region_destroy(self: MshvDriverBase, region: MshvMemRegion) -> None:
+    async def mshv_region_destroy(self, region: MshvMemRegion) -> None:
         """The kref release (B10.2): notifier first, then the SLAT, then the memory."""
         if region.mreg_type == MSHV_REGION_TYPE_MEM_MOVABLE:
             await self.mshv_region_movable_fini(region)
@@ -261,7 +258,7 @@ class MshvRegions:
         self.mshv_region_invalidate(region)
         self._vfree(region)
 
-    def mshv_region_invalidate(self: MshvDriverBase, region: MshvMemRegion) -> None:
+    def mshv_region_invalidate(self, region: MshvMemRegion) -> None:
         if region.mreg_pfns is None:
             return
         if region.mreg_type == MSHV_REGION_TYPE_MEM_PINNED:
@@ -271,9 +268,7 @@ class MshvRegions:
 
     # ------------------------------------------------------------------ the fault path
 
-    def hmm_default_flags(
-        self: MshvDriverBase, region: MshvMemRegion, vma: VMA, do_fault: bool
-    ) -> np.uint64:
+    def hmm_default_flags(self, region: MshvMemRegion, vma: VMA, do_fault: bool) -> np.uint64:
         """B3.3: REQ_FAULT when faulting; REQ_WRITE only if the VMA is writable."""
         if not do_fault:
             return np.uint64(0)
@@ -283,7 +278,7 @@ class MshvRegions:
         return np.uint64(flags)
 
     async def mshv_region_hmm_fault_and_lock(
-        self: MshvDriverBase,
+        self,
         region: MshvMemRegion,
         start: int,
         end: int,
@@ -329,7 +324,7 @@ class MshvRegions:
         return 0
 
     def mshv_region_collect_pfns(
-        self: MshvDriverBase,
+        self,
         region: MshvMemRegion,
         off: int,
         count: int,
@@ -363,7 +358,7 @@ class MshvRegions:
         region.mreg_pfns[off + idx] = pfns[idx] & ~HMM_PFN_FLAGS
 
     def collect_filter(
-        self: MshvDriverBase,
+        self,
         region: MshvMemRegion,
         pfns: npt.NDArray[np.uint64],
         valid: npt.NDArray[np.bool_],
@@ -373,7 +368,7 @@ class MshvRegions:
         return valid
 
     async def mshv_region_collect_and_map(
-        self: MshvDriverBase, region: MshvMemRegion, off: int, count: int, do_fault: bool
+        self, region: MshvMemRegion, off: int, count: int, do_fault: bool
     ) -> int:
         """B2: collect the pfns of [off, off+count) and map them into the hypervisor."""
         pfns = await self.kalloc.vmalloc_array(count, 8)  # B2.1
@@ -391,7 +386,7 @@ class MshvRegions:
         return ret
 
     async def hmm_fault_and_lock_loop(
-        self: MshvDriverBase,
+        self,
         region: MshvMemRegion,
         start: int,
         end: int,
@@ -420,14 +415,10 @@ class MshvRegions:
                     region=region.name,
                 )
 
-    async def mshv_region_range_fault(
-        self: MshvDriverBase, region: MshvMemRegion, off: int, count: int
-    ) -> int:
+    async def mshv_region_range_fault(self, region: MshvMemRegion, off: int, count: int) -> int:
         return await self.mshv_region_collect_and_map(region, off, count, True)
 
-    async def mshv_region_handle_gfn_fault(
-        self: MshvDriverBase, region: MshvMemRegion, gfn: int
-    ) -> bool:
+    async def mshv_region_handle_gfn_fault(self, region: MshvMemRegion, gfn: int) -> bool:
         """B9.5-7: fault in the 512-page window around ``gfn``."""
         off = gfn - region.start_gfn
         off -= off % MSHV_MAP_FAULT_IN_PAGES
@@ -438,14 +429,14 @@ class MshvRegions:
             self.rt.event("WARN_ONCE", region.name, f"range fault at gfn {gfn}: {ret}")
         return ret == 0
 
-    async def mshv_map_movable_region(self: MshvDriverBase, region: MshvMemRegion) -> int:
+    async def mshv_map_movable_region(self, region: MshvMemRegion) -> int:
         """Creation (B1.6, after the patch): map what is already populated."""
         return await self.mshv_region_collect_and_map(region, 0, region.nr_pfns, False)
 
     # ------------------------------------------------------------------ the notifier callback
 
     async def mshv_region_interval_invalidate(
-        self: MshvDriverBase, mni: MMUIntervalNotifier, r: MMUNotifierRange, cur_seq: int
+        self, mni: MMUIntervalNotifier, r: MMUNotifierRange, cur_seq: int
     ) -> bool:
         """B5: tear down the SLAT for the invalidated part of the region."""
         region: MshvMemRegion = mni.owner
@@ -479,7 +470,7 @@ class MshvRegions:
 
     # ------------------------------------------------------------------ pinned and MMIO
 
-    async def mshv_map_pinned_region(self: MshvDriverBase, region: MshvMemRegion) -> int:
+    async def mshv_map_pinned_region(self, region: MshvMemRegion) -> int:
         """B8: pin the pages in batches (FOLL_WRITE | FOLL_LONGTERM); on a short pin, unpin
         what was pinned; then map them all with the region's flags."""
         assert region.mreg_pfns is not None
@@ -497,14 +488,12 @@ class MshvRegions:
 
     # ------------------------------------------------------------------ helpers (not kernel)
 
-    def _installed(
-        self: MshvDriverBase, region: MshvMemRegion, off: int, count: int, ret: int
-    ) -> None:
+    def _installed(self, region: MshvMemRegion, off: int, count: int, ret: int) -> None:
         """Oracle hook: collect_and_map is about to drop mreg_mutex after mapping."""
         for hook in region.partition.on_installed:
             hook(region, off, count if ret == 0 else 0)
 
-    def _writable_region(self: MshvDriverBase, region: MshvMemRegion) -> bool:
+    def _writable_region(self, region: MshvMemRegion) -> bool:
         return bool(region.hv_map_flags & HV_MAP_GPA_WRITABLE)
 
     @staticmethod

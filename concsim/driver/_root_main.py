@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from concsim.driver._region import (
     HV_INTERCEPT_ACCESS_EXECUTE,
     HV_INTERCEPT_ACCESS_WRITE,
@@ -17,6 +15,7 @@ from concsim.driver._region import (
     MshvPartition,
     MshvUserMemRegion,
 )
+from concsim.driver._regions import MshvRegions
 from concsim.kernel._hv import (
     HV_MAP_GPA_ADJUSTABLE,
     HV_MAP_GPA_EXECUTABLE,
@@ -26,24 +25,21 @@ from concsim.kernel._hv import (
 )
 from concsim.kernel._mm import VM_IO, VM_PFNMAP
 
-if TYPE_CHECKING:
-    from concsim.driver._driver import MshvDriverBase
-
 EEXIST = 17
 EINVAL = 22
 ENOENT = 2
 ENOMEM = 12
 
 
-class MshvRootMain:
+class MshvRootMain(MshvRegions):
     """The functions of mshv_root_main.c.  Mixed into the driver class."""
 
-    def check_add_overflow(self: MshvDriverBase, a: int, b: int) -> bool:
+    def check_add_overflow(self, a: int, b: int) -> bool:
         """True if ``a + b`` does not fit in a u64."""
         return a + b > U64_MAX
 
     async def mshv_partition_create_region(
-        self: MshvDriverBase, partition: MshvPartition, mem: MshvUserMemRegion, is_mmio: bool
+        self, partition: MshvPartition, mem: MshvUserMemRegion, is_mmio: bool
     ) -> tuple[int, MshvMemRegion | None]:
         """B1.2-5: overlap check, allocation, type choice (and the notifier for movable)."""
         nr_pfns = mem.size
@@ -78,9 +74,7 @@ class MshvRootMain:
         self.rt.event("region_created", region.name, region.mreg_type)
         return 0, region
 
-    async def mshv_map_user_memory(
-        self: MshvDriverBase, partition: MshvPartition, mem: MshvUserMemRegion
-    ) -> int:
+    async def mshv_map_user_memory(self, partition: MshvPartition, mem: MshvUserMemRegion) -> int:
         """B1: the MSHV_SET_GUEST_MEMORY map ioctl."""
         if mem.size <= 0:
             return -EINVAL
@@ -116,14 +110,12 @@ class MshvRootMain:
         self.rt.event("region_listed", region.name)
         return 0
 
-    async def mshv_map_user_memory_errout(self: MshvDriverBase, region: MshvMemRegion) -> None:
+    async def mshv_map_user_memory_errout(self, region: MshvMemRegion) -> None:
         """The error path of mshv_map_user_memory (fixed: put, so destroy removes the
         notifier; it used to be vfree)."""
         await self.mshv_region_put(region)
 
-    async def mshv_unmap_user_memory(
-        self: MshvDriverBase, partition: MshvPartition, mem: MshvUserMemRegion
-    ) -> int:
+    async def mshv_unmap_user_memory(self, partition: MshvPartition, mem: MshvUserMemRegion) -> int:
         """B10.1: unlist the exactly matching region, then drop the list's reference."""
         await partition.pt_mem_regions_lock.lock()
         region = self._region_by_gfn(partition, mem.guest_pfn)
@@ -143,23 +135,21 @@ class MshvRootMain:
         await self.mshv_region_put(region)
         return 0
 
-    def _slat_access_pages(self: MshvDriverBase, region: MshvMemRegion) -> int:
+    def _slat_access_pages(self, region: MshvMemRegion) -> int:
         """Model counter (not kernel): the region's gfns the SLAT maps with access."""
         slat = self.hv.slat
         a = min(region.start_gfn, slat.nr_gfns)
         b = min(region.start_gfn + region.nr_pfns, slat.nr_gfns)
         return int(grants_access(slat.flags[a:b]).sum())
 
-    def _region_by_gfn(
-        self: MshvDriverBase, partition: MshvPartition, gfn: int
-    ) -> MshvMemRegion | None:
+    def _region_by_gfn(self, partition: MshvPartition, gfn: int) -> MshvMemRegion | None:
         for rg in partition.pt_mem_regions:
             if rg.start_gfn <= gfn < rg.start_gfn + rg.nr_pfns:
                 return rg
         return None
 
     async def mshv_partition_region_by_gfn_get(
-        self: MshvDriverBase, partition: MshvPartition, gfn: int
+        self, partition: MshvPartition, gfn: int
     ) -> MshvMemRegion | None:
         await partition.pt_mem_regions_lock.lock()
         region = self._region_by_gfn(partition, gfn)
@@ -168,9 +158,7 @@ class MshvRootMain:
         partition.pt_mem_regions_lock.unlock()
         return region
 
-    def mshv_intercept_access_allowed(
-        self: MshvDriverBase, region: MshvMemRegion, access: int
-    ) -> bool:
+    def mshv_intercept_access_allowed(self, region: MshvMemRegion, access: int) -> bool:
         """B9.3 (2026 fix): refuse write/execute intercepts the region does not permit."""
         if access == HV_INTERCEPT_ACCESS_WRITE and not region.hv_map_flags & HV_MAP_GPA_WRITABLE:
             return False
@@ -180,7 +168,7 @@ class MshvRootMain:
         )
 
     async def mshv_handle_gpa_intercept(
-        self: MshvDriverBase, partition: MshvPartition, gfn: int, access: int
+        self, partition: MshvPartition, gfn: int, access: int
     ) -> bool:
         """B9: true re-dispatches the vCPU; false hands the intercept to the VMM."""
         region = await self.mshv_partition_region_by_gfn_get(partition, gfn)

@@ -51,7 +51,7 @@ import bisect
 import contextlib
 import traceback
 import types
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from concsim._errors import UsageError
@@ -203,7 +203,7 @@ class Runtime:
 
     def point(
         self, op: str, obj: str, detail: object = None, *, read: bool = False
-    ) -> Generator[object, None, None]:
+    ) -> Awaitable[None]:
         """A scheduling point: ``await rt.point("mutex_lock", "mreg_mutex")``.
 
         Announces the operation the task performs when it resumes; the strategy may run
@@ -266,7 +266,7 @@ class Runtime:
         if not fact:
             raise self.fail("assertion", message, invariant=invariant, **details)
 
-    def block(self, on: Waitable) -> Generator[object, None, None]:
+    def block(self, on: Waitable) -> Awaitable[None]:
         """Block the current task on ``on`` until someone calls :meth:`wake_all` for it.
 
         The caller has already queued the task wherever ``on`` keeps its waiters; usage:

@@ -8,7 +8,6 @@ from concsim.exploration._explorer import ExploreResult as ExploreResult
 from concsim.exploration._explorer import FirstFailure as FirstFailure
 from concsim.exploration._explorer import explore as explore
 from concsim.exploration._explorer import explore_async as explore_async
-from concsim.exploration._explorer import make_target as make_target
 from concsim.exploration._minimize import Shrunk as Shrunk
 from concsim.exploration._minimize import ShrunkFile as ShrunkFile
 from concsim.exploration._minimize import shrink_on_target as shrink_on_target
@@ -16,6 +15,7 @@ from concsim.exploration._minimize import shrink_replay_file as shrink_replay_fi
 from concsim.exploration._runner import Execution as Execution
 from concsim.exploration._runner import Target as Target
 from concsim.exploration._runner import execute as execute
+from concsim.exploration._runner import make_target as make_target
 from concsim.exploration._shrink import Attempt as Attempt
 from concsim.exploration._shrink import ShrinkResult as ShrinkResult
 from concsim.exploration._shrink import shrink as shrink

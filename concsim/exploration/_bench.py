@@ -60,7 +60,7 @@ def parse_target(text: str) -> tuple[str, str]:
     if not sep or not scn or not variant:
         raise UsageError(f"--target takes SCENARIO:VARIANT, got {text!r}")
     if ":" in variant:  # a user variant: loaded (and checked) by resolve_variant
-        from concsim._api import resolve_variant
+        from concsim.runs import resolve_variant
 
         resolve_variant(get_scenario(scn), variant)
     elif variant not in get_scenario(scn).variants():

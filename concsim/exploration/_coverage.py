@@ -76,7 +76,7 @@ class Coverage:
         k = max(self.points, 1)
         r = self.runs if runs is None else runs
         p = 1.0 / (n * k ** (self.depth - 1))
-        return 1.0 - (1.0 - p) ** r
+        return float(1.0 - (1.0 - p) ** r)
 
     def to_json(self) -> dict[str, Any]:
         return {

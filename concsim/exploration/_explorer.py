@@ -17,19 +17,18 @@ schedule and the original one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from concsim._api import RunResult, resolve_variant
 from concsim._errors import UsageError
 from concsim.engine import encode_schedule
 from concsim.exploration._coverage import Coverage
 from concsim.exploration._minimize import shrink_on_target
-from concsim.exploration._runner import Execution, Target, execute
+from concsim.exploration._runner import Execution, Target, execute, make_target
 from concsim.exploration._shrink import Attempt
-from concsim.scenarios import get_scenario
+from concsim.runs import RunResult
 from concsim.strategies import PCT, DfsSearch, RandomWalk, Replay
 from concsim.strategies._pct import DEFAULT_DEPTH
 
@@ -113,17 +112,6 @@ class ExploreResult:
             "stopped_by": self.stopped_by,
             "options": self.options,
         }
-
-
-def make_target(
-    scenario: str,
-    variant: str | None = None,
-    params: Mapping[str, object] | None = None,
-    max_steps: int | None = None,
-) -> Target:
-    scn = get_scenario(scenario)
-    vname, vobj = resolve_variant(scn, variant)
-    return Target(scn, vname, vobj, scn.resolve_params(params), max_steps)
 
 
 class Exploration:

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from concsim._api import RunResult
 from concsim._errors import UsageError
 from concsim.engine import Failure, Strategy, decode_schedule, encode_schedule
-from concsim.exploration._runner import Target, execute
+from concsim.exploration._runner import Target, execute, make_target
 from concsim.exploration._shrink import Attempt, ShrinkResult, same_failure, shrink
+from concsim.runs import RunResult
 from concsim.strategies import PreferTasks, Replay
 
 #: ``same(candidate_failure, target_failure)``: whether a candidate fails "the same way".
@@ -157,9 +157,8 @@ def shrink_replay_file(
     (``out``, by default ``<name>.shrunk.json`` beside it) holding the shrunk schedule and,
     as ``original_schedule``, the file's own.  ``target`` saves resolving the file's
     scenario and variant again (a stress campaign has them at hand)."""
-    from concsim._api import replay_variant
     from concsim.artifacts import load_replay, replay_from_result, save_replay
-    from concsim.exploration._explorer import make_target
+    from concsim.runs import replay_variant
 
     rf = load_replay(path)
     if target is None:

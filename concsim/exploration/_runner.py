@@ -1,6 +1,6 @@
 """Run one schedule of a target, observing every step (for reduction and coverage).
 
-The explorer's counterpart of :func:`concsim._api.run_world`: it builds a fresh world the
+The explorer's counterpart of :func:`concsim.runs.run_world`: it builds a fresh world the
 same way, and also records the trace and attaches a :class:`StepObserver`, and counts the
 task choices and the exact preemptions (a choice ``k > 0`` where the current task was still
 runnable).
@@ -8,12 +8,13 @@ runnable).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from concsim._api import RunResult, result_of
 from concsim.engine import Failure, Runtime, Strategy
-from concsim.scenarios import Scenario
+from concsim.runs import RunResult, resolve_variant, result_of
+from concsim.scenarios import Scenario, get_scenario
 from concsim.strategies import Pruned, Recorder, StepObserver, StepRecord
 
 
@@ -32,6 +33,17 @@ class Target:
         return f"{self.scenario.name}/{self.variant}"
 
 
+def make_target(
+    scenario: str,
+    variant: str | None = None,
+    params: Mapping[str, object] | None = None,
+    max_steps: int | None = None,
+) -> Target:
+    scn = get_scenario(scenario)
+    vname, vobj = resolve_variant(scn, variant)
+    return Target(scn, vname, vobj, scn.resolve_params(params), max_steps)
+
+
 class _Counting(Recorder):
     """Wraps a strategy: feeds the observer, counts task choices, and (as a
     :class:`Recorder`) records what each choice meant and counts the preemptions."""
@@ -43,7 +55,8 @@ class _Counting(Recorder):
 
     def pick_task(self, rt: Runtime, n: int) -> int:
         obs = self.observer
-        if obs is not self.inner:
+        inner: object = self.inner  # DFS is its own observer
+        if obs is not inner:
             obs.sync()
             obs.note_choice(rt)
         self.task_choices += 1

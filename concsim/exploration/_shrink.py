@@ -121,11 +121,7 @@ def shrink(
         nonlocal best
         # Never longer than the original: fewer preemptions bought with more steps than the
         # counterexample had would make it harder to read, not easier.
-        if (
-            is_same(got.failure, target)
-            and got.key() < best.key()
-            and got.steps <= original.steps
-        ):
+        if is_same(got.failure, target) and got.key() < best.key() and got.steps <= original.steps:
             best = got
             return True
         return False

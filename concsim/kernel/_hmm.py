@@ -183,4 +183,3 @@ async def _walk(mm: MM, r: HMMRange, last: int) -> tuple[int, int]:
                     return ret, fault_at
         return -EBUSY, fault_at
     return 0, addr
-

@@ -59,7 +59,7 @@ class LockBase:
                 f"(owner: {owner.name if owner is not None else 'nobody'})",
                 lock=self.name,
             )
-        self.owner = None
+        self.owner: Task | None = None
         self._released(t)
         rt.event(what, self.name)
         if self.waiters:

@@ -10,7 +10,7 @@ one where the lock is contended.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 
 from concsim.engine import Runtime
@@ -37,7 +37,7 @@ def might_sleep(rt: Runtime, what: str) -> None:
         )
 
 
-def cond_resched(rt: Runtime, where: str = "cond_resched") -> Generator[object, None, None]:
+def cond_resched(rt: Runtime, where: str = "cond_resched") -> Awaitable[None]:
     """``await cond_resched(rt)``: a voluntary scheduling point that may sleep."""
     might_sleep(rt, "cond_resched")
     return rt.point("cond_resched", where)

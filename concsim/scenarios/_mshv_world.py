@@ -134,7 +134,10 @@ class MshvWorld:
 
     def populated_vpns(self, r: int = 0) -> list[int]:
         m = self.mems[r]
-        return ev.populated(self.mm, m.userspace_addr, m.userspace_addr + m.size).tolist()
+        vpns: list[int] = ev.populated(
+            self.mm, m.userspace_addr, m.userspace_addr + m.size
+        ).tolist()
+        return vpns
 
     async def _direct_reclaim(self) -> None:
         """Direct reclaim from an allocation: reclaim the first reclaimable page."""

@@ -102,7 +102,6 @@ def register(scenario: Scenario) -> Scenario:
 
 
 def get_scenario(name: str) -> Scenario:
-    _load_builtin()
     try:
         return _SCENARIOS[name]
     except KeyError:
@@ -113,7 +112,6 @@ def get_scenario(name: str) -> Scenario:
 
 
 def all_scenarios() -> list[Scenario]:
-    _load_builtin()
     return [_SCENARIOS[k] for k in sorted(_SCENARIOS)]
 
 
@@ -126,8 +124,3 @@ def parse_param_args(items: list[str]) -> dict[str, str]:
             raise UsageError(f"--param takes NAME=VALUE, got {item!r}")
         out[k.strip()] = v.strip()
     return out
-
-
-def _load_builtin() -> None:
-    # Imported for their registration side effect; late to keep the layers acyclic.
-    from concsim.scenarios import _examples, _mshv  # noqa: F401

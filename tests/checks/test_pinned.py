@@ -217,8 +217,12 @@ def test_destroy_that_unpins_before_unmapping_is_caught() -> None:
     found = [
         r.failure
         for s in range(20)
-        if (r := concsim.run("default", variant=cls.name, seed=s, params=cls.catch_params,
-                             trace=False)).failure is not None
+        if (
+            r := concsim.run(
+                "default", variant=cls.name, seed=s, params=cls.catch_params, trace=False
+            )
+        ).failure
+        is not None
     ]
     assert found
     assert {(f.kind, f.invariant) for f in found} == {("safety", "S1")}

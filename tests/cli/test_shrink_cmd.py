@@ -45,8 +45,7 @@ def test_shrink_writes_a_smaller_replay_that_reproduces(tmp_path: Path) -> None:
     assert rd["reproduced"] is True
     assert rd["failure"]["invariant"] == found.failure.invariant
     # Deterministic: the same file shrinks to the same schedule.
-    again = run_cli("shrink", str(src), "-o", str(tmp_path / "again.json"),
-                    "--json")
+    again = run_cli("shrink", str(src), "-o", str(tmp_path / "again.json"), "--json")
     assert _last_json(again.stdout)["shrunk_schedule"] == d["shrunk_schedule"]
     # The human form names the figures and the replay command.
     h = run_cli("shrink", str(src), "-o", str(tmp_path / "h.json"))

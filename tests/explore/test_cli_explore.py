@@ -122,8 +122,15 @@ def test_bench_explore_json() -> None:
 def test_bench_explore_table_with_and_without_dfs_columns() -> None:
     """DFS is not run on ``default``: its row shows dashes there (it used to crash)."""
     p = run_cli(
-        "bench-explore", "--target", "default:no-read-retry", "--target", "abba:abba",
-        "--seeds", "2", "--max-schedules", "300",
+        "bench-explore",
+        "--target",
+        "default:no-read-retry",
+        "--target",
+        "abba:abba",
+        "--seeds",
+        "2",
+        "--max-schedules",
+        "300",
     )
     assert p.returncode == 0, p.stderr
     rows = {line.split()[0]: line.split()[1:] for line in p.stdout.splitlines()[1:-1]}

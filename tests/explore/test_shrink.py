@@ -139,8 +139,7 @@ def _attempt_with(strategy: Strategy) -> Attempt:
     rt = Runtime(rec, trace=False)
     _racy_tasks(rt, [], "abcd")
     f = rt.run()
-    return Attempt(f, list(rt.choices), rec.preemptions, rt.step, tuple(rec.tasks),
-                   tuple(rec.envs))
+    return Attempt(f, list(rt.choices), rec.preemptions, rt.step, tuple(rec.tasks), tuple(rec.envs))
 
 
 def test_segment_pass_removes_preemptions_the_index_passes_cannot() -> None:

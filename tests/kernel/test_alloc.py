@@ -8,11 +8,11 @@ import time
 import numpy as np
 import numpy.typing as npt
 
-from concsim._api import run_world
 from concsim.driver import AfterPatch
 from concsim.driver._region import MshvMemRegion
 from concsim.engine import Runtime
 from concsim.kernel._alloc import KMALLOC_MAX_SIZE, KernelAllocator
+from concsim.runs import run_world
 from concsim.scenarios import get_scenario
 from concsim.strategies import RandomWalk
 

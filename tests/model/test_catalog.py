@@ -90,8 +90,14 @@ def test_cow_break_rechecks_the_pte_when_reclaim_races_it() -> None:
     """Regression: a write fault's COW break on the zero page raced a reclaim of the same
     page; wp_page_copy must see pte_same() fail and drop its copy (schedule #1327 of this
     exploration used to underflow a page refcount)."""
-    res = concsim.explore("default", variant="v3", params={"zero_pages": 2}, strategy="pct",
-                          schedules=1400, shrink_failure=False)
+    res = concsim.explore(
+        "default",
+        variant="v3",
+        params={"zero_pages": 2},
+        strategy="pct",
+        schedules=1400,
+        shrink_failure=False,
+    )
     assert res.ok, res.first_failure
 
 
@@ -104,7 +110,10 @@ def test_every_mutant_counterexample_shrinks_to_few_preemptions_and_replays(
     allows it), at most as many steps, and replays to the same kind and invariant."""
     cls = MUTANTS[name]
     res = concsim.explore(
-        cls.catch_scenario, variant=name, params=cls.catch_params, strategy=strategy,
+        cls.catch_scenario,
+        variant=name,
+        params=cls.catch_params,
+        strategy=strategy,
         schedules=3000,
     )
     ff = res.first_failure

@@ -104,8 +104,16 @@ def test_a_file_is_loaded_under_a_unique_module_name(tmp_path: Path) -> None:
 
 def test_a_user_variant_by_module_name(vdir: Path, tmp_path: Path) -> None:
     env = {"PYTHONPATH": str(vdir)}
-    p = run_cli("run", "--variant", "my_variant:NoReadRetry", "--seed", CATCHING_SEED,
-                "--json", env=env, cwd=tmp_path)
+    p = run_cli(
+        "run",
+        "--variant",
+        "my_variant:NoReadRetry",
+        "--seed",
+        CATCHING_SEED,
+        "--json",
+        env=env,
+        cwd=tmp_path,
+    )
     assert p.returncode == 1, p.stderr
     assert _last_json(p.stdout)["failure"]["invariant"] == "S1"
     ok = run_cli("run", "--variant", "my_variant:Harmless", "--seed", "3", env=env, cwd=tmp_path)
@@ -114,8 +122,9 @@ def test_a_user_variant_by_module_name(vdir: Path, tmp_path: Path) -> None:
 
 def test_a_replay_file_of_a_user_variant_failure_replays(vdir: Path) -> None:
     spec = "my_variant.py:NoReadRetry"
-    p = run_cli("run", "--variant", spec, "--seed", CATCHING_SEED, "--json", "--save", "out",
-                cwd=vdir)
+    p = run_cli(
+        "run", "--variant", spec, "--seed", CATCHING_SEED, "--json", "--save", "out", cwd=vdir
+    )
     assert p.returncode == 1, p.stderr
     d = _last_json(p.stdout)
     path = Path(d["replay_file"])
@@ -133,8 +142,21 @@ def test_a_replay_file_of_a_user_variant_failure_replays(vdir: Path) -> None:
 
 def test_stress_loads_a_user_variant_in_its_worker(vdir: Path) -> None:
     spec = "my_variant.py:NoReadRetry"
-    p = run_cli("stress", "--variant", spec, "--seeds", "0:30", "--workers", "1",
-                "--strategy", "random", "--out", "st", "--json", cwd=vdir)
+    p = run_cli(
+        "stress",
+        "--variant",
+        spec,
+        "--seeds",
+        "0:30",
+        "--workers",
+        "1",
+        "--strategy",
+        "random",
+        "--out",
+        "st",
+        "--json",
+        cwd=vdir,
+    )
     assert p.returncode == 1, p.stderr
     d = _last_json(p.stdout)
     assert d["schedules"] == 30

@@ -64,21 +64,32 @@ def test_every_listed_method_exists_on_the_base_class() -> None:
 
 def test_the_list_covers_every_public_driver_method() -> None:
     public = {
-        k for c in (MshvRegions, MshvRootMain) for k, v in vars(c).items()
+        k
+        for c in (MshvRegions, MshvRootMain)
+        for k, v in vars(c).items()
         if not k.startswith("_") and callable(v)
     }
     assert public == set(KERNEL_FUNCTIONS)
 
 
 def test_the_doc_table_lists_exactly_the_kernel_functions() -> None:
-    rows = re.findall(r"^\| `(\w+)` \| .* \| mshv_(?:regions|root_main)\.c \|", DOC.read_text(),
-                      flags=re.M)
+    rows = re.findall(
+        r"^\| `(\w+)` \| .* \| mshv_(?:regions|root_main)\.c \|", DOC.read_text(), flags=re.M
+    )
     assert rows == list(KERNEL_FUNCTIONS)
 
 
 def test_the_classes_and_helpers_a_variant_uses_are_exported() -> None:
-    for name in ("AfterPatch", "BeforePatch", "V3", "Stateless", "MshvDriverBase",
-                 "patched", "load_variant", "KERNEL_FUNCTIONS"):
+    for name in (
+        "AfterPatch",
+        "BeforePatch",
+        "V3",
+        "Stateless",
+        "MshvDriverBase",
+        "patched",
+        "load_variant",
+        "KERNEL_FUNCTIONS",
+    ):
         assert hasattr(driver, name), name
     sig = inspect.signature(MshvDriverBase.__init__)
     assert list(sig.parameters)[1:6] == ["rt", "mm", "hv", "kalloc", "partition"]

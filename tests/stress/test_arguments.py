@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from concsim._api import make_strategy
 from concsim._errors import UsageError
+from concsim.runs import make_strategy
 
 from ..conftest import run_cli
 from .helpers import last_json, one_line_exit_2

@@ -62,8 +62,19 @@ def test_racy_campaign_writes_replay_files_that_reproduce(tmp_path: Path) -> Non
 
 def test_shrink_runs_0_leaves_the_seed_files_alone(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    p = run_cli("stress", *RACY, "--seeds", "0:100", "--workers", "1", "--out", str(out),
-                "--shrink-runs", "0", "--json")
+    p = run_cli(
+        "stress",
+        *RACY,
+        "--seeds",
+        "0:100",
+        "--workers",
+        "1",
+        "--out",
+        str(out),
+        "--shrink-runs",
+        "0",
+        "--json",
+    )
     assert p.returncode == 1, p.stderr
     d = last_json(p.stdout)
     assert d["failures"] > 0
@@ -228,8 +239,20 @@ def test_pct_campaign_failure_records_are_traced_reruns_of_the_same_schedule(
     fast run, so the record carries a trace hash and no nondeterminism warning."""
     out = tmp_path / "out"
     p = run_cli(
-        "stress", "--scenario", "default", "--variant", "no-read-retry", "--strategy", "pct",
-        "--seeds", "0:60", "--workers", "1", "--out", str(out), "--json",
+        "stress",
+        "--scenario",
+        "default",
+        "--variant",
+        "no-read-retry",
+        "--strategy",
+        "pct",
+        "--seeds",
+        "0:60",
+        "--workers",
+        "1",
+        "--out",
+        str(out),
+        "--json",
     )
     assert p.returncode == 1, p.stderr
     files = failure_files(out)
@@ -245,9 +268,23 @@ def test_pct_campaign_failure_records_are_traced_reruns_of_the_same_schedule(
 def test_ctrl_c_while_shrinking_stops_at_once_and_keeps_every_failure(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "concsim", "stress", "--variant", "no-read-retry",
-         "--seeds", "0:200", "--workers", "1", "--out", str(out),
-         "--shrink-runs", "1000000", "--json"],
+        [
+            sys.executable,
+            "-m",
+            "concsim",
+            "stress",
+            "--variant",
+            "no-read-retry",
+            "--seeds",
+            "0:200",
+            "--workers",
+            "1",
+            "--out",
+            str(out),
+            "--shrink-runs",
+            "1000000",
+            "--json",
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

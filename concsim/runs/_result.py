@@ -1,0 +1,96 @@
+"""The outcome of one run: :class:`RunResult` (what every front end reports)."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from concsim.engine import Failure, Runtime, TraceEntry, encode_schedule
+from concsim.engine import trace_sha256 as _trace_sha256
+
+
+@dataclass
+class RunResult:
+    """The outcome of one schedule."""
+
+    scenario: str
+    variant: str
+    params: dict[str, Any]
+    strategy: str
+    seed: int | None
+    choices: list[int]
+    steps: int
+    failure: Failure | None
+    stats: dict[str, int]
+    trace: list[TraceEntry] = field(default_factory=list)
+    trace_sha256: str | None = None
+    replay_file: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    @property
+    def schedule(self) -> str:
+        return encode_schedule(self.choices)
+
+    def replay_command(self) -> str:
+        """The shell command that reruns exactly this schedule."""
+        if self.replay_file:
+            return f"concsim replay {self.replay_file}"
+        parts = ["concsim", "run", "--scenario", self.scenario, "--variant", self.variant]
+        for k, v in self.params.items():
+            parts += ["--param", f"{k}={_param_text(v)}"]
+        parts += ["--schedule", self.schedule]
+        return " ".join(shlex.quote(p) for p in parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "seed": self.seed,
+            "scenario": self.scenario,
+            "variant": self.variant,
+            "params": self.params,
+            "strategy": self.strategy,
+            "steps": self.steps,
+            "trace_sha256": self.trace_sha256,
+            "schedule": self.schedule,
+            "failure": self.failure.to_json() if self.failure else None,
+            "replay_file": self.replay_file,
+            "stats": self.stats,
+        }
+
+
+def _param_text(v: object) -> str:
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    return str(v)
+
+
+def result_of(
+    rt: Runtime,
+    scenario: str,
+    variant: str,
+    params: Mapping[str, Any],
+    strategy: str,
+    seed: int | None,
+    failure: Failure | None,
+) -> RunResult:
+    """The :class:`RunResult` of a finished runtime (its trace hashed if it kept one)."""
+    stats = dict(rt.stats)
+    stats["steps"] = rt.step
+    return RunResult(
+        scenario=scenario,
+        variant=variant,
+        params=dict(params),
+        strategy=strategy,
+        seed=seed,
+        choices=rt.choices,
+        steps=rt.step,
+        failure=failure,
+        stats=stats,
+        trace=rt.trace,
+        trace_sha256=_trace_sha256(rt.trace) if rt.tracing else None,
+    )
