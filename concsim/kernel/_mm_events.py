@@ -151,9 +151,23 @@ async def migrate_page(mm: MM, vpn: int) -> None:
     await mmu_notifier_invalidate_range_end(r)
     new = mm.pages.alloc_page()
     await rt.point("remove_migration_ptes", "pt", f"vpn {vpn}")
+    # remove_migration_ptes walks the rmap with PVMW_MIGRATION: only a PTE that still holds
+    # *this* migration entry is restored.  One zapped meanwhile (madvise, munmap, the OOM
+    # reaper, exit) and maybe faulted in again since is left alone, and with no mapping
+    # left the migration's own references drop the pages.
+    still = int(mm.pte_state[vpn]) == PTE_MIGRATION and int(mm.pte_pfn[vpn]) == old
     if new < 0:
-        mm.set_ptes(idx, PTE_PRESENT, old, writable)
+        if still:
+            mm.set_ptes(idx, PTE_PRESENT, old, writable)
+        else:
+            mm.pages.put_page(old)
         mm.migration_wq.wake_up_all()
+        return
+    if not still:
+        mm.migration_wq.wake_up_all()
+        mm.pages.put_page(new)
+        mm.pages.put_page(old)
+        rt.event("remove_migration_ptes", "pt", f"vpn {vpn}: entry gone, nothing restored")
         return
     mm.set_ptes(idx, PTE_PRESENT, new, writable)
     mm.migration_wq.wake_up_all()
@@ -245,13 +259,25 @@ async def oom_reap(mm: MM, start: int, npages: int) -> None:
 
 
 async def exit_mmap(mm: MM) -> None:
-    """exit_mmap: mmu_notifier_release (RELEASE over everything), then tear down."""
+    """exit_mmap: ``mmu_notifier_release`` (one RELEASE round over everything), then
+    ``unmap_vmas`` under mmap_lock for read, which zaps every VMA inside an invalidation of
+    its own (MMU_NOTIFY_UNMAP over [0, ULONG_MAX)), then the VMAs go under the write lock.
+
+    The second round matters: a driver may map pages again between the RELEASE round and
+    the zap (its callback ran, a later fault re-read the seq), and those mappings must be
+    torn down before the pages are freed, as for any other unmap.
+    """
     mm.exiting = True
     r = MMUNotifierRange(mm, 0, ULONG_MAX_VPN, MMU_NOTIFY_RELEASE)
     await mmu_notifier_invalidate_range_start(r)
     await mmu_notifier_invalidate_range_end(r)
-    await mm.mmap_lock.down_write()
+    await mm.mmap_lock.down_read()
+    u = MMUNotifierRange(mm, 0, ULONG_MAX_VPN, MMU_NOTIFY_UNMAP)
+    await mmu_notifier_invalidate_range_start(u)
     await zap_page_range(mm, 0, mm.nr_vpns)
+    await mmu_notifier_invalidate_range_end(u)
+    mm.mmap_lock.up_read()
+    await mm.mmap_lock.down_write()
     mm.vmas = []
     mm.mmap_lock.up_write()
 
