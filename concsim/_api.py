@@ -12,23 +12,20 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from concsim._errors import UsageError
 from concsim._version import __version__
-from concsim.engine import Strategy, decode_schedule
+from concsim.engine import Strategy, encode_schedule
 from concsim.runs import (
+    RunConfig,
     RunResult,
-    make_strategy,
-    replay_variant,
-    resolve_variant,
-    run_world,
+    config_of_replay,
+    resolve,
+    run_config,
+    run_fast,
 )
-from concsim.scenarios import get_scenario
-from concsim.strategies import Replay
-
-if TYPE_CHECKING:
-    pass
+from concsim.strategies._pct import DEFAULT_DEPTH
 
 DEFAULT_SCENARIO = "default"
 
@@ -43,28 +40,44 @@ def run(
     schedule: str | list[int] | None = None,
     trace: bool = True,
     max_steps: int | None = None,
+    depth: int = DEFAULT_DEPTH,
+    k: int | None = None,
+    preemption_bound: int | None = None,
+    reduction: bool = True,
+    config: RunConfig | None = None,
 ) -> RunResult:
     """Run one schedule of ``scenario``.
 
-    The schedule is decided by ``strategy`` seeded with ``seed`` or, when ``schedule`` is
-    given (a ``cs1:`` string or a list of choices), replayed exactly: a schedule that does
-    not fit the model raises :class:`concsim.ScheduleMismatch`.
+    The schedule is schedule 0 of the run configuration (:class:`concsim.runs.RunConfig`):
+    ``strategy`` (``random``, ``pct`` or ``dfs``, with ``depth``, ``k``,
+    ``preemption_bound``, ``reduction``) seeded with ``seed``, the same schedule every
+    front end runs for that seed.  With ``schedule`` (a ``cs1:`` string or a list of
+    choices) it is replayed exactly: a schedule that does not fit the model raises
+    :class:`concsim.ScheduleMismatch`.  ``config`` gives the whole configuration at once.
     """
-    scn = get_scenario(scenario)
-    vname, vobj = resolve_variant(scn, variant)
-    resolved = scn.resolve_params(params)
-    strat: Strategy
-    if schedule is not None:
-        choices = decode_schedule(schedule) if isinstance(schedule, str) else list(schedule)
-        strat = Replay(choices, strict=True)
-        sname = "replay"
-    elif isinstance(strategy, str):
-        strat = make_strategy(strategy, seed, scenario=scenario)
-        sname = strategy
-    else:
-        strat = strategy
-        sname = getattr(strategy, "name", type(strategy).__name__)
-    return run_world(scn, vname, vobj, resolved, strat, sname, seed, trace, max_steps)
+    if config is None:
+        sched = None
+        if schedule is not None:
+            sched = schedule if isinstance(schedule, str) else encode_schedule(list(schedule))
+        config = RunConfig(
+            scenario=scenario,
+            variant=variant,
+            params=dict(params or {}),
+            strategy=strategy if isinstance(strategy, str) else "random",
+            seed=seed,
+            depth=depth,
+            k=k,
+            preemption_bound=preemption_bound,
+            reduction=reduction,
+            max_steps=max_steps,
+            schedule=sched,
+        )
+    if isinstance(strategy, str) or config.schedule is not None:
+        return run_config(config, trace=trace)
+    world = resolve(config)  # a strategy object of the caller's: one run under it
+    return run_fast(
+        world, strategy, getattr(strategy, "name", type(strategy).__name__), seed, trace=trace
+    )
 
 
 async def run_async(
@@ -123,18 +136,13 @@ class ReplayOutcome:
 
 
 def replay(path: str, *, trace: bool = True) -> ReplayOutcome:
-    """Rerun a replay file exactly.  Bad files and misfits raise one-line user errors."""
+    """Rerun a replay file exactly, under the whole configuration it stores.  Bad files and
+    misfits raise one-line user errors."""
     from concsim.artifacts import load_replay
 
     rf = load_replay(path)
-    res = run(
-        rf.scenario,
-        variant=replay_variant(rf),
-        params=rf.params,
-        schedule=rf.schedule,
-        trace=trace,
-        seed=rf.seed if rf.seed is not None else 0,
-    )
+    cfg = config_of_replay(rf, str(path))
+    res = run_config(cfg, trace=trace)
     res.seed = rf.seed
     res.strategy = rf.strategy
     res.replay_file = str(path)

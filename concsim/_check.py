@@ -40,9 +40,9 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from concsim._errors import ConcsimError, UsageError
-from concsim.engine import Runtime, Strategy, decode_schedule, format_trace
-from concsim.runs import RunResult, make_strategy, resolve_variant, run_world
-from concsim.scenarios import Scenario, get_scenario
+from concsim.engine import Runtime, Strategy, decode_schedule, encode_schedule, format_trace
+from concsim.runs import RunConfig, RunResult, Runs, World, resolve, run_fast, world_of
+from concsim.scenarios import Scenario
 from concsim.strategies import Replay
 
 Build = Callable[[Runtime], object]
@@ -199,146 +199,230 @@ def _adhoc_scenario(build: Build, name: str, max_steps: int) -> Scenario:
     )
 
 
-@dataclass
-class _Target:
-    scn: Scenario
-    vname: str
-    vobj: Any
-    params: dict[str, Any]
-    adhoc: bool
-
-    def run(self, strat: Strategy, sname: str, seed: int | None, trace: bool) -> RunResult:
-        res = run_world(
-            self.scn, self.vname, self.vobj, self.params, strat, sname, seed, trace, None
-        )
-        if self.adhoc:
-            return AdhocRunResult(**{f.name: getattr(res, f.name) for f in fields(res)})
-        return res
-
-
-def _target(
+def _world(
     target: str | Build,
-    variant: str | None,
-    params: Mapping[str, object] | None,
-    max_steps: int | None,
+    cfg: RunConfig,
     name: str | None,
-) -> _Target:
+) -> tuple[World, bool]:
+    """The world ``check`` runs, and whether it is ad-hoc."""
     if isinstance(target, str):
-        scn = get_scenario(target)
-        if max_steps is not None:
-            scn = Scenario(
-                scn.name,
-                scn.summary,
-                scn.build,
-                scn.params,
-                scn.variants,
-                scn.default_variant,
-                max_steps,
-            )
-        vname, vobj = resolve_variant(scn, variant)
-        return _Target(scn, vname, vobj, scn.resolve_params(params), adhoc=False)
+        return resolve(cfg.replace(scenario=target)), False
     if not callable(target):
         raise UsageError(
             f"check() takes a scenario name or a build(rt) function, not {type(target).__name__}"
         )
-    if variant is not None or params:
+    if cfg.variant is not None or cfg.params:
         raise UsageError("variant= and params= apply to registered scenarios, not to build(rt)")
     label = name or getattr(target, "__qualname__", None) or repr(target)
-    return _Target(_adhoc_scenario(target, label, max_steps or 100_000), "-", None, {}, adhoc=True)
+    scn = _adhoc_scenario(target, label, cfg.max_steps or 100_000)
+    return world_of(scn, cfg), True
 
 
-def _confirm(tgt: _Target, found: RunResult, sname: str) -> RunResult:
-    """Replay a failing schedule with a trace; it must fail the same way."""
-    again = tgt.run(Replay(found.choices, strict=True), sname, found.seed, True)
-    assert found.failure is not None
-    if again.failure is None or again.failure.kind != found.failure.kind:
-        got = "no failure" if again.failure is None else f"a {again.failure.kind} failure"
-        raise NondeterministicModel(
-            f"{tgt.scn.name}: schedule {found.schedule} failed with {found.failure.kind} but "
-            f"its replay gave {got}: the model is not deterministic (does it read a clock, "
-            "a global random generator, or state kept from an earlier schedule?)"
+def _adhoc(res: RunResult, adhoc: bool) -> RunResult:
+    if adhoc and not isinstance(res, AdhocRunResult):
+        return AdhocRunResult(**{f.name: getattr(res, f.name) for f in fields(res)})
+    return res
+
+
+class Checking:
+    """One check, a schedule per :meth:`step` (shared by :func:`check` and
+    :func:`check_async`, and the pytest plugin through them).
+
+    Schedule ``i`` is the run core's (:class:`concsim.runs.Runs`): the random walk or PCT
+    seeded with ``seed + i``, or DFS's ``i``-th execution, the schedule ``concsim run``,
+    ``explore`` and ``stress`` run for the same seed.
+    """
+
+    def __init__(self, world: World, *, adhoc: bool, schedules: int) -> None:
+        if schedules < 1:
+            raise UsageError(f"schedules must be at least 1, got {schedules}")
+        self.world = world
+        self.adhoc = adhoc
+        self.budget = schedules
+        self.config = world.config
+        self.runs = Runs(world)
+        self.ran = 0
+        self.result: CheckResult | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None
+
+    def step(self) -> bool:
+        """Run one schedule; False once the check has its result."""
+        if self.result is not None:
+            return False
+        cfg = self.config
+        name = self.world.scenario.name
+        got = self.runs.next()
+        if got is None:  # DFS explored every schedule
+            self.result = CheckResult(
+                name, cfg.strategy, cfg.seed, self.ran, None, budget=self.budget
+            )
+            return False
+        plan, ex = got
+        self.ran += 1
+        res = ex.result
+        if not res.ok:
+            self.result = self._finish(res, plan.index)
+        elif self.ran >= self.budget:
+            self.result = CheckResult(
+                name, cfg.strategy, cfg.seed, self.ran, None, budget=self.budget
+            )
+        return self.result is None
+
+    def _run(self, strategy: Strategy, seed: int | None, trace: bool) -> RunResult:
+        res = run_fast(self.world, strategy, self.config.strategy, seed, trace=trace)
+        return _adhoc(res, self.adhoc)
+
+    def _finish(self, found: RunResult, index: int) -> CheckResult:
+        """Replay the failing schedule with a trace (it must fail the same way), then
+        shrink it."""
+        sname = self.config.strategy
+        again = self._run(Replay(found.choices, strict=True), found.seed, True)
+        assert found.failure is not None
+        if again.failure is None or again.failure.kind != found.failure.kind:
+            got = "no failure" if again.failure is None else f"a {again.failure.kind} failure"
+            raise NondeterministicModel(
+                f"{self.world.scenario.name}: schedule {found.schedule} failed with "
+                f"{found.failure.kind} but its replay gave {got}: the model is not "
+                "deterministic (does it read a clock, a global random generator, or state "
+                "kept from an earlier schedule?)"
+            )
+
+        def rerun(strategy: Strategy) -> RunResult:
+            return self._run(strategy, found.seed, True)
+
+        shrunk = shrink_failure(again, rerun)
+        original = again.schedule if shrunk.schedule != again.schedule else None
+        return CheckResult(
+            self.world.scenario.name,
+            sname,
+            self.config.seed,
+            self.ran,
+            shrunk,
+            original,
+            index,
+            self.budget,
         )
-    return again
 
 
-def _rerun_for_shrinker(
-    tgt: _Target, sname: str, seed: int | None
-) -> Callable[[Strategy], RunResult]:
-    def rerun(strategy: Strategy) -> RunResult:
-        return tgt.run(strategy, sname, seed, True)
+def checking(
+    target: str | Build,
+    *,
+    schedules: int = 100,
+    name: str | None = None,
+    config: RunConfig | None = None,
+    **options: Any,
+) -> Checking:
+    """The :class:`Checking` of ``target`` (the arguments of :func:`check`), to step."""
+    cfg = _config(config, options)
+    world, adhoc = _world(target, cfg, name)
+    return Checking(world, adhoc=adhoc, schedules=schedules)
 
-    return rerun
+
+def _config(config: RunConfig | None, options: Mapping[str, Any]) -> RunConfig:
+    base = config if config is not None else RunConfig()
+    given = {k: v for k, v in options.items() if v is not None}
+    if "params" in given:
+        given["params"] = dict(given["params"])
+    return base.replace(**given)
 
 
-def _finish(
-    tgt: _Target, found: RunResult, sname: str, base: int, index: int, budget: int
-) -> CheckResult:
-    confirmed = _confirm(tgt, found, sname)
-    shrunk = shrink_failure(confirmed, _rerun_for_shrinker(tgt, sname, found.seed))
-    original = confirmed.schedule if shrunk.schedule != confirmed.schedule else None
-    return CheckResult(tgt.scn.name, sname, base, index + 1, shrunk, original, index, budget)
+def _replay_only(target: str | Build, cfg: RunConfig, name: str | None) -> CheckResult:
+    world, adhoc = _world(target, cfg, name)
+    assert cfg.schedule is not None
+    choices = decode_schedule(cfg.schedule)
+    res = _adhoc(run_fast(world, Replay(choices, strict=True), "replay", None, trace=True), adhoc)
+    return CheckResult(world.scenario.name, "replay", cfg.seed, 1, None if res.ok else res)
 
 
 def check(
     target: str | Build,
     *,
     schedules: int = 100,
-    seed: int = 0,
-    strategy: str = "random",
+    seed: int | None = None,
+    strategy: str | None = None,
     variant: str | None = None,
     params: Mapping[str, object] | None = None,
     schedule: str | list[int] | None = None,
     max_steps: int | None = None,
+    depth: int | None = None,
+    k: int | None = None,
+    preemption_bound: int | None = None,
+    reduction: bool | None = None,
+    config: RunConfig | None = None,
     name: str | None = None,
 ) -> CheckResult:
     """Run up to ``schedules`` schedules of ``target``; stop at the first failure.
 
     ``target`` is a scenario name (with ``variant`` and ``params``) or a ``build(rt)``
-    function (see the module doc).  With ``schedule`` (a ``cs1:`` string or a list of
-    choices), run exactly that schedule instead: a schedule that does not fit raises
+    function (see the module doc).  ``strategy`` is ``random`` (the default), ``pct`` or
+    ``dfs``, with its settings (``depth``, ``k``, ``preemption_bound``, ``reduction``);
+    ``config`` gives them all at once as a :class:`concsim.runs.RunConfig` (the keywords
+    given override it).  With ``schedule`` (a ``cs1:`` string or a list of choices), run
+    exactly that schedule instead: a schedule that does not fit raises
     :class:`concsim.ScheduleMismatch`.
     """
-    tgt = _target(target, variant, params, max_steps, name)
+    options: dict[str, Any] = {
+        "seed": seed,
+        "strategy": strategy,
+        "variant": variant,
+        "params": params,
+        "max_steps": max_steps,
+        "depth": depth,
+        "k": k,
+        "preemption_bound": preemption_bound,
+        "reduction": reduction,
+    }
     if schedule is not None:
-        choices = decode_schedule(schedule) if isinstance(schedule, str) else list(schedule)
-        res = tgt.run(Replay(choices, strict=True), "replay", None, True)
-        return CheckResult(tgt.scn.name, "replay", seed, 1, None if res.ok else res)
-    if schedules < 1:
-        raise UsageError(f"schedules must be at least 1, got {schedules}")
-    for i in range(schedules):
-        res = tgt.run(
-            make_strategy(strategy, seed + i, scenario=tgt.scn), strategy, seed + i, False
-        )
-        if not res.ok:
-            return _finish(tgt, res, strategy, seed, i, schedules)
-    return CheckResult(tgt.scn.name, strategy, seed, schedules, None, budget=schedules)
+        sched = schedule if isinstance(schedule, str) else encode_schedule(list(schedule))
+        options["schedule"] = sched
+        return _replay_only(target, _config(config, options), name)
+    c = checking(target, schedules=schedules, name=name, config=config, **options)
+    while c.step():
+        pass
+    assert c.result is not None
+    return c.result
 
 
 async def check_async(
     target: str | Build,
     *,
     schedules: int = 100,
-    seed: int = 0,
-    strategy: str = "random",
+    seed: int | None = None,
+    strategy: str | None = None,
     variant: str | None = None,
     params: Mapping[str, object] | None = None,
     max_steps: int | None = None,
+    depth: int | None = None,
+    k: int | None = None,
+    preemption_bound: int | None = None,
+    reduction: bool | None = None,
+    config: RunConfig | None = None,
     name: str | None = None,
 ) -> CheckResult:
     """:func:`check` from a trio or asyncio program: yields to the host loop between
     schedules (through anyio); the model itself never sees the host loop, so the result is
-    the one :func:`check` gives."""
+    the one :func:`check` gives (the same :class:`Checking` steps both)."""
     import anyio.lowlevel
 
-    tgt = _target(target, variant, params, max_steps, name)
-    if schedules < 1:
-        raise UsageError(f"schedules must be at least 1, got {schedules}")
-    for i in range(schedules):
+    options: dict[str, Any] = {
+        "seed": seed,
+        "strategy": strategy,
+        "variant": variant,
+        "params": params,
+        "max_steps": max_steps,
+        "depth": depth,
+        "k": k,
+        "preemption_bound": preemption_bound,
+        "reduction": reduction,
+    }
+    c = checking(target, schedules=schedules, name=name, config=config, **options)
+    while True:
         await anyio.lowlevel.checkpoint()
-        res = tgt.run(
-            make_strategy(strategy, seed + i, scenario=tgt.scn), strategy, seed + i, False
-        )
-        if not res.ok:
-            return _finish(tgt, res, strategy, seed, i, schedules)
+        if not c.step():
+            break
     await anyio.lowlevel.checkpoint()
-    return CheckResult(tgt.scn.name, strategy, seed, schedules, None, budget=schedules)
+    assert c.result is not None
+    return c.result

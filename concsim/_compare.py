@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from concsim._errors import UsageError
-from concsim.runs import STRATEGIES, make_strategy, resolve_variant, run_world
+from concsim.runs import STRATEGIES, RunConfig, Runs, resolve, resolve_variant
 from concsim.scenarios import get_scenario
 
 #: Counters summed over the schedules (scenario ``stats`` keys).
@@ -157,16 +157,21 @@ def _measure(
     seed: int,
     strategy: str,
 ) -> VariantStats:
-    scn = get_scenario(scenario)
-    vname, vobj = resolve_variant(scn, variant)
+    cfg = RunConfig(scenario=scenario, variant=variant, params=params, strategy=strategy, seed=seed)
+    world = resolve(cfg)
+    vname = world.variant
     kinds: Counter[str] = Counter()
     first_seed: dict[str, int] = {}
     totals = dict.fromkeys(COUNTERS, 0)
     out = VariantStats(vname, schedules, {}, {}, totals)
+    runs = Runs(world)  # schedule i: seed + i, as in every front end
     for i in range(schedules):
         s = seed + i
-        strat = make_strategy(strategy, s, scenario=scenario)
-        res = run_world(scn, vname, vobj, params, strat, strategy, s, False, None)
+        got = runs.next()
+        if got is None:  # DFS: every execution was run
+            out.schedules = i
+            break
+        res = got[1].result
         st = res.stats
         for k in COUNTERS:
             totals[k] += int(st.get(k, 0))

@@ -47,7 +47,7 @@ from typing import Any
 
 import pytest
 
-from concsim._check import AdhocRunResult, Build, CheckResult, check, check_async
+from concsim._check import AdhocRunResult, Build, Checking, CheckResult, check, checking
 from concsim._errors import ConcsimError
 from concsim.artifacts import (
     VIEWS,
@@ -58,16 +58,28 @@ from concsim.artifacts import (
     replay_from_result,
     save_replay,
 )
+from concsim.runs import config_of_replay
 
 _MARKER_DOC = (
     "concsim(scenario=None, *, variant=None, schedules=100, strategy='random', params=None, "
-    "seed=0, max_steps=None, expect=None): explore a registered scenario before the test "
+    "seed=0, max_steps=None, depth=3, k=None, preemption_bound=None, reduction=True, "
+    "expect=None): explore a registered scenario before the test "
     "body (without a scenario: defaults for the concsim_explore fixture); expect='any' or a "
     "failure kind makes finding that failure the passing outcome"
 )
-_MARKER_KEYS = frozenset(
-    {"scenario", "variant", "schedules", "strategy", "params", "seed", "max_steps", "expect"}
+_SETTING_KEYS = (
+    "schedules",
+    "seed",
+    "strategy",
+    "variant",
+    "params",
+    "max_steps",
+    "depth",
+    "k",
+    "preemption_bound",
+    "reduction",
 )
+_MARKER_KEYS = frozenset({"scenario", "expect", *_SETTING_KEYS})
 
 
 @dataclass(frozen=True)
@@ -178,17 +190,8 @@ class _Exploration:
         self.settings = item.config.stash[_SETTINGS]
 
     def _options(self, given: Mapping[str, Any]) -> dict[str, Any]:
-        opts: dict[str, Any] = {"schedules": 100, "seed": 0, "strategy": "random"}
-        for k in (
-            "schedules",
-            "seed",
-            "strategy",
-            "variant",
-            "params",
-            "max_steps",
-            "expect",
-            "name",
-        ):
+        opts: dict[str, Any] = {"schedules": 100}
+        for k in (*_SETTING_KEYS, "expect", "name"):
             if self.defaults.get(k) is not None:
                 opts[k] = self.defaults[k]
             if given.get(k) is not None:
@@ -215,49 +218,58 @@ class _Exploration:
             pytest.skip(f"--concsim-replay {self.settings.replay_path} is for {nodeid}")
         return rf if rf.extra.get("call", 0) == self.call else None
 
-    def run_sync(self, target: str | Build, given: Mapping[str, Any]) -> CheckResult:
+    def _begin(
+        self, target: str | Build, given: Mapping[str, Any]
+    ) -> tuple[Checking | CheckResult, str | None, bool]:
+        """What to run (a check to step, or a replay's result), what to expect, and
+        whether it is a replay: the part the sync and async runners share."""
         opts = self._options(given)
         expect = opts.pop("expect", None)
         rf = self._replay(target)
+        if rf is not None:
+            return self._run_replay(target, rf, opts), expect, True
+        return checking(target, **opts), expect, False
+
+    def run_sync(self, target: str | Build, given: Mapping[str, Any]) -> CheckResult:
         try:
-            if rf is not None:
-                res = self._run_replay(target, rf, opts)
-            else:
-                res = check(target, **opts)
+            job, expect, replayed = self._begin(target, given)
+            if isinstance(job, Checking):
+                while job.step():
+                    pass
+                assert job.result is not None
+                job = job.result
         except ConcsimError as e:
             error = e
         else:
-            return self._judge(res, expect, replayed=rf is not None)
+            return self._judge(job, expect, replayed=replayed)
         pytest.fail(f"concsim: {error}", pytrace=False)
 
     async def run_async(self, target: str | Build, given: Mapping[str, Any]) -> CheckResult:
-        opts = self._options(given)
-        expect = opts.pop("expect", None)
-        rf = self._replay(target)
+        import anyio.lowlevel
+
         try:
-            if rf is not None:
-                res = self._run_replay(target, rf, opts)
-            else:
-                res = await check_async(target, **opts)
+            job, expect, replayed = self._begin(target, given)
+            if isinstance(job, Checking):
+                while True:
+                    await anyio.lowlevel.checkpoint()
+                    if not job.step():
+                        break
+                assert job.result is not None
+                job = job.result
         except ConcsimError as e:
             error = e
         else:
-            return self._judge(res, expect, replayed=rf is not None)
+            return self._judge(job, expect, replayed=replayed)
         pytest.fail(f"concsim: {error}", pytrace=False)
 
     @staticmethod
     def _run_replay(target: str | Build, rf: ReplayFile, opts: Mapping[str, Any]) -> CheckResult:
         if isinstance(target, str):
-            return check(
-                rf.scenario,
-                variant=rf.variant,
-                params=rf.params,
-                schedule=rf.schedule,
-                max_steps=opts.get("max_steps"),
-            )
-        return check(
-            target, schedule=rf.schedule, max_steps=opts.get("max_steps"), name=opts.get("name")
-        )
+            cfg = config_of_replay(rf)
+            return check(rf.scenario, config=cfg.replace(schedule=None), schedule=rf.schedule)
+        saved = rf.config or {}
+        max_steps = saved.get("max_steps", opts.get("max_steps"))
+        return check(target, schedule=rf.schedule, max_steps=max_steps, name=opts.get("name"))
 
     def _judge(self, res: CheckResult, expect: str | None, *, replayed: bool) -> CheckResult:
         if res.failing is None:

@@ -1,10 +1,14 @@
 """Replay files: a failing (or any) run, saved so that it can be rerun anywhere.
 
 A replay file is JSON, versioned, and holds everything a rerun needs: the concsim version
-that wrote it, scenario name and parameters, variant, strategy and seed, the schedule (the
-choices as a ``cs1:`` string), and the expected result (failure kind and invariant, trace
-hash, steps).  Files are written atomically (a temporary file in the same folder, fsync,
-then rename), so an interrupted writer never leaves half a file behind.
+that wrote it, the whole run configuration (``config``: scenario, variant, parameters,
+strategy and its settings, seed, max steps; :class:`concsim.runs.RunConfig`), the schedule
+(the choices as a ``cs1:`` string), and the expected result (failure kind and invariant,
+trace hash, steps).  ``scenario``, ``variant``, ``params``, ``strategy`` and ``seed`` are
+also kept at the top level for readers of version 1.  Version 1 files (no ``config``) are
+still read: their runs had every other setting at its default.  Files are written
+atomically (a temporary file in the same folder, fsync, then rename), so an interrupted
+writer never leaves half a file behind.
 
 Loading is strict: malformed JSON, a wrong format tag or version, a missing or ill-typed
 field is a :class:`ReplayFileError` with a one-line message naming the file and the field.
@@ -25,7 +29,9 @@ from concsim._version import __version__
 from concsim.engine import decode_schedule
 
 FORMAT = "concsim-replay"
-VERSION = 1
+VERSION = 2
+#: The versions this concsim reads.
+READS = (1, 2)
 
 
 @dataclass
@@ -41,6 +47,8 @@ class ReplayFile:
     #: The original (unshrunk) schedule, when the saved one was shrunk.
     original_schedule: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The run configuration (RunConfig.to_json()); ``None`` in a version 1 file.
+    config: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -55,6 +63,8 @@ class ReplayFile:
             "schedule": self.schedule,
             "expected": self.expected,
         }
+        if self.config is not None:
+            out["config"] = self.config
         if self.original_schedule is not None:
             out["original_schedule"] = self.original_schedule
         if self.extra:
@@ -105,7 +115,13 @@ def replay_from_result(result: Any, *, original: str | None = None) -> ReplayFil
         absolute = absolute_file_spec(str(result.variant))
         if absolute is not None:
             extra["variant_absolute"] = absolute
+    cfg = getattr(result, "config", None)
+    config = None
+    if cfg is not None:
+        config = dict(cfg.to_json())
+        config["schedule"] = None  # the file's own schedule field is the one replayed
     return ReplayFile(
+        config=config,
         extra=extra,
         scenario=result.scenario,
         variant=result.variant,
@@ -161,11 +177,14 @@ def load_replay(path: str | os.PathLike[str]) -> ReplayFile:
     if data.get("format") != FORMAT:
         raise ReplayFileError(f"{where}: not a replay file (format is not {FORMAT!r})")
     version = data.get("version")
-    if version != VERSION:
+    if version not in READS or isinstance(version, bool):
         raise ReplayFileError(
             f"{where}: replay file version {version!r} is not supported "
-            f"(this concsim {__version__} reads version {VERSION})"
+            f"(this concsim {__version__} reads versions {', '.join(map(str, READS))})"
         )
+    config = None
+    if version >= 2:
+        config = _field(data, "config", dict, where)
     schedule = _field(data, "schedule", str, where)
     try:
         decode_schedule(schedule)
@@ -186,4 +205,5 @@ def load_replay(path: str | os.PathLike[str]) -> ReplayFile:
         concsim_version=_field(data, "concsim_version", str, where),
         original_schedule=data.get("original_schedule"),
         extra=data.get("extra") or {},
+        config=config,
     )

@@ -42,9 +42,10 @@ from concsim._version import __version__
 from concsim.artifacts import atomic_write_text
 from concsim.campaign._backends import Backend, CampaignError, DaskBackend, Done, LocalBackend
 from concsim.campaign._shrinking import ShrinkInterrupted, shrink_signatures
-from concsim.campaign._spec import SeedRange
+from concsim.campaign._spec import SETTING_KEYS, SeedRange
 from concsim.campaign._tally import Tally, signature_slug, subtract
 from concsim.campaign._worker import Job
+from concsim.runs import RunConfig
 
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
@@ -82,7 +83,15 @@ class CampaignSpec:
             "max_steps": self.job.max_steps,
             "imports": list(self.job.imports),
             "seeds": [self.seeds.lo, self.seeds.hi],
+            **self._settings(),
         }
+
+    def _settings(self) -> dict[str, Any]:
+        """The strategy settings that differ from the defaults (older manifests have none)."""
+        s = self.job.settings
+        if s is None:
+            return {}
+        return {k: getattr(s, k) for k in SETTING_KEYS if getattr(s, k) != getattr(RunConfig(), k)}
 
 
 @dataclass

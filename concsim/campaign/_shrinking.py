@@ -22,8 +22,7 @@ from typing import Any
 
 from concsim._errors import ConcsimError
 from concsim.campaign._tally import SignatureTally
-from concsim.campaign._worker import Job, _resolve
-from concsim.exploration import Target
+from concsim.campaign._worker import Job, _world
 from concsim.exploration._minimize import same_signature, shrink_replay_file
 
 #: The file each signature's folder gets.
@@ -50,8 +49,7 @@ def shrink_signatures(
 ) -> dict[str, dict[str, Any]]:
     """Shrink the smallest seed of each signature; return signature -> figures (``file``,
     ``preemptions``, ``steps``, ``runs``, or ``error``)."""
-    scn, vname, vobj = _resolve(job)
-    target = Target(scn, vname, vobj, scn.resolve_params(job.params), job.max_steps)
+    target = _world(job, 0)
     done: dict[str, dict[str, Any]] = {}
     todo = []
     for s in signatures:

@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from concsim.artifacts import replay_from_result
-from concsim.runs import make_strategy, resolve_variant, run_world
+from concsim.runs import RunConfig, RunResult, Runs, World, resolve_variant, run_fast
 from concsim.scenarios import get_scenario
+from concsim.strategies import Replay
 
 #: Counter pairs reported as a per-schedule ratio (numerator per denominator) when both
 #: exist: ``ebusy_retries_per_faults_handled`` is "retries per fault" in the mshv model.
@@ -48,6 +49,22 @@ class Job:
     max_steps: int | None = None
     #: Modules imported in the worker before the first batch (to register user scenarios).
     imports: tuple[str, ...] = ()
+    #: The strategy's other settings (depth, k, preemption bound, reduction), as a
+    #: :class:`concsim.runs.RunConfig` whose scenario, variant, params, strategy and max
+    #: steps are the fields above; ``None``: the defaults.
+    settings: RunConfig | None = None
+
+    def config(self, seed: int = 0) -> RunConfig:
+        """The run configuration of seed ``seed`` of this job."""
+        base = self.settings if self.settings is not None else RunConfig()
+        return base.replace(
+            scenario=self.scenario,
+            variant=self.variant,
+            params=dict(self.params),
+            strategy=self.strategy,
+            max_steps=self.max_steps,
+            seed=seed,
+        )
 
 
 @dataclass
@@ -99,27 +116,32 @@ def _resolve(job: Job) -> tuple[Any, str, Any]:
     return got
 
 
-def run_batch(job: Job, start: int, stop: int) -> BatchResult:
-    """Run seeds ``start .. stop-1`` of ``job`` and return their compact result."""
-    t0 = time.perf_counter()
+def _world(job: Job, seed: int) -> World:
     scn, vname, vobj = _resolve(job)
-    params = scn.resolve_params(job.params)
+    cfg = job.config(seed)
+    params = scn.resolve_params(cfg.params)
+    return World(scn, vname, vobj, params, cfg.max_steps, cfg.replace(params=params))
+
+
+def run_batch(job: Job, start: int, stop: int) -> BatchResult:
+    """Run seeds ``start .. stop-1`` of ``job`` and return their compact result.
+
+    Seed ``s`` is schedule 0 of the job's configuration with seed ``s`` (the run core's
+    :class:`~concsim.runs.Runs` steps them: for DFS, the search's ``s``-th execution)."""
+    t0 = time.perf_counter()
+    world = _world(job, start)
     out = BatchResult(start, stop, pid=os.getpid())
     hist = out.hist
     ratios = out.ratios
     digest = 0
+    runs = Runs(world)
     for seed in range(start, stop):
-        res = run_world(
-            scn,
-            vname,
-            vobj,
-            params,
-            make_strategy(job.strategy, seed, scenario=scn),
-            job.strategy,
-            seed,
-            False,
-            job.max_steps,
-        )
+        got = runs.next()
+        if got is None:  # DFS ran out of executions: the rest are not schedules
+            stop = seed
+            break
+        res = got[1].result
+        res.seed = seed
         f = res.failure
         digest += seed_digest(seed, res.steps, f.kind if f else None, res.choices)
         stats = res.stats
@@ -135,28 +157,26 @@ def run_batch(job: Job, start: int, stop: int) -> BatchResult:
                 key = (stats[num], d)
                 r[key] = r.get(key, 0) + 1
         if f is not None:
-            out.failures.append(_failure_record(job, scn, vname, vobj, params, seed, res))
+            out.failures.append(_failure_record(job, seed, res))
     out.schedules = stop - start
     out.digest = digest % DIGEST_MOD
     out.seconds = time.perf_counter() - t0
     return out
 
 
-def _failure_record(
-    job: Job, scn: Any, vname: str, vobj: Any, params: dict[str, Any], seed: int, fast: Any
-) -> FailureRecord:
-    full = run_world(
-        scn,
-        vname,
-        vobj,
-        params,
-        make_strategy(job.strategy, seed, scenario=scn),
-        job.strategy,
-        seed,
-        True,
-        job.max_steps,
-    )
+def _failure_record(job: Job, seed: int, fast: RunResult) -> FailureRecord:
+    world = _world(job, seed)
+    if job.strategy == "dfs":  # rerun the execution's own choices rather than the search
+        full = run_fast(world, Replay(list(fast.choices), strict=False), "dfs", seed, trace=True)
+    else:
+        got = Runs(world, trace=True).next()
+        assert got is not None
+        full = got[1].result
+    full.seed = seed
+    if full.config is not None:
+        full.config = full.config.replace(seed=seed)
     f = full.failure
+    assert fast.failure is not None
     if f is None or f.kind != fast.failure.kind or full.choices != fast.choices:
         # The traced rerun disagrees with the fast run: the model is not deterministic.
         # Keep the fast run's facts and say so in the record; the replay may not reproduce.

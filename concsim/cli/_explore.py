@@ -91,6 +91,13 @@ def _print(res: ExploreResult) -> None:
 @click.option("--schedules", type=int, default=None, help="at most this many runs")
 @click.option("--seed", type=int, default=0, show_default=True, help="first seed")
 @click.option("--depth", type=int, default=DEFAULT_DEPTH, show_default=True, help="PCT bug depth d")
+@click.option(
+    "--k",
+    "pct_k",
+    type=click.IntRange(min=1),
+    default=None,
+    help="PCT's k [default: the scenario's pct_k]",
+)
 @click.option("--preemption-bound", type=int, default=None, help="dfs: at most K preemptions")
 @click.option("--no-reduction", is_flag=True, help="dfs: no partial-order reduction")
 @click.option("--until-coverage", is_flag=True, help="stop when racing pairs stop appearing")
@@ -115,6 +122,7 @@ def explore_cmd(
     schedules: int | None,
     seed: int,
     depth: int,
+    pct_k: int | None,
     preemption_bound: int | None,
     no_reduction: bool,
     until_coverage: bool,
@@ -147,6 +155,7 @@ def explore_cmd(
             schedules=schedules,
             seed=seed,
             depth=depth,
+            k=pct_k,
             preemption_bound=preemption_bound,
             reduction=not no_reduction,
             until_coverage=until_coverage,

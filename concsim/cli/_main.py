@@ -16,7 +16,7 @@ from concsim._api import DEFAULT_SCENARIO, replay, run, save_failure
 from concsim._errors import UsageError
 from concsim.cli._common import _emit_json, _refuse_adhoc, _user_errors
 from concsim.engine import format_trace
-from concsim.runs import RunResult, resolve_variant
+from concsim.runs import RunConfig, RunResult, resolve_variant
 from concsim.scenarios import all_scenarios, get_scenario, parse_param_args
 
 if TYPE_CHECKING:
@@ -67,10 +67,19 @@ _param_opt = click.option(
 @_scenario_opt
 @_variant_opt
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--strategy", default="random", show_default=True, help="random")
+@click.option(
+    "--strategy",
+    default="random",
+    show_default=True,
+    help="random | pct | dfs (dfs: --seed S is the search's S-th execution)",
+)
 @click.option("--schedule", default=None, help="replay this schedule string (cs1:...)")
 @_param_opt
 @click.option("--max-steps", type=click.IntRange(min=1), default=None)
+@click.option("--depth", type=click.IntRange(min=1), default=None, help="PCT bug depth d")
+@click.option("--k", "pct_k", type=click.IntRange(min=1), default=None, help="PCT's k")
+@click.option("--preemption-bound", type=click.IntRange(min=0), default=None, help="dfs")
+@click.option("--no-reduction", is_flag=True, help="dfs: no partial-order reduction")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object as the last line")
 @click.option("--save", "save_dir", default=None, help="write a replay file here on failure")
 @_user_errors
@@ -82,20 +91,28 @@ def run_cmd(
     schedule: str | None,
     params: tuple[str, ...],
     max_steps: int | None,
+    depth: int | None,
+    pct_k: int | None,
+    preemption_bound: int | None,
+    no_reduction: bool,
     as_json: bool,
     save_dir: str | None,
 ) -> None:
-    """Run one schedule of a scenario."""
-    res = run(
-        scenario,
+    """Run one schedule of a scenario (schedule 0 of its run configuration)."""
+    cfg = RunConfig(
+        scenario=scenario,
         variant=variant,
-        seed=seed,
-        strategy=strategy,
         params=parse_param_args(list(params)),
-        schedule=schedule,
-        trace=True,
+        strategy=strategy,
+        seed=seed,
         max_steps=max_steps,
+        k=pct_k,
+        preemption_bound=preemption_bound,
+        reduction=not no_reduction,
+        schedule=schedule,
+        **({"depth": depth} if depth is not None else {}),
     )
+    res = run(config=cfg, trace=True)
     if save_dir is not None and not res.ok:
         save_failure(res, save_dir)
     if as_json:

@@ -22,6 +22,7 @@ from concsim.campaign import CampaignResult, CampaignSpec, Job, Progress, run_ca
 from concsim.campaign._runner import MANIFEST
 from concsim.campaign._spec import (
     DEFAULT_BUDGET_S,
+    SETTING_KEYS,
     SeedRange,
     check_strategy,
     default_strategy,
@@ -30,7 +31,7 @@ from concsim.campaign._spec import (
     parse_seeds,
 )
 from concsim.cli._common import _user_errors
-from concsim.runs import resolve_variant
+from concsim.runs import RunConfig, resolve_variant
 from concsim.scenarios import get_scenario, parse_param_args
 
 OUT_ROOT = Path("concsim-out")
@@ -70,6 +71,7 @@ def build_spec(
     max_steps: int | None,
     imports: tuple[str, ...],
     shrink_runs: int = 1000,
+    settings: dict[str, Any] | None = None,
 ) -> CampaignSpec:
     """Merge the defaults, the named campaign, a resumed manifest and the options."""
     conf: dict[str, Any] = {}
@@ -91,6 +93,7 @@ def build_spec(
                 "max_steps": saved["max_steps"],
                 "seeds": f"{lo}:{'' if hi is None else hi}",
                 "imports": saved.get("imports", []),
+                **{k: saved[k] for k in SETTING_KEYS if k in saved},
             }
     name = None
     if campaign is not None:
@@ -112,6 +115,9 @@ def build_spec(
         conf["max_steps"] = max_steps
     if imports:
         conf["imports"] = list(imports)
+    for k, v in (settings or {}).items():
+        if v is not None:
+            conf[k] = v
     raw_params = dict(conf.get("params") or {})
     raw_params.update(parse_param_args(list(params)))
 
@@ -149,6 +155,7 @@ def build_spec(
             strat,
             conf.get("max_steps"),
             tuple(conf.get("imports", [])),
+            RunConfig(strategy=strat, **{k: conf[k] for k in SETTING_KEYS if k in conf}),
         ),
         seeds=seed_range,
         out=out_path,
@@ -271,7 +278,7 @@ def _print_table(res: CampaignResult) -> None:
 @click.option("--campaign", default=None, help="a named campaign (stress/NAME.toml)")
 @click.option("--scenario", default=None, help=f"scenario name [default: {DEFAULT_SCENARIO}]")
 @click.option("--variant", default=None, help="variant name (default: scenario's)")
-@click.option("--strategy", default=None, help="random or pct [default: pct if available]")
+@click.option("--strategy", default=None, help="random, pct or dfs [default: pct]")
 @click.option("--seeds", default=None, metavar="A:B", help="run seeds A..B-1 ('A:' open-ended)")
 @click.option(
     "--budget",
@@ -304,6 +311,9 @@ def _print_table(res: CampaignResult) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object as the last line")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="scenario parameter")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None)
+@click.option("--depth", type=click.IntRange(min=1), default=None, help="PCT bug depth d")
+@click.option("--k", "pct_k", type=click.IntRange(min=1), default=None, help="PCT's k")
+@click.option("--preemption-bound", type=click.IntRange(min=0), default=None, help="dfs: at most K")
 @click.option(
     "--shrink-runs",
     type=click.IntRange(min=0),
@@ -342,6 +352,9 @@ def stress_cmd(
     as_json: bool,
     params: tuple[str, ...],
     max_steps: int | None,
+    depth: int | None,
+    pct_k: int | None,
+    preemption_bound: int | None,
     shrink_runs: int,
     imports: tuple[str, ...],
     bench: bool,
@@ -380,6 +393,7 @@ def stress_cmd(
         max_steps=max_steps,
         imports=imports,
         shrink_runs=shrink_runs,
+        settings={"depth": depth, "k": pct_k, "preemption_bound": preemption_bound},
     )
     bar = _Bar(spec, enabled=not as_json and sys.stderr.isatty())
     try:

@@ -5,9 +5,11 @@ One :class:`Exploration` runs one schedule per :meth:`Exploration.step`, so the 
 between schedules) share everything.  Nothing that decides a schedule reads a clock: the
 wall clock only measures ``elapsed_s``.
 
-Schedule ``i`` of a random or PCT exploration uses the seed ``seed + i``.  PCT needs ``k``,
-the number of scheduling points a run makes: schedule 0 runs the all-zeros schedule (no
-preemption) to measure it, and every later schedule uses the most seen so far.
+The schedules come from the run core (:class:`concsim.runs.Runs`): schedule ``i`` of a
+random or PCT exploration uses the seed ``seed + i``, PCT with the configuration's ``k``
+(the scenario's ``pct_k`` unless given), and DFS's ``i``-th execution; so schedule ``i``
+here is the schedule ``concsim run --seed SEED+i``, ``stress``, ``check`` and the pytest
+marker run.
 
 On the first failure the exploration stops (unless told not to), shrinks the schedule
 (:mod:`concsim.exploration._shrink`) and, when asked, saves a replay file holding the shrunk
@@ -28,8 +30,8 @@ from concsim.exploration._coverage import Coverage
 from concsim.exploration._minimize import shrink_on_target
 from concsim.exploration._runner import Execution, Target, execute, make_target
 from concsim.exploration._shrink import Attempt
-from concsim.runs import RunResult
-from concsim.strategies import PCT, DfsSearch, RandomWalk, Replay
+from concsim.runs import RunResult, Runs
+from concsim.strategies import Replay
 from concsim.strategies._pct import DEFAULT_DEPTH
 
 STRATEGIES = ("random", "pct", "dfs")
@@ -127,6 +129,7 @@ class Exploration:
         depth: int = DEFAULT_DEPTH,
         preemption_bound: int | None = None,
         reduction: bool = True,
+        k: int | None = None,
         until_coverage: bool = False,
         coverage_window: int = DEFAULT_WINDOW,
         stop_on_failure: bool = True,
@@ -158,11 +161,16 @@ class Exploration:
         self.shrink_failure = shrink_failure
         self.save_dir = save_dir
         self.max_shrink_runs = max_shrink_runs
-        self.search = (
-            DfsSearch(reduction=reduction, preemption_bound=preemption_bound)
-            if strategy == "dfs"
-            else None
+        cfg = target.config.replace(
+            strategy=strategy,
+            seed=seed,
+            depth=depth,
+            k=k,
+            preemption_bound=preemption_bound,
+            reduction=reduction,
         )
+        self.world = target.with_settings(cfg)
+        self.runs = Runs(self.world, observe=True, trace=True)
         self.coverage = Coverage(depth=depth)
         self.executions = 0
         self.schedules_run = 0
@@ -175,6 +183,7 @@ class Exploration:
         self._elapsed = 0.0
         self.options: dict[str, Any] = {
             "depth": depth,
+            "k": k,
             "preemption_bound": preemption_bound,
             "reduction": reduction if strategy == "dfs" else None,
             "until_coverage": until_coverage,
@@ -186,36 +195,27 @@ class Exploration:
     def done(self) -> bool:
         return self._done
 
-    def _run_one(self, i: int) -> Execution:
-        t = self.target
-        if self.search is not None:
-            run = self.search.new_run()
-            return execute(t, run, "dfs", None, observer=run)
-        if self.strategy == "random":
-            return execute(t, RandomWalk(self.seed + i), "random", self.seed + i)
-        if i == 0:
-            return execute(t, Replay([], strict=False), "pct", self.seed)
-        k = max(self.coverage.points, 1)
-        return execute(t, PCT(self.seed + i, depth=self.depth, k=k), "pct", self.seed + i)
-
     def step(self) -> bool:
         """Run one schedule.  Returns False once the exploration is over."""
         if self._done:
             return False
         t0 = time.perf_counter()
         i = self.executions
-        ex = self._run_one(i)
+        got = self.runs.next()
+        if got is None:  # pragma: no cover - a DFS planner says so after its last run
+            self._done = True
+            return False
+        ex = got[1]
         self.executions += 1
         if not ex.pruned:
             self.schedules_run += 1
         new = self.coverage.observe(ex.steps, ex.ntasks, ex.task_choices)
         self._quiet = 0 if new else self._quiet + 1
         more = True
-        if self.search is not None:
-            more = self.search.finish_run(ex.steps, pruned=ex.pruned)
-            if not more:
-                self.complete = True
-                self.stopped_by = "complete"
+        if getattr(self.runs.planner, "complete", False):
+            more = False
+            self.complete = True
+            self.stopped_by = "complete"
         if ex.failure is not None:
             self.failures += 1
             if self.first is None:
@@ -246,7 +246,7 @@ class Exploration:
         if self.shrink_failure:
             try:
                 sr = shrink_on_target(
-                    self.target,
+                    self.world,
                     original.choices,
                     max_runs=self.max_shrink_runs,
                     strategy=res.strategy,
@@ -259,7 +259,7 @@ class Exploration:
         if rres is None:
             # The saved and reported run is the schedule replayed strictly, with a trace.
             rres = execute(
-                self.target, Replay(best.choices, strict=True), res.strategy, res.seed
+                self.world, Replay(best.choices, strict=True), res.strategy, res.seed
             ).result
         final = rres.failure or f
         out = FirstFailure(

@@ -21,7 +21,7 @@ from typing import Any
 
 from concsim._errors import UsageError
 from concsim.engine import Failure, Strategy, decode_schedule, encode_schedule
-from concsim.exploration._runner import Target, execute, make_target
+from concsim.exploration._runner import Target, execute
 from concsim.exploration._shrink import Attempt, ShrinkResult, same_failure, shrink
 from concsim.runs import RunResult
 from concsim.strategies import PreferTasks, Replay
@@ -158,11 +158,11 @@ def shrink_replay_file(
     as ``original_schedule``, the file's own.  ``target`` saves resolving the file's
     scenario and variant again (a stress campaign has them at hand)."""
     from concsim.artifacts import load_replay, replay_from_result, save_replay
-    from concsim.runs import replay_variant
+    from concsim.runs import config_of_replay, resolve
 
     rf = load_replay(path)
     if target is None:
-        target = make_target(rf.scenario, replay_variant(rf), rf.params)
+        target = resolve(config_of_replay(rf, str(path)).replace(schedule=None))
     shrunk = shrink_on_target(
         target,
         decode_schedule(rf.schedule),

@@ -9,6 +9,7 @@ from typing import Any
 
 from concsim.engine import Failure, Runtime, TraceEntry, encode_schedule
 from concsim.engine import trace_sha256 as _trace_sha256
+from concsim.runs._config import RunConfig
 
 
 @dataclass
@@ -27,6 +28,9 @@ class RunResult:
     trace: list[TraceEntry] = field(default_factory=list)
     trace_sha256: str | None = None
     replay_file: str | None = None
+    #: the whole configuration of this run (its seed is this run's), which a replay file
+    #: stores; ``None`` for results built by hand
+    config: RunConfig | None = None
 
     @property
     def ok(self) -> bool:
@@ -43,6 +47,8 @@ class RunResult:
         parts = ["concsim", "run", "--scenario", self.scenario, "--variant", self.variant]
         for k, v in self.params.items():
             parts += ["--param", f"{k}={_param_text(v)}"]
+        if self.config is not None and self.config.max_steps is not None:
+            parts += ["--max-steps", str(self.config.max_steps)]
         parts += ["--schedule", self.schedule]
         return " ".join(shlex.quote(p) for p in parts)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from concsim._errors import UsageError
+from concsim._errors import ReplayFileError, UsageError
+from concsim.runs._config import STRATEGIES, RunConfig
 from concsim.scenarios import Scenario
 
 if TYPE_CHECKING:
@@ -54,3 +55,27 @@ def replay_variant(rf: ReplayFile) -> str:
     if is_variant_spec(rf.variant):
         return spec_to_load(rf.variant, rf.extra.get("variant_absolute"))
     return rf.variant
+
+
+def config_of_replay(rf: ReplayFile, where: str = "replay file") -> RunConfig:
+    """The whole configuration a replay file's run had, with its schedule to replay.
+
+    A version 1 file holds no configuration: its run had every other setting at its
+    default.  A malformed ``config`` is a one-line :class:`ReplayFileError`."""
+    if rf.config is None:
+        base = {
+            "scenario": rf.scenario,
+            "variant": rf.variant,
+            "params": rf.params,
+            "seed": rf.seed if rf.seed is not None else 0,
+        }
+        if rf.strategy in STRATEGIES:
+            base["strategy"] = rf.strategy
+        data: dict[str, Any] = base
+    else:
+        data = dict(rf.config)
+    try:
+        cfg = RunConfig.from_json(data, f"{where}: field 'config'")
+    except UsageError as e:
+        raise ReplayFileError(str(e)) from None
+    return cfg.replace(variant=replay_variant(rf), schedule=rf.schedule)

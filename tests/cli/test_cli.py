@@ -45,7 +45,8 @@ def test_failing_run_saves_a_replay_that_reproduces(tmp_path: Path) -> None:
     assert path.exists()
     saved = json.loads(path.read_text())
     assert saved["format"] == "concsim-replay"
-    assert saved["version"] == 1
+    assert saved["version"] == 2
+    assert saved["config"]["scenario"] == "abba"
     r = run_cli("replay", str(path), "--json")
     assert r.returncode == 1
     rd = _last_json(r.stdout)
