@@ -242,6 +242,8 @@ class Checking:
         self.config = world.config
         self.runs = Runs(world)
         self.ran = 0
+        #: the result of the last schedule run (without its trace)
+        self.last: RunResult | None = None
         self.result: CheckResult | None = None
 
     @property
@@ -262,7 +264,7 @@ class Checking:
             return False
         plan, ex = got
         self.ran += 1
-        res = ex.result
+        res = self.last = ex.result
         if not res.ok:
             self.result = self._finish(res, plan.index)
         elif self.ran >= self.budget:

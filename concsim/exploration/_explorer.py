@@ -176,6 +176,8 @@ class Exploration:
         self.schedules_run = 0
         self.failures = 0
         self.first: FirstFailure | None = None
+        #: the last schedule's run
+        self.last: Execution | None = None
         self.complete = False
         self.stopped_by = ""
         self._quiet = 0  # schedules since the last new racing-pair orientation
@@ -206,6 +208,7 @@ class Exploration:
             self._done = True
             return False
         ex = got[1]
+        self.last = ex
         self.executions += 1
         if not ex.pruned:
             self.schedules_run += 1
