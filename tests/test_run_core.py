@@ -138,7 +138,8 @@ def _lost_update(rt: concsim.Runtime) -> list[object]:
 def test_dfs_from_check_on_an_adhoc_world() -> None:
     res = concsim.check(_lost_update, strategy="dfs", schedules=1000)
     assert not res.ok
-    assert res.failing is not None and res.failing.failure is not None
+    assert res.failing is not None
+    assert res.failing.failure is not None
     assert "lost update" in res.failing.failure.message
 
     # a correct ad-hoc world: DFS runs out of executions before the budget, and says so
@@ -149,7 +150,8 @@ def test_dfs_from_check_on_an_adhoc_world() -> None:
         return [t(), t()]
 
     ok = concsim.check(fine, strategy="dfs", schedules=1000)
-    assert ok.ok and 1 <= ok.schedules < 1000
+    assert ok.ok
+    assert 1 <= ok.schedules < 1000
 
 
 DFS_MARKER = """
@@ -292,11 +294,13 @@ def test_a_version_1_file_still_replays_and_a_bad_config_is_one_line(tmp_path: P
     p = _cli("replay", str(bad), cwd=tmp_path)
     assert p.returncode == 2
     assert p.stderr.count("\n") == 1
-    assert "field 'config'" in p.stderr and "depth" in p.stderr
+    assert "field 'config'" in p.stderr
+    assert "depth" in p.stderr
     data["version"] = 3
     bad.write_text(json.dumps(data))
     p = _cli("replay", str(bad), cwd=tmp_path)
-    assert p.returncode == 2 and "version 3 is not supported" in p.stderr
+    assert p.returncode == 2
+    assert "version 3 is not supported" in p.stderr
 
 
 def test_run_config_is_frozen_and_checked() -> None:
