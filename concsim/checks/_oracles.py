@@ -75,6 +75,7 @@ class MshvOracles:
         w.pages.on_free.append(self.page_freed)
         w.mm.on_pte_change.append(self.pte_changed)
         w.slat.on_write.append(self.slat_write)
+        w.slat.on_write_one.append(self._slat_write_one)
         w.partition.on_installed.append(self.installed)
         w.partition.on_region_created.append(self.region_created)
         w.partition.on_region_free.append(self.region_freed)

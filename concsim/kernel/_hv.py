@@ -58,6 +58,8 @@ ENOMEM = 12
 
 #: (gfns, new flags, new pfns) before a SLAT write; oracles hook in here.
 SlatHook = Callable[[npt.NDArray[np.int64], npt.NDArray[np.uint32], npt.NDArray[np.int64]], None]
+#: (gfn, new flags, new pfn) before a one-entry SLAT write, as plain ints.
+SlatOneHook = Callable[[int, int, int], None]
 
 
 def flags_grant(flags: int) -> bool:
@@ -70,6 +72,9 @@ def grants_access(flags: npt.NDArray[np.uint32]) -> npt.NDArray[np.bool_]:
     return np.asarray(((flags & ACCESS_MASK) != 0) & ((flags & HV_MAP_GPA_NO_ACCESS) == 0))
 
 
+_PATH_COUNTERS: dict[str, str] = {}  # caller label -> its counter's name, built once
+
+
 class SLAT:
     def __init__(self, rt: Runtime, nr_gfns: int, nr_pfns: int) -> None:
         self.rt = rt
@@ -78,9 +83,24 @@ class SLAT:
         self.pfn = np.zeros(nr_gfns, dtype=np.int64)
         self.refs = np.zeros(nr_pfns, dtype=np.int32)
         self.on_write: list[SlatHook] = []
+        #: Hooks for one-entry writes (:meth:`write_one`); a subscriber registers in both
+        #: lists (a one-entry write calls only these, an array write only ``on_write``).
+        self.on_write_one: list[SlatOneHook] = []
 
     def grants(self, gfn: int) -> bool:
         return flags_grant(int(self.flags[gfn]))
+
+    def write_one(self, gfn: int, flags: int, pfn: int) -> None:
+        """:meth:`write` of one entry, with plain ints (the common hypercall)."""
+        for hook in self.on_write_one:
+            hook(gfn, flags, pfn)
+        old = int(self.flags[gfn])
+        if old & ACCESS_MASK and not old & HV_MAP_GPA_NO_ACCESS:
+            self.refs[self.pfn[gfn]] -= 1
+        if flags & ACCESS_MASK and not flags & HV_MAP_GPA_NO_ACCESS:
+            self.refs[pfn] += 1
+        self.flags[gfn] = flags
+        self.pfn[gfn] = pfn
 
     def write(
         self,
@@ -165,14 +185,33 @@ class Hypervisor:
             options.append(HV_STATUS_INVALID_PARAMETER)
         return options[self.rt.choose(what, len(options))]
 
+    def _outcome_one(self, gfn: int, flags: int, what: str, deposited: bool) -> int:
+        """:meth:`_outcome` of a one-rep call, with plain ints: the same options, drawn the
+        same way (one option is not a choice and records nothing)."""
+        old = int(self.slat.flags[gfn])
+        no_access = flags & HV_MAP_GPA_NO_ACCESS
+        new_tables = not deposited and (self.deposit_on_remap or (not no_access and old == 0))
+        fail = self.hv_fail == "all" or (
+            self.hv_fail == "holes" and bool(no_access) and old == HV_MAP_GPA_NO_ACCESS
+        )
+        c = self.rt.choose(what, 1 + new_tables + fail)
+        if c == 0:
+            return HV_STATUS_SUCCESS
+        if c == 1 and new_tables:
+            return HV_STATUS_INSUFFICIENT_MEMORY
+        return HV_STATUS_INVALID_PARAMETER
+
     def _count_hypercall(self, reps: int) -> None:
-        rt = self.rt
-        rt.count("hypercalls")
-        rt.count("hypercall_reps", reps)
-        task = rt.current
+        stats = self.rt.stats
+        stats["hypercalls"] = stats.get("hypercalls", 0) + 1
+        stats["hypercall_reps"] = stats.get("hypercall_reps", 0) + reps
+        task = self.rt.current
         labels = self.callers.get(task.id) if task is not None else None
         if labels:
-            rt.count(f"hypercalls.{labels[-1]}")
+            key = _PATH_COUNTERS.get(labels[-1])
+            if key is None:
+                key = _PATH_COUNTERS[labels[-1]] = f"hypercalls.{labels[-1]}"
+            stats[key] = stats.get(key, 0) + 1
 
     async def hv_call_deposit_pages(self, num_pages: int) -> int:
         rt = self.rt
@@ -185,22 +224,32 @@ class Hypervisor:
     async def hv_call_map_ram_pfns(
         self, gfn: int, count: int, flags: int, pfns: npt.NDArray[np.int64] | None
     ) -> int:
-        """Map [gfn, gfn+count) with ``flags`` to ``pfns`` (NO_ACCESS: pfns unused)."""
+        """Map [gfn, gfn+count) with ``flags`` to ``pfns`` (NO_ACCESS: pfns unused).
+
+        A one-rep call (most calls of the scenarios) is modelled with plain ints: a numpy
+        call costs about a microsecond whatever its size.  Larger calls use whole arrays.
+        """
         rt = self.rt
         large = bool(flags & HV_MAP_GPA_LARGE_PAGE)
         if large and count % PAGES_PER_2M:
             return -EINVAL
         unit = PAGES_PER_2M if large else 1
-        no_access = bool(flags & HV_MAP_GPA_NO_ACCESS)
-        entry_flags = np.uint32(flags & ~HV_MAP_GPA_LARGE_PAGE)
+        src = None if flags & HV_MAP_GPA_NO_ACCESS else pfns  # None: every pfn is 0
+        entry_flags = flags & ~HV_MAP_GPA_LARGE_PAGE & 0xFFFFFFFF
         done = 0
         ret = 0
         deposited = False  # one deposit of 256 pages covers a batch's new tables
         while done < count:
             n = min(count - done, self.batch * unit)
-            gfns = np.arange(gfn + done, gfn + done + n, dtype=np.int64)
-            await rt.point("hv_call_map_gpa_pages", "slat", f"gfn {gfn + done}+{n} {flags:#x}")
-            status = self._outcome(gfns, flags, "hv_call_map_gpa_pages", deposited=deposited)
+            g = gfn + done
+            await rt.point(
+                "hv_call_map_gpa_pages", "slat", f"gfn {g}+{n} {flags:#x}" if rt.tracing else None
+            )
+            if n == 1:
+                status = self._outcome_one(g, flags, "hv_call_map_gpa_pages", deposited)
+            else:
+                gfns = np.arange(g, g + n, dtype=np.int64)
+                status = self._outcome(gfns, flags, "hv_call_map_gpa_pages", deposited=deposited)
             if status == HV_STATUS_INSUFFICIENT_MEMORY:
                 rt.count("hv_insufficient_memory")
                 ret = await self.hv_call_deposit_pages(HV_MAP_GPA_DEPOSIT_PAGES)
@@ -211,17 +260,21 @@ class Hypervisor:
             deposited = False
             if status != HV_STATUS_SUCCESS:
                 rt.count("hv_failures")
-                rt.event("hypercall_failed", "slat", f"gfn {gfn + done}+{n} status {status}")
+                rt.event("hypercall_failed", "slat", f"gfn {g}+{n} status {status}")
                 ret = -EIO
                 break
             self._count_hypercall(n // unit)
-            page_pfns = (
-                np.zeros(n, dtype=np.int64)
-                if no_access or pfns is None
-                else np.asarray(pfns[done : done + n], dtype=np.int64)
-            )
-            self.slat.write(gfns, np.full(n, entry_flags, dtype=np.uint32), page_pfns)
-            rt.event("slat_map", "slat", f"gfn {gfn + done}+{n} {flags:#x}")
+            if n == 1:
+                self.slat.write_one(g, entry_flags, 0 if src is None else int(src[done]))
+            else:
+                page_pfns = (
+                    np.zeros(n, dtype=np.int64)
+                    if src is None
+                    else np.asarray(src[done : done + n], dtype=np.int64)
+                )
+                self.slat.write(gfns, np.full(n, entry_flags, dtype=np.uint32), page_pfns)
+            if rt.tracing:
+                rt.event("slat_map", "slat", f"gfn {g}+{n} {flags:#x}")
             done += n
         if ret and done:
             await self.hv_call_unmap_gpa_pages(gfn, done, 0)
@@ -232,13 +285,23 @@ class Hypervisor:
         done = 0
         while done < count:
             n = min(count - done, HV_UMAP_GPA_PAGES)
-            gfns = np.arange(gfn + done, gfn + done + n, dtype=np.int64)
-            await rt.point("hv_call_unmap_gpa_pages", "slat", f"gfn {gfn + done}+{n}")
+            g = gfn + done
+            await rt.point(
+                "hv_call_unmap_gpa_pages", "slat", f"gfn {g}+{n}" if rt.tracing else None
+            )
             if self.hv_fail == "all" and rt.choose("hv_call_unmap_gpa_pages", 2):
                 rt.count("hv_failures")
                 return -EIO
             self._count_hypercall(n)
-            self.slat.write(gfns, np.zeros(n, dtype=np.uint32), np.zeros(n, dtype=np.int64))
-            rt.event("slat_unmap", "slat", f"gfn {gfn + done}+{n}")
+            if n == 1:
+                self.slat.write_one(g, 0, 0)
+            else:
+                self.slat.write(
+                    np.arange(g, g + n, dtype=np.int64),
+                    np.zeros(n, dtype=np.uint32),
+                    np.zeros(n, dtype=np.int64),
+                )
+            if rt.tracing:
+                rt.event("slat_unmap", "slat", f"gfn {g}+{n}")
             done += n
         return 0
