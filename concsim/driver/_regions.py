@@ -70,9 +70,26 @@ EFAULT = 14
 MSHV_PIN_PAGES_BATCH_SIZE = 65536
 
 
+#: Up to this many slots, ranges are cut into runs with a Python loop; beyond, with numpy
+#: (each numpy call costs about a microsecond whatever its size).
+SMALL_RANGE = 64
+
+
 def validity_runs(valid: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
     """Maximal runs [a, b) of equal validity, in order."""
-    edges = [0, *(np.flatnonzero(np.diff(valid.astype(np.int8))) + 1).tolist(), len(valid)]
+    n = len(valid)
+    if n <= SMALL_RANGE:
+        runs = []
+        a = 0
+        vals = valid.tolist()
+        for i in range(1, n):
+            if vals[i] != vals[i - 1]:
+                runs.append((a, i))
+                a = i
+        if n:
+            runs.append((a, n))
+        return runs
+    edges = [0, *(np.flatnonzero(np.diff(valid.astype(np.int8))) + 1).tolist(), n]
     return [(a, b) for a, b in itertools.pairwise(edges) if a < b]
 
 
@@ -112,7 +129,10 @@ class MshvRegions(MshvDriverState):
         order = self.mm.pages.order
         # Fast path: no page of the run belongs to a PMD-sized folio, so the stride is 1
         # everywhere and the whole run is one chunk.
-        if not (order[pfns[off : off + count].astype(np.int64)] >= PMD_ORDER).any():
+        if count == 1:
+            if order[int(pfns[off])] < PMD_ORDER:
+                return await handler(region, off, count, False)
+        elif not (order[pfns[off : off + count].astype(np.int64)] >= PMD_ORDER).any():
             return await handler(region, off, count, False)
         end = off + count
         i = off
