@@ -46,6 +46,7 @@ from concsim.kernel._mm import (
     VM_PFNMAP,
     VM_READ,
     VM_WRITE,
+    VMA,
 )
 from concsim.kernel._mm_fault import handle_mm_fault, migration_entry_wait
 from concsim.kernel._mmu_notifier import MMUIntervalNotifier, mmu_interval_check_retry
@@ -107,6 +108,81 @@ async def hmm_range_fault(mm: MM, r: HMMRange) -> int:
         rt.count("hmm_restarts")
 
 
+#: Pieces of up to this many entries are walked with a Python loop over plain ints; longer
+#: ones with whole-array numpy operations (each costs about a microsecond whatever its
+#: size).  Both give the same output, faults and return values.
+SMALL_PIECE = 64
+_DONE = 1  # _walk_small: the piece is written; go on with the next one
+
+_VALID = int(HMM_PFN_VALID)
+_WRITE = int(HMM_PFN_WRITE)
+_ERROR = int(HMM_PFN_ERROR)
+
+
+async def _walk_small(
+    mm: MM,
+    vma: VMA,
+    out: npt.NDArray[np.uint64],
+    addr: int,
+    piece_end: int,
+    req_fault: bool,
+    req_write: bool,
+) -> tuple[int, int]:
+    """One piece of :func:`_walk` entry by entry; returns (_DONE, piece_end) when the whole
+    piece is written, else what _walk returns (-EFAULT, -EPERM, -EBUSY and where)."""
+    n = piece_end - addr
+    states = mm.pte_state[addr:piece_end].tolist()
+    writes = mm.pte_write[addr:piece_end].tolist()
+    pfns = mm.pte_pfn[addr:piece_end].tolist()
+    order = mm.pages.order
+    vals = []
+    stop = n
+    for i in range(n):
+        st = states[i]
+        if st == PTE_PRESENT:
+            w = writes[i]
+            if req_fault and req_write and not w:
+                stop = i
+                break
+            p = pfns[i]
+            vals.append(p | _VALID | (_WRITE if w else 0) | (int(order[p]) << HMM_PFN_ORDER_SHIFT))
+        elif req_fault:
+            stop = i
+            break
+        elif st == PTE_PROTNONE:
+            p = pfns[i]
+            vals.append(p | (int(order[p]) << HMM_PFN_ORDER_SHIFT))
+        elif st == PTE_SPECIAL:
+            vals.append(_ERROR)
+        else:
+            vals.append(0)
+    if stop:
+        out[:stop] = np.array(vals, dtype=np.uint64)
+    if stop == n:
+        return _DONE, piece_end
+    fault_at = addr + stop
+    state = states[stop]
+    if state == PTE_SPECIAL:
+        return -EFAULT, fault_at
+    if state == PTE_MIGRATION:
+        await migration_entry_wait(mm, fault_at)
+        return -EBUSY, fault_at
+    present = state == PTE_PRESENT
+    if req_write and not (present and writes[stop]) and not vma.vm_flags & VM_WRITE:
+        return -EPERM, fault_at
+    # hmm_vma_fault: fault every page of [fault_at, piece_end) that needs it.
+    for i in range(stop, n):
+        st = states[i]
+        if st == PTE_SPECIAL:
+            continue
+        writable = st == PTE_PRESENT and writes[i]
+        if st != PTE_PRESENT or (req_write and not writable):
+            ret = await handle_mm_fault(mm, vma, addr + i, write=req_write and not writable)
+            if ret:
+                return ret, fault_at
+    return -EBUSY, fault_at
+
+
 async def _walk(mm: MM, r: HMMRange, last: int) -> tuple[int, int]:
     """One walk_page_range from ``last``; returns (ret, new last)."""
     rt = mm.rt
@@ -132,6 +208,12 @@ async def _walk(mm: MM, r: HMMRange, last: int) -> tuple[int, int]:
             if req_fault:
                 return -EFAULT, addr
             out[:] = HMM_PFN_ERROR
+            addr = piece_end
+            continue
+        if piece_end - addr <= SMALL_PIECE:
+            ret, nxt = await _walk_small(mm, vma, out, addr, piece_end, req_fault, req_write)
+            if ret != _DONE:
+                return ret, nxt
             addr = piece_end
             continue
         st = mm.pte_state[addr:piece_end]
