@@ -74,6 +74,7 @@ class MshvOracles:
         w = world
         w.pages.on_free.append(self.page_freed)
         w.mm.on_pte_change.append(self.pte_changed)
+        w.mm.on_pte_change_one.append(self.pte_changed_one)
         w.slat.on_write.append(self.slat_write)
         w.slat.on_write_one.append(self._slat_write_one)
         w.partition.on_installed.append(self.installed)
@@ -95,8 +96,8 @@ class MshvOracles:
         return region.start_uaddr + (gfn - region.start_gfn)
 
     def _owner(self, gfn: int) -> MshvMemRegion | None:
-        for r in self._live_regions():
-            if r.start_gfn <= gfn < r.start_gfn + r.nr_pfns:
+        for r in self.w.partition.all_regions:
+            if not r.freed and r.start_gfn <= gfn < r.start_gfn + r.nr_pfns:
                 return r
         return None
 
@@ -120,6 +121,10 @@ class MshvOracles:
             gfn=gfn,
             pfn=pfn,
         )
+
+    def pte_changed_one(self, vpn: int, old: int) -> None:
+        if self.w.slat.refs[old]:  # else no SLAT entry grants the page it mapped
+            self.pte_changed(np.array([vpn], dtype=np.int64), np.array([old], dtype=np.int64))
 
     def pte_changed(self, vpns: npt.NDArray[np.int64], old: npt.NDArray[np.int64]) -> None:
         mm = self.w.mm

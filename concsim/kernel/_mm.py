@@ -47,6 +47,8 @@ VM_PFNMAP = 0x400
 VM_MIXEDMAP = 0x10000000
 
 PteHook = Callable[[npt.NDArray[np.int64], npt.NDArray[np.int64]], None]
+#: (vpn, pfn it mapped before) after a one-PTE change (:meth:`MM.set_pte`), as plain ints.
+PteOneHook = Callable[[int, int], None]
 
 
 @dataclass
@@ -74,6 +76,9 @@ class MM:
         # Tasks waiting for a migration entry to be replaced (migration_entry_wait).
         self.migration_wq = WaitQueue(rt, "mm.migration_wq")
         self.on_pte_change: list[PteHook] = []
+        #: Hooks for one-PTE changes (:meth:`set_pte`); a subscriber registers in both
+        #: lists (a one-PTE change calls only these, :meth:`set_ptes` only the others).
+        self.on_pte_change_one: list[PteOneHook] = []
         self.notifier_subscriptions: object | None = None  # set by mmu_notifier
         self.exiting = False
 
@@ -140,9 +145,21 @@ class MM:
         self.pte_state[vpns] = state
         self.pte_pfn[vpns] = pfns
         self.pte_write[vpns] = write
-        self.rt.event("set_pte", "pt", f"{_span(vpns)} -> {PTE_NAMES[state]}")
+        if self.rt.tracing:
+            self.rt.event("set_pte", "pt", f"{_span(vpns)} -> {PTE_NAMES[state]}")
         for hook in self.on_pte_change:
             hook(vpns, old)
+
+    def set_pte(self, vpn: int, state: int, pfn: int, write: bool) -> None:
+        """:meth:`set_ptes` of one PTE, with plain ints (a page fault's change)."""
+        old = int(self.pte_pfn[vpn])
+        self.pte_state[vpn] = state
+        self.pte_pfn[vpn] = pfn
+        self.pte_write[vpn] = write
+        if self.rt.tracing:
+            self.rt.event("set_pte", "pt", f"vpn {vpn} -> {PTE_NAMES[state]}")
+        for hook in self.on_pte_change_one:
+            hook(vpn, old)
 
     def present_mask(self, start: int, end: int) -> npt.NDArray[np.bool_]:
         return np.asarray(self.pte_state[start:end] == PTE_PRESENT)

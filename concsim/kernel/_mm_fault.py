@@ -45,29 +45,30 @@ EFAULT = 14
 
 async def handle_mm_fault(mm: MM, vma: VMA, vpn: int, *, write: bool) -> int:
     rt = mm.rt
-    await rt.point("handle_mm_fault", "pt", f"vpn {vpn} {'write' if write else 'read'}")
+    await rt.point(
+        "handle_mm_fault", "pt", f"vpn {vpn} {'write' if write else 'read'}" if rt.tracing else None
+    )
     rt.count("mm_faults")
-    idx = np.array([vpn], dtype=np.int64)
     state = int(mm.pte_state[vpn])
     may_write = bool(vma.vm_flags & VM_WRITE)
     if state == PTE_NONE:
         if not write:
             mm.pages.get_page(ZERO_PFN)
-            mm.set_ptes(idx, PTE_PRESENT, ZERO_PFN, False)
+            mm.set_pte(vpn, PTE_PRESENT, ZERO_PFN, False)
             return 0
         pfn = mm.pages.alloc_page()
         if pfn < 0:
             return -EFAULT
-        mm.set_ptes(idx, PTE_PRESENT, pfn, may_write)
+        mm.set_pte(vpn, PTE_PRESENT, pfn, may_write)
         return 0
     if state == PTE_PROTNONE:
-        mm.set_ptes(idx, PTE_PRESENT, int(mm.pte_pfn[vpn]), bool(mm.pte_write[vpn]))
+        mm.set_pte(vpn, PTE_PRESENT, int(mm.pte_pfn[vpn]), bool(mm.pte_write[vpn]))
         return 0
     if state == PTE_SWAP:
         pfn = mm.pages.alloc_page()
         if pfn < 0:
             return -EFAULT
-        mm.set_ptes(idx, PTE_PRESENT, pfn, may_write and write)
+        mm.set_pte(vpn, PTE_PRESENT, pfn, may_write and write)
         return 0
     if state == PTE_PRESENT and write and not mm.pte_write[vpn]:
         return await _wp_page_copy(mm, vpn, may_write)
@@ -92,7 +93,7 @@ async def _wp_page_copy(mm: MM, vpn: int, may_write: bool) -> int:
         mm.pages.put_page(new)
         await mmu_notifier_invalidate_range_end(r)
         return 0
-    mm.set_ptes(np.array([vpn], dtype=np.int64), PTE_PRESENT, new, may_write)
+    mm.set_pte(vpn, PTE_PRESENT, new, may_write)
     mm.pages.put_page(orig[1])
     await mmu_notifier_invalidate_range_end(r)
     return 0
