@@ -164,3 +164,80 @@ def bench_region(*, pages: int = 262_144, repeats: int = 3) -> dict[str, Any]:
         "pages_mapped_at_creation": granted,
         "create_ratio_after_vs_before": round(med["after_create"] / med["before_create"], 2),
     }
+
+
+def _model_once(
+    scenario: str, params: dict[str, Any], schedules: int, seed: int
+) -> tuple[int, int, float, int]:
+    """Run ``schedules`` random-walk schedules of a scenario as a stress worker does (one
+    process, untraced, a fresh world per schedule).  Returns (schedules, steps, seconds,
+    failures)."""
+    from concsim._api import make_strategy, resolve_variant, run_world
+    from concsim.scenarios import get_scenario
+
+    scn = get_scenario(scenario)
+    vname, vobj = resolve_variant(scn, None)
+    resolved = scn.resolve_params(params)
+    steps = 0
+    failures = 0
+    t0 = time.perf_counter()
+    for s in range(seed, seed + schedules):
+        strat = make_strategy("random", s, scenario=scn)
+        res = run_world(scn, vname, vobj, resolved, strat, "random", s, False, None)
+        steps += res.steps
+        failures += res.failure is not None
+    return schedules, steps, time.perf_counter() - t0, failures
+
+
+def bench_model(
+    scenario: str = "default",
+    params: dict[str, Any] | None = None,
+    *,
+    schedules: int = 300,
+    repeats: int = 3,
+    floor_steps: int = 200_000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The model's speed: schedules/s of a scenario's default variant (untraced, as in a
+    stress campaign), its steps per schedule and steps/s, against the engine floor
+    (:func:`bench_engine`'s bare loop) measured in the same run, interleaved round by
+    round; medians over ``repeats`` rounds."""
+    params = dict(params or {})
+    sched_rates: list[float] = []
+    step_rates: list[float] = []
+    floor_rates: list[float] = []
+    per_schedule = 0.0
+    failures = 0
+    for r in range(repeats):
+        n, dt = _floor_once(4, floor_steps // 4, seed + r)
+        floor_rates.append(n / dt)
+        k, steps, dt, failures = _model_once(scenario, params, schedules, seed)
+        sched_rates.append(k / dt)
+        step_rates.append(steps / dt)
+        per_schedule = steps / k
+    floor = statistics.median(floor_rates)
+    model_steps = statistics.median(step_rates)
+    return {
+        "benchmark": "model",
+        "scenario": scenario,
+        "params": params,
+        "schedules": schedules,
+        "repeats": repeats,
+        "failures": failures,
+        "schedules_per_s": round(statistics.median(sched_rates), 1),
+        "steps_per_schedule": round(per_schedule, 1),
+        "model_steps_per_s": round(model_steps),
+        "floor_steps_per_s": round(floor),
+        "ratio": round(model_steps / floor, 4),
+    }
+
+
+def model_line(r: dict[str, Any]) -> str:
+    """One line of :func:`bench_model`'s figures."""
+    extra = " ".join(f"{k}={v}" for k, v in r["params"].items())
+    return (
+        f"{r['scenario']}{' ' + extra if extra else ''}: {r['schedules_per_s']:,} schedules/s, "
+        f"{r['steps_per_schedule']} steps/schedule, {r['model_steps_per_s']:,} model steps/s; "
+        f"floor {r['floor_steps_per_s']:,} steps/s; ratio {r['ratio']:.3f} "
+        f"({r['schedules']} schedules, median of {r['repeats']})"
+    )

@@ -218,13 +218,37 @@ def replay_cmd(file: str, as_json: bool, trace_view: str | None, output: str | N
     show_default=True,
     help="region size for --region",
 )
+@click.option(
+    "--model",
+    is_flag=True,
+    help="instead: schedules/s and model steps/s of the default scenario against the floor",
+)
+@click.option(
+    "--schedules",
+    type=click.IntRange(min=1),
+    default=300,
+    show_default=True,
+    help="schedules per round for --model",
+)
 @click.option("--json", "as_json", is_flag=True)
 @_user_errors
-def bench_cmd(steps: int, repeats: int, region: bool, pages: int, as_json: bool) -> None:
+def bench_cmd(
+    steps: int, repeats: int, region: bool, pages: int, model: bool, schedules: int, as_json: bool
+) -> None:
     """Measure the engine's steps/s against the bare coroutine-driving floor (or, with
-    --region, region creation and invalidation at scale against before-patch creation)."""
-    from concsim._bench import bench_engine, bench_region
+    --region, region creation and invalidation at scale against before-patch creation; with
+    --model, the default scenario's schedules/s and model steps/s against the floor)."""
+    from concsim._bench import bench_engine, bench_model, bench_region, model_line
 
+    if region and model:
+        raise UsageError("--region and --model are two different benchmarks: pick one")
+    if model:
+        rm = bench_model(schedules=schedules, repeats=repeats, floor_steps=steps)
+        if as_json:
+            _emit_json(rm)
+        else:
+            click.echo(model_line(rm))
+        return
     if region:
         rr = bench_region(pages=pages, repeats=repeats)
         if as_json:

@@ -133,8 +133,9 @@ async def _walk_small(
     n = piece_end - addr
     states = mm.pte_state[addr:piece_end].tolist()
     writes = mm.pte_write[addr:piece_end].tolist()
-    pfns = mm.pte_pfn[addr:piece_end].tolist()
-    order = mm.pages.order
+    pfn_arr = mm.pte_pfn[addr:piece_end]
+    pfns = pfn_arr.tolist()
+    order = mm.pages.order[pfn_arr].tolist()
     vals = []
     stop = n
     for i in range(n):
@@ -145,13 +146,12 @@ async def _walk_small(
                 stop = i
                 break
             p = pfns[i]
-            vals.append(p | _VALID | (_WRITE if w else 0) | (int(order[p]) << HMM_PFN_ORDER_SHIFT))
+            vals.append(p | _VALID | (_WRITE if w else 0) | (order[i] << HMM_PFN_ORDER_SHIFT))
         elif req_fault:
             stop = i
             break
         elif st == PTE_PROTNONE:
-            p = pfns[i]
-            vals.append(p | (int(order[p]) << HMM_PFN_ORDER_SHIFT))
+            vals.append(pfns[i] | (order[i] << HMM_PFN_ORDER_SHIFT))
         elif st == PTE_SPECIAL:
             vals.append(_ERROR)
         else:

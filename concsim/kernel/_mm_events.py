@@ -138,7 +138,6 @@ async def migrate_page(mm: MM, vpn: int) -> None:
     await rt.point("migrate_folio", "pt", f"vpn {vpn}", read=True)
     if not _movable(mm, vpn):
         return
-    idx = np.array([vpn], dtype=np.int64)
     old = int(mm.pte_pfn[vpn])
     writable = bool(mm.pte_write[vpn])
     r = MMUNotifierRange(mm, vpn, vpn + 1, MMU_NOTIFY_MIGRATE)
@@ -147,7 +146,7 @@ async def migrate_page(mm: MM, vpn: int) -> None:
     if not _movable(mm, vpn) or int(mm.pte_pfn[vpn]) != old:  # gone, or pinned meanwhile
         await mmu_notifier_invalidate_range_end(r)
         return
-    mm.set_ptes(idx, PTE_MIGRATION, old, writable)
+    mm.set_pte(vpn, PTE_MIGRATION, old, writable)
     await mmu_notifier_invalidate_range_end(r)
     new = mm.pages.alloc_page()
     await rt.point("remove_migration_ptes", "pt", f"vpn {vpn}")
@@ -158,7 +157,7 @@ async def migrate_page(mm: MM, vpn: int) -> None:
     still = int(mm.pte_state[vpn]) == PTE_MIGRATION and int(mm.pte_pfn[vpn]) == old
     if new < 0:
         if still:
-            mm.set_ptes(idx, PTE_PRESENT, old, writable)
+            mm.set_pte(vpn, PTE_PRESENT, old, writable)
         else:
             mm.pages.put_page(old)
         mm.migration_wq.wake_up_all()
@@ -169,7 +168,7 @@ async def migrate_page(mm: MM, vpn: int) -> None:
         mm.pages.put_page(old)
         rt.event("remove_migration_ptes", "pt", f"vpn {vpn}: entry gone, nothing restored")
         return
-    mm.set_ptes(idx, PTE_PRESENT, new, writable)
+    mm.set_pte(vpn, PTE_PRESENT, new, writable)
     mm.migration_wq.wake_up_all()
     mm.pages.put_page(old)
     rt.count("migrations")
@@ -187,7 +186,7 @@ async def reclaim_page(mm: MM, vpn: int) -> None:
     await rt.point("try_to_unmap_one", "pt", f"vpn {vpn}")
     # A page pinned meanwhile cannot be shared from the anon rmap: try_to_unmap backs off.
     if _movable(mm, vpn) and int(mm.pte_pfn[vpn]) == old:
-        mm.set_ptes(np.array([vpn], dtype=np.int64), PTE_SWAP, 0, False)
+        mm.set_pte(vpn, PTE_SWAP, 0, False)
         mm.pages.put_page(old)
         rt.count("reclaims")
     await mmu_notifier_invalidate_range_end(r)

@@ -113,4 +113,19 @@ class PageAllocator:
         self._free.extend(dead[::-1].tolist())
 
     def put_page(self, pfn: int) -> None:
-        self.put_pages(np.array([pfn], dtype=np.int64))
+        """:meth:`put_pages` of one page, with plain ints."""
+        if pfn == ZERO_PFN:
+            return
+        rc = self.refcount
+        rc[pfn] -= 1
+        left = int(rc[pfn])
+        if left < 0:
+            raise self.rt.fail("memory", f"page refcount underflow on pfn {pfn}", pfn=pfn)
+        if left:
+            return
+        if self.on_free:
+            dead = np.array([pfn], dtype=np.int64)
+            for hook in self.on_free:
+                hook(dead)
+        self.rt.count("pages_freed", 1)
+        self._free.append(pfn)
