@@ -172,7 +172,7 @@ def _model_once(
     """Run ``schedules`` random-walk schedules of a scenario as a stress worker does (one
     process, untraced, a fresh world per schedule).  Returns (schedules, steps, seconds,
     failures)."""
-    from concsim._api import make_strategy, resolve_variant, run_world
+    from concsim.runs import make_strategy, resolve_variant, run_world
     from concsim.scenarios import get_scenario
 
     scn = get_scenario(scenario)

@@ -24,10 +24,8 @@ def canonical_lines(trace: Iterable[TraceEntry]) -> Iterable[str]:
 
 
 def trace_sha256(trace: Iterable[TraceEntry]) -> str:
-    h = hashlib.sha256()
-    for line in canonical_lines(trace):
-        h.update(line.encode("utf-8"))
-    return h.hexdigest()
+    # One encode of the joined lines: the same bytes as hashing them line by line.
+    return hashlib.sha256("".join(canonical_lines(trace)).encode("utf-8")).hexdigest()
 
 
 def format_trace(trace: Iterable[TraceEntry], *, fail_step: int | None = None) -> str:

@@ -26,11 +26,25 @@ class RunResult:
     failure: Failure | None
     stats: dict[str, int]
     trace: list[TraceEntry] = field(default_factory=list)
-    trace_sha256: str | None = None
+    _trace_sha256: str | None = field(default=None, repr=False, compare=False)
     replay_file: str | None = None
     #: the whole configuration of this run (its seed is this run's), which a replay file
     #: stores; ``None`` for results built by hand
     config: RunConfig | None = None
+    #: the trace was recorded, so its hash is computed on first use (most runs of an
+    #: exploration are never asked for it)
+    _hash_trace: bool = field(default=False, repr=False, compare=False)
+
+    @property
+    def trace_sha256(self) -> str | None:
+        """The hash of the recorded trace (None for an untraced run)."""
+        if self._trace_sha256 is None and self._hash_trace:
+            self._trace_sha256 = _trace_sha256(self.trace)
+        return self._trace_sha256
+
+    @trace_sha256.setter
+    def trace_sha256(self, value: str | None) -> None:
+        self._trace_sha256 = value
 
     @property
     def ok(self) -> bool:
@@ -98,5 +112,5 @@ def result_of(
         failure=failure,
         stats=stats,
         trace=rt.trace,
-        trace_sha256=_trace_sha256(rt.trace) if rt.tracing else None,
+        _hash_trace=rt.tracing,
     )

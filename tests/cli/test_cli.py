@@ -147,6 +147,22 @@ def test_bench_prints_both_rates_and_ratio() -> None:
     assert abs(d["ratio"] - d["engine_steps_per_s"] / d["floor_steps_per_s"]) < 0.01
 
 
+def test_bench_model_prints_the_model_against_the_floor() -> None:
+    p = run_cli(
+        "bench", "--model", "--schedules", "5", "--repeats", "1", "--steps", "20000", "--json"
+    )
+    assert p.returncode == 0, p.stderr
+    d = _last_json(p.stdout)
+    assert d["scenario"] == "default"
+    assert d["schedules"] == 5
+    assert d["failures"] == 0
+    assert d["steps_per_schedule"] > 10
+    assert d["schedules_per_s"] > 0
+    assert abs(d["model_steps_per_s"] / d["schedules_per_s"] - d["steps_per_schedule"]) < 1
+    assert abs(d["ratio"] - d["model_steps_per_s"] / d["floor_steps_per_s"]) < 0.001
+    _one_line_exit_2(run_cli("bench", "--model", "--region"))
+
+
 def test_scenarios_and_variants_list() -> None:
     p = run_cli("scenarios", "--json")
     names = [s["name"] for s in _last_json(p.stdout)["scenarios"]]
