@@ -44,7 +44,12 @@ from concsim.driver._region import (
     U64_MAX,
     MshvMemRegion,
 )
-from concsim.kernel._hv import HV_MAP_GPA_WRITABLE, flags_grant, grants_access
+from concsim.kernel._hv import (
+    ACCESS_MASK,
+    HV_MAP_GPA_NO_ACCESS,
+    HV_MAP_GPA_WRITABLE,
+    grants_access,
+)
 from concsim.kernel._mm import PTE_NAMES, PTE_PRESENT
 from concsim.kernel._pagealloc import ZERO_PFN
 
@@ -271,22 +276,35 @@ class MshvOracles:
                 raise self._writable_over_ro(int(g[i]), int(p[i]), int(v[i]))
 
     def _slat_write_one(self, gfn: int, flags: int, pfn: int) -> None:
-        mm = self.w.mm
-        grants_new = flags_grant(flags)
+        # Runs at every one-rep hypercall: the helpers (flags_grant, _owner, _s3_applies,
+        # _hva_of) are written out inline.
+        w = self.w
+        grants_new = bool(flags & ACCESS_MASK) and not flags & HV_MAP_GPA_NO_ACCESS
         if grants_new and flags & HV_MAP_GPA_WRITABLE and pfn == ZERO_PFN:
             raise self._zero_writable(gfn)
-        r = self._owner(gfn)
-        if r is None or r.mreg_type != MSHV_REGION_TYPE_MEM_MOVABLE:
+        for r in w.partition.all_regions:
+            if not r.freed and r.start_gfn <= gfn < r.start_gfn + r.nr_pfns:
+                break
+        else:
             return
+        if r.mreg_type != MSHV_REGION_TYPE_MEM_MOVABLE:
+            return
+        if grants_new:
+            touches = True
+        else:
+            old = int(w.slat.flags[gfn])
+            touches = bool(old & ACCESS_MASK) and not old & HV_MAP_GPA_NO_ACCESS
+        mni = r.mreg_mni
         if (
-            (grants_new or self.w.slat.grants(gfn))
-            and self._s3_applies(r)
+            touches
+            and (mni.in_tree or mni.deferred_insert)
             and r.mreg_mutex.owner is not self.rt.current
         ):
             raise self._unlocked_write(gfn, r)
         if not grants_new:
             return
-        v = self._hva_of(r, gfn)
+        mm = w.mm
+        v = r.start_uaddr + (gfn - r.start_gfn)
         if int(mm.pte_state[v]) != PTE_PRESENT or int(mm.pte_pfn[v]) != pfn:
             raise self._stale_install(gfn, pfn, v, r)
         if flags & HV_MAP_GPA_WRITABLE and not mm.pte_write[v]:
