@@ -40,17 +40,25 @@ class PageAllocator:
         # Bumped at every allocation: a holder of a stale pfn can tell the page was reused.
         self.generation = np.zeros(capacity, dtype=np.int64)
         self.pincount = np.zeros(capacity, dtype=np.int32)
-        self._free: list[int] = list(range(capacity - 1, FIRST_PFN - 1, -1))
+        # The free list is the freed pages (LIFO, most recent last) on top of the pages
+        # never handed out, [_fresh, capacity), which go in ascending order: the order a
+        # list of every pfn would give, without building it for every world.
+        self._free: list[int] = []
+        self._fresh = FIRST_PFN
         self.on_free: list[FreeHook] = []
 
     def nr_free(self) -> int:
-        return len(self._free)
+        return len(self._free) + self.capacity - self._fresh
 
     def alloc_page(self) -> int:
         """One 4 KiB page with refcount 1, or -1 when memory is exhausted."""
-        if not self._free:
+        if self._free:
+            pfn = self._free.pop()
+        elif self._fresh < self.capacity:
+            pfn = self._fresh
+            self._fresh += 1
+        else:
             return -1
-        pfn = self._free.pop()
         self.refcount[pfn] = 1
         self.order[pfn] = 0
         self.generation[pfn] += 1
@@ -59,11 +67,14 @@ class PageAllocator:
 
     def alloc_pages_bulk(self, n: int) -> npt.NDArray[np.int64]:
         """``n`` pages at once (used to pre-populate large regions)."""
-        if n > len(self._free):
-            raise MemoryError(f"page allocator exhausted: {n} pages wanted, {len(self._free)} free")
-        taken = self._free[len(self._free) - n :]
-        del self._free[len(self._free) - n :]
-        pfns = np.array(taken[::-1], dtype=np.int64)
+        if n > self.nr_free():
+            raise MemoryError(f"page allocator exhausted: {n} pages wanted, {self.nr_free()} free")
+        k = min(n, len(self._free))  # freed pages first, most recent first, then fresh ones
+        taken = self._free[len(self._free) - k :]
+        del self._free[len(self._free) - k :]
+        fresh = np.arange(self._fresh, self._fresh + n - k, dtype=np.int64)
+        self._fresh += n - k
+        pfns = np.concatenate([np.array(taken[::-1], dtype=np.int64), fresh])
         self.refcount[pfns] = 1
         self.order[pfns] = 0
         self.generation[pfns] += 1
