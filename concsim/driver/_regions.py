@@ -79,17 +79,10 @@ def validity_runs(valid: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
     """Maximal runs [a, b) of equal validity, in order."""
     n = len(valid)
     if n <= SMALL_RANGE:
-        runs = []
-        a = 0
         vals = valid.tolist()
-        for i in range(1, n):
-            if vals[i] != vals[i - 1]:
-                runs.append((a, i))
-                a = i
-        if n:
-            runs.append((a, n))
-        return runs
-    edges = [0, *(np.flatnonzero(np.diff(valid.astype(np.int8))) + 1).tolist(), n]
+        edges = [0, *[i for i in range(1, n) if vals[i] != vals[i - 1]], n]
+    else:
+        edges = [0, *(np.flatnonzero(np.diff(valid.astype(np.int8))) + 1).tolist(), n]
     return [(a, b) for a, b in itertools.pairwise(edges) if a < b]
 
 

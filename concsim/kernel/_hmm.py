@@ -136,26 +136,32 @@ async def _walk_small(
     pfn_arr = mm.pte_pfn[addr:piece_end]
     pfns = pfn_arr.tolist()
     order = mm.pages.order[pfn_arr].tolist()
-    vals = []
-    stop = n
-    for i in range(n):
-        st = states[i]
-        if st == PTE_PRESENT:
-            w = writes[i]
-            if req_fault and req_write and not w:
-                stop = i
-                break
-            p = pfns[i]
-            vals.append(p | _VALID | (_WRITE if w else 0) | (order[i] << HMM_PFN_ORDER_SHIFT))
-        elif req_fault:
-            stop = i
-            break
-        elif st == PTE_PROTNONE:
-            vals.append(pfns[i] | (order[i] << HMM_PFN_ORDER_SHIFT))
-        elif st == PTE_SPECIAL:
-            vals.append(_ERROR)
-        else:
-            vals.append(0)
+    if req_fault:
+        # Everything before the first entry to fault (or special) is present.
+        stop = next(
+            (
+                i
+                for i, st in enumerate(states)
+                if st != PTE_PRESENT or (req_write and not writes[i])
+            ),
+            n,
+        )
+        vals = [
+            p | _VALID | (_WRITE if w else 0) | (o << HMM_PFN_ORDER_SHIFT)
+            for p, w, o in zip(pfns[:stop], writes[:stop], order[:stop], strict=True)
+        ]
+    else:
+        stop = n
+        vals = [
+            (p | _VALID | (_WRITE if w else 0) | (o << HMM_PFN_ORDER_SHIFT))
+            if st == PTE_PRESENT
+            else (p | (o << HMM_PFN_ORDER_SHIFT))
+            if st == PTE_PROTNONE
+            else _ERROR
+            if st == PTE_SPECIAL
+            else 0
+            for st, p, w, o in zip(states, pfns, writes, order, strict=True)
+        ]
     if stop:
         out[:stop] = np.array(vals, dtype=np.uint64)
     if stop == n:
