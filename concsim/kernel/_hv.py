@@ -75,8 +75,6 @@ def grants_access(flags: npt.NDArray[np.uint32]) -> npt.NDArray[np.bool_]:
 #: Array writes of up to this many entries update the reference counts entry by entry.
 SMALL_WRITE = 16
 
-_PATH_COUNTERS: dict[str, str] = {}  # caller label -> its counter's name, built once
-
 
 class SLAT:
     def __init__(self, rt: Runtime, nr_gfns: int, nr_pfns: int) -> None:
@@ -208,6 +206,11 @@ class Hypervisor:
         same way (one option is not a choice and records nothing)."""
         old = int(self.slat.flags[gfn])
         no_access = flags & HV_MAP_GPA_NO_ACCESS
+        if self.hv_fail == "none" and not self.deposit_on_remap:  # the common world
+            if deposited or no_access or old:
+                return HV_STATUS_SUCCESS  # one option: not a choice
+            c = self.rt.choose(what, 2)
+            return HV_STATUS_INSUFFICIENT_MEMORY if c else HV_STATUS_SUCCESS
         new_tables = not deposited and (self.deposit_on_remap or (not no_access and old == 0))
         fail = self.hv_fail == "all" or (
             self.hv_fail == "holes" and bool(no_access) and old == HV_MAP_GPA_NO_ACCESS
@@ -221,15 +224,14 @@ class Hypervisor:
 
     def _count_hypercall(self, reps: int) -> None:
         stats = self.rt.stats
-        stats["hypercalls"] = stats.get("hypercalls", 0) + 1
-        stats["hypercall_reps"] = stats.get("hypercall_reps", 0) + reps
+        get = stats.get
+        stats["hypercalls"] = get("hypercalls", 0) + 1
+        stats["hypercall_reps"] = get("hypercall_reps", 0) + reps
         task = self.rt.current
         labels = self.callers.get(task.id) if task is not None else None
         if labels:
-            key = _PATH_COUNTERS.get(labels[-1])
-            if key is None:
-                key = _PATH_COUNTERS[labels[-1]] = f"hypercalls.{labels[-1]}"
-            stats[key] = stats.get(key, 0) + 1
+            key = "hypercalls." + labels[-1]
+            stats[key] = get(key, 0) + 1
 
     async def hv_call_deposit_pages(self, num_pages: int) -> int:
         rt = self.rt
