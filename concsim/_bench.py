@@ -170,20 +170,18 @@ def _model_once(
     scenario: str, params: dict[str, Any], schedules: int, seed: int
 ) -> tuple[int, int, float, int]:
     """Run ``schedules`` random-walk schedules of a scenario as a stress worker does (one
-    process, untraced, a fresh world per schedule).  Returns (schedules, steps, seconds,
-    failures)."""
-    from concsim.runs import make_strategy, resolve_variant, run_world
-    from concsim.scenarios import get_scenario
+    process, :class:`concsim.runs.Runs` untraced, a fresh world per schedule).  Returns
+    (schedules, steps, seconds, failures)."""
+    from concsim.runs import RunConfig, Runs, resolve
 
-    scn = get_scenario(scenario)
-    vname, vobj = resolve_variant(scn, None)
-    resolved = scn.resolve_params(params)
+    runs = Runs(resolve(RunConfig(scenario=scenario, params=params, seed=seed)))
     steps = 0
     failures = 0
     t0 = time.perf_counter()
-    for s in range(seed, seed + schedules):
-        strat = make_strategy("random", s, scenario=scn)
-        res = run_world(scn, vname, vobj, resolved, strat, "random", s, False, None)
+    for _ in range(schedules):
+        got = runs.next()
+        assert got is not None  # a random walk never runs out of schedules
+        res = got[1].result
         steps += res.steps
         failures += res.failure is not None
     return schedules, steps, time.perf_counter() - t0, failures
