@@ -11,8 +11,9 @@ ratio (``concsim bench --model`` is the first line).
 
 ``--against TREE`` measures this tree and another checkout of concsim (a worktree of an
 older commit) side by side: rounds alternate between the two, each in a fresh process
-(``PYTHONPATH=TREE``), timing the same public call (``concsim.run(..., trace=False)``), so
-a slow patch of a shared machine hits both alike; it prints the medians and new/old.
+(``PYTHONPATH=TREE``), timing the same public call (``concsim.run(..., trace=False)``) in
+CPU seconds of the process (on a shared machine wall time mostly measures the neighbours),
+so a slow patch of the machine hits both alike; it prints the medians and new/old.
 """
 
 from __future__ import annotations
@@ -46,10 +47,10 @@ def _time_public_run(scenario: str, params: dict[str, object], schedules: int) -
     import concsim
 
     steps = 0
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for s in range(schedules):
         steps += concsim.run(scenario, seed=s, params=params, trace=False).steps
-    dt = time.perf_counter() - t0
+    dt = time.process_time() - t0
     return {"schedules_per_s": schedules / dt, "steps": steps, "schedules": schedules}
 
 
@@ -95,7 +96,10 @@ def _against(args: argparse.Namespace) -> None:
             f"{r['world']:>12}: old {r['old_schedules_per_s']:>8,} schedules/s   new "
             f"{r['new_schedules_per_s']:>8,} schedules/s   x{r['speedup']}"
         )
-    print(f"(medians of {args.rounds} alternating rounds, {args.schedules} schedules each)")
+    print(
+        f"(CPU-time rates, medians of {args.rounds} alternating rounds, "
+        f"{args.schedules} schedules each)"
+    )
 
 
 def main() -> None:
