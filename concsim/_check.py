@@ -42,6 +42,7 @@ from typing import Any
 from concsim._errors import ConcsimError, UsageError
 from concsim.engine import Runtime, Strategy, decode_schedule, encode_schedule, format_trace
 from concsim.runs import RunConfig, RunResult, Runs, World, resolve, run_fast, world_of
+from concsim.runs._defaults import layered_config
 from concsim.scenarios import Scenario
 from concsim.strategies import Replay
 
@@ -312,19 +313,24 @@ class Checking:
 def checking(
     target: str | Build,
     *,
-    schedules: int = 100,
+    schedules: int | None = None,
     name: str | None = None,
     config: RunConfig | None = None,
     **options: Any,
 ) -> Checking:
-    """The :class:`Checking` of ``target`` (the arguments of :func:`check`), to step."""
+    """The :class:`Checking` of ``target`` (the arguments of :func:`check`), to step.
+    ``schedules`` defaults to ``CONCSIM_SCHEDULES``, ``[tool.concsim]``, then 100."""
     cfg = _config(config, options)
+    if schedules is None:
+        schedules = layered_config({})[1] or 100
     world, adhoc = _world(target, cfg, name)
     return Checking(world, adhoc=adhoc, schedules=schedules)
 
 
 def _config(config: RunConfig | None, options: Mapping[str, Any]) -> RunConfig:
-    base = config if config is not None else RunConfig()
+    """``options`` over ``config``, else over the layered defaults (environment,
+    ``[tool.concsim]``, built-ins: :mod:`concsim.runs._defaults`)."""
+    base = config if config is not None else layered_config({})[0]
     given = {k: v for k, v in options.items() if v is not None}
     if "params" in given:
         given["params"] = dict(given["params"])
@@ -342,7 +348,7 @@ def _replay_only(target: str | Build, cfg: RunConfig, name: str | None) -> Check
 def check(
     target: str | Build,
     *,
-    schedules: int = 100,
+    schedules: int | None = None,
     seed: int | None = None,
     strategy: str | None = None,
     variant: str | None = None,
@@ -391,7 +397,7 @@ def check(
 async def check_async(
     target: str | Build,
     *,
-    schedules: int = 100,
+    schedules: int | None = None,
     seed: int | None = None,
     strategy: str | None = None,
     variant: str | None = None,

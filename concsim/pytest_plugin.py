@@ -190,7 +190,7 @@ class _Exploration:
         self.settings = item.config.stash[_SETTINGS]
 
     def _options(self, given: Mapping[str, Any]) -> dict[str, Any]:
-        opts: dict[str, Any] = {"schedules": 100}
+        opts: dict[str, Any] = {}
         for k in (*_SETTING_KEYS, "expect", "name"):
             if self.defaults.get(k) is not None:
                 opts[k] = self.defaults[k]

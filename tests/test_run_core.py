@@ -312,3 +312,63 @@ def test_run_config_is_frozen_and_checked() -> None:
         RunConfig(strategy="bfs")
     with pytest.raises(concsim.UsageError, match="unknown field 'sead'"):
         RunConfig.from_json({"sead": 1})
+
+
+# ---------------------------------------------------------------- layered defaults
+
+
+def test_defaults_come_from_cli_then_env_then_pyproject_then_builtin(tmp_path: Path) -> None:
+    from concsim.runs._defaults import resolve_settings
+
+    pp = tmp_path / "pyproject.toml"
+    pp.write_text('[tool.concsim]\nseed = 7\nstrategy = "pct"\nmax_preemptions = 2\n')
+    env = {"CONCSIM_SEED": "5"}
+    r = resolve_settings({}, environ=env, pyproject=pp)
+    assert (r["seed"].value, r["seed"].source) == (5, "environment (CONCSIM_SEED)")
+    assert r["strategy"].value == "pct"
+    assert r["strategy"].source.startswith("pyproject.toml")
+    assert r["preemption_bound"].value == 2
+    assert (r["depth"].value, r["depth"].source) == (3, "built-in")
+    r = resolve_settings({"seed": 1}, environ=env, pyproject=pp)
+    assert (r["seed"].value, r["seed"].source) == (1, "command line")
+    with pytest.raises(concsim.UsageError, match="CONCSIM_SEED: seed='x' is not a valid int"):
+        resolve_settings({}, environ={"CONCSIM_SEED": "x"}, pyproject=pp)
+    pp.write_text("[tool.concsim]\nsead = 7\n")
+    with pytest.raises(concsim.UsageError, match="no setting 'sead'"):
+        resolve_settings({}, environ={}, pyproject=pp)
+
+
+def test_concsim_config_and_run_read_the_environment_and_pyproject(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.concsim]\nstrategy = "pct"\n')
+    env = {**__import__("os").environ, "CONCSIM_SEED": "2"}
+    p = subprocess.run(
+        [sys.executable, "-m", "concsim", "config", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        check=False,
+    )
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert d["seed"] == {"value": 2, "source": "environment (CONCSIM_SEED)"}
+    assert d["strategy"]["value"] == "pct"
+    assert "pyproject.toml" in d["strategy"]["source"]
+    p = subprocess.run(
+        [sys.executable, "-m", "concsim", "run", "--scenario", "abba", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        check=False,
+    )
+    d = json.loads(p.stdout.strip().splitlines()[-1])
+    assert (d["seed"], d["strategy"]) == (2, "pct")
+    assert d["schedule"] == concsim.run("abba", strategy="pct", seed=2).schedule
+
+
+def test_check_takes_its_defaults_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONCSIM_SCHEDULES", "3")
+    monkeypatch.setenv("CONCSIM_SEED", "4")
+    res = concsim.check("counter")
+    assert (res.schedules, res.seed) == (3, 4)

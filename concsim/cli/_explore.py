@@ -18,6 +18,7 @@ from concsim._errors import UsageError
 from concsim.cli._common import _emit_json, _user_errors
 from concsim.exploration import STRATEGIES, Exploration, ExploreResult, explore
 from concsim.exploration._explorer import DEFAULT_WINDOW
+from concsim.runs._defaults import layered_config
 from concsim.scenarios import parse_param_args
 from concsim.strategies._pct import DEFAULT_DEPTH
 
@@ -85,12 +86,12 @@ def _print(res: ExploreResult) -> None:
 
 
 @click.command("explore")
-@click.option("--scenario", default=DEFAULT_SCENARIO, show_default=True, help="scenario name")
+@click.option("--scenario", default=None, help=f"scenario name [default: {DEFAULT_SCENARIO}]")
 @click.option("--variant", default=None, help="variant name (default: scenario's)")
-@click.option("--strategy", default="random", show_default=True, help="random | pct | dfs")
+@click.option("--strategy", default=None, help="random | pct | dfs [default: random]")
 @click.option("--schedules", type=int, default=None, help="at most this many runs")
-@click.option("--seed", type=int, default=0, show_default=True, help="first seed")
-@click.option("--depth", type=int, default=DEFAULT_DEPTH, show_default=True, help="PCT bug depth d")
+@click.option("--seed", type=int, default=None, help="first seed [default: 0]")
+@click.option("--depth", type=int, default=None, help=f"PCT bug depth d [default: {DEFAULT_DEPTH}]")
 @click.option(
     "--k",
     "pct_k",
@@ -116,12 +117,12 @@ def _print(res: ExploreResult) -> None:
 @click.option("--save", "save_dir", default=None, help="write the failure's replay file here")
 @_user_errors
 def explore_cmd(
-    scenario: str,
+    scenario: str | None,
     variant: str | None,
-    strategy: str,
+    strategy: str | None,
     schedules: int | None,
-    seed: int,
-    depth: int,
+    seed: int | None,
+    depth: int | None,
     pct_k: int | None,
     preemption_bound: int | None,
     no_reduction: bool,
@@ -134,30 +135,51 @@ def explore_cmd(
     as_json: bool,
     save_dir: str | None,
 ) -> None:
-    """Explore many schedules of a scenario (random walk, PCT or exhaustive DFS)."""
-    if strategy not in STRATEGIES:
+    """Explore many schedules of a scenario (random walk, PCT or exhaustive DFS).
+
+    Settings not given come from the environment (CONCSIM_SEED, CONCSIM_SCHEDULES, ...),
+    [tool.concsim] in pyproject.toml, then the built-ins: see 'concsim config'."""
+    if strategy is not None and strategy not in STRATEGIES:
         raise UsageError(
             f"unknown strategy {strategy!r} for explore (known: {', '.join(STRATEGIES)})"
         )
     if max_steps is not None and max_steps < 1:
         raise UsageError(f"--max-steps must be at least 1, got {max_steps}")
-    if preemption_bound is not None and strategy != "dfs":
+    if preemption_bound is not None and strategy is not None and strategy != "dfs":
         raise UsageError("--preemption-bound applies to --strategy dfs only")
+    if depth is not None and depth < 1:
+        raise UsageError(f"--depth must be at least 1, got {depth}")
+    cfg, env_schedules = layered_config(
+        {
+            "scenario": scenario,
+            "variant": variant,
+            "strategy": strategy,
+            "seed": seed,
+            "max_steps": max_steps,
+            "depth": depth,
+            "k": pct_k,
+            "preemption_bound": preemption_bound,
+            "reduction": False if no_reduction else None,
+            "schedules": schedules,
+        }
+    )
+    schedules = env_schedules
+    strategy = cfg.strategy
     show = not as_json and sys.stderr.isatty()
     total = schedules if schedules is not None else (100_000 if strategy == "dfs" else 1000)
     with _progress(show, total) as progress:
         res = explore(
-            scenario,
-            variant=variant,
+            cfg.scenario,
+            variant=cfg.variant,
             params=parse_param_args(list(params)),
-            max_steps=max_steps,
-            strategy=strategy,
+            max_steps=cfg.max_steps,
+            strategy=cfg.strategy,
             schedules=schedules,
-            seed=seed,
-            depth=depth,
-            k=pct_k,
-            preemption_bound=preemption_bound,
-            reduction=not no_reduction,
+            seed=cfg.seed,
+            depth=cfg.depth,
+            k=cfg.k,
+            preemption_bound=cfg.preemption_bound,
+            reduction=cfg.reduction,
             until_coverage=until_coverage,
             coverage_window=coverage_window,
             stop_on_failure=not keep_going,

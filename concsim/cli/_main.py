@@ -16,7 +16,8 @@ from concsim._api import DEFAULT_SCENARIO, replay, run, save_failure
 from concsim._errors import UsageError
 from concsim.cli._common import _emit_json, _refuse_adhoc, _user_errors
 from concsim.engine import format_trace
-from concsim.runs import RunConfig, RunResult, resolve_variant
+from concsim.runs import RunResult, resolve_variant
+from concsim.runs._defaults import SETTINGS, layered_config, resolve_settings
 from concsim.scenarios import all_scenarios, get_scenario, parse_param_args
 
 if TYPE_CHECKING:
@@ -64,14 +65,13 @@ _param_opt = click.option(
 
 
 @cli.command("run")
-@_scenario_opt
+@click.option("--scenario", default=None, help="scenario name [default: default]")
 @_variant_opt
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=None, help="seed [default: 0]")
 @click.option(
     "--strategy",
-    default="random",
-    show_default=True,
-    help="random | pct | dfs (dfs: --seed S is the search's S-th execution)",
+    default=None,
+    help="random | pct | dfs (dfs: --seed S is the search's S-th execution) [default: random]",
 )
 @click.option("--schedule", default=None, help="replay this schedule string (cs1:...)")
 @_param_opt
@@ -84,10 +84,10 @@ _param_opt = click.option(
 @click.option("--save", "save_dir", default=None, help="write a replay file here on failure")
 @_user_errors
 def run_cmd(
-    scenario: str,
+    scenario: str | None,
     variant: str | None,
-    seed: int,
-    strategy: str,
+    seed: int | None,
+    strategy: str | None,
     schedule: str | None,
     params: tuple[str, ...],
     max_steps: int | None,
@@ -98,19 +98,24 @@ def run_cmd(
     as_json: bool,
     save_dir: str | None,
 ) -> None:
-    """Run one schedule of a scenario (schedule 0 of its run configuration)."""
-    cfg = RunConfig(
-        scenario=scenario,
-        variant=variant,
+    """Run one schedule of a scenario (schedule 0 of its run configuration).
+
+    Settings not given come from the environment (CONCSIM_SEED, ...), [tool.concsim] in
+    pyproject.toml, then the built-ins: see 'concsim config'."""
+    cfg, _ = layered_config(
+        {
+            "scenario": scenario,
+            "variant": variant,
+            "strategy": strategy,
+            "seed": seed,
+            "max_steps": max_steps,
+            "depth": depth,
+            "k": pct_k,
+            "preemption_bound": preemption_bound,
+            "reduction": False if no_reduction else None,
+        },
         params=parse_param_args(list(params)),
-        strategy=strategy,
-        seed=seed,
-        max_steps=max_steps,
-        k=pct_k,
-        preemption_bound=preemption_bound,
-        reduction=not no_reduction,
         schedule=schedule,
-        **({"depth": depth} if depth is not None else {}),
     )
     res = run(config=cfg, trace=True)
     if save_dir is not None and not res.ok:
@@ -330,6 +335,23 @@ def variants_cmd(scenario: str | None, as_json: bool) -> None:
         click.echo(
             f"{v['name']}{tag}: {v['summary'] or '-'}  [scenarios: {', '.join(v['scenarios'])}]"
         )
+
+
+@cli.command("config")
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def config_cmd(as_json: bool) -> None:
+    """Print the resolved run settings and where each came from (environment variables,
+    [tool.concsim] in the nearest pyproject.toml, built-ins)."""
+    resolved = resolve_settings({})
+    if as_json:
+        _emit_json({name: {"value": r.value, "source": r.source} for name, r in resolved.items()})
+        return
+    width = max(len(s.name) for s in SETTINGS)
+    for s in SETTINGS:
+        r = resolved[s.name]
+        shown = "-" if r.value is None else str(r.value)
+        click.echo(f"{s.name:<{width}}  {shown:<10}  {r.source}  [{s.env}; {s.help}]")
 
 
 def main() -> None:
