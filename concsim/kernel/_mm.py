@@ -17,7 +17,7 @@ there that no SLAT entry still grants access to the page being unmapped).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +42,9 @@ PTE_NAMES = ("none", "present", "swap", "migration", "protnone", "special")
 VM_READ = 0x1
 VM_WRITE = 0x2
 VM_EXEC = 0x4
+VM_SHARED = 0x8
+VM_HUGETLB = 0x400000
+VM_HUGEPAGE = 0x20000000
 VM_IO = 0x4000
 VM_PFNMAP = 0x400
 VM_MIXEDMAP = 0x10000000
@@ -56,6 +59,10 @@ class VMA:
     vm_start: int  # first vpn
     vm_end: int  # one past the last vpn
     vm_flags: int
+    #: the file a file-backed VMA maps (a page cache, see ``_mm_user.PageCacheFile``), and
+    #: the file page its vm_start maps (in pages); None for anonymous memory
+    vm_file: object | None = None
+    vm_pgoff: int = 0
 
     def __contains__(self, vpn: int) -> bool:
         return self.vm_start <= vpn < self.vm_end
@@ -64,28 +71,33 @@ class VMA:
 class MM:
     """``struct mm_struct`` reduced to what the race needs."""
 
-    def __init__(self, rt: Runtime, nr_vpns: int, pages: PageAllocator) -> None:
+    def __init__(self, rt: Runtime, nr_vpns: int, pages: PageAllocator, name: str = "mm") -> None:
         self.rt = rt
+        self.name = name
         self.nr_vpns = nr_vpns
         self.pages = pages
-        self.mmap_lock = RWSem(rt, "mm.mmap_lock", "mmap_lock")
+        self.mmap_lock = RWSem(rt, f"{name}.mmap_lock", "mmap_lock")
         self.vmas: list[VMA] = []
         self.pte_state = np.zeros(nr_vpns, dtype=np.int8)
         self.pte_pfn = np.zeros(nr_vpns, dtype=np.int64)
         self.pte_write = np.zeros(nr_vpns, dtype=np.bool_)
         # Tasks waiting for a migration entry to be replaced (migration_entry_wait).
-        self.migration_wq = WaitQueue(rt, "mm.migration_wq")
+        self.migration_wq = WaitQueue(rt, f"{name}.migration_wq")
         self.on_pte_change: list[PteHook] = []
         #: Hooks for one-PTE changes (:meth:`set_pte`); a subscriber registers in both
         #: lists (a one-PTE change calls only these, :meth:`set_ptes` only the others).
         self.on_pte_change_one: list[PteOneHook] = []
+        # The contents of a swapped-out page, by vpn (its swap slot): see PageAllocator.data.
+        self.swap_data = np.zeros(nr_vpns, dtype=np.int64)
         self.notifier_subscriptions: object | None = None  # set by mmu_notifier
         self.exiting = False
 
     # ---------------------------------------------------------------- VMAs
 
-    def mmap(self, start: int, npages: int, flags: int) -> VMA:
-        vma = VMA(start, start + npages, flags)
+    def mmap(
+        self, start: int, npages: int, flags: int, vm_file: object | None = None, vm_pgoff: int = 0
+    ) -> VMA:
+        vma = VMA(start, start + npages, flags, vm_file, vm_pgoff)
         if start < 0 or vma.vm_end > self.nr_vpns:
             raise ValueError(f"mmap of [{start}, {vma.vm_end}) outside the address space")
         for v in self.vmas:
@@ -109,9 +121,9 @@ class MM:
                 out.append(v)
                 continue
             if v.vm_start < start:
-                out.append(VMA(v.vm_start, start, v.vm_flags))
+                out.append(replace(v, vm_end=start))
             if end < v.vm_end:
-                out.append(VMA(end, v.vm_end, v.vm_flags))
+                out.append(replace(v, vm_start=end, vm_pgoff=v.vm_pgoff + end - v.vm_start))
         self.vmas = out
 
     def set_vma_flags(self, start: int, end: int, set_: int, clear: int) -> None:
@@ -123,10 +135,18 @@ class MM:
                 continue
             lo, hi = max(v.vm_start, start), min(v.vm_end, end)
             if v.vm_start < lo:
-                out.append(VMA(v.vm_start, lo, v.vm_flags))
-            out.append(VMA(lo, hi, (v.vm_flags | set_) & ~clear))
+                out.append(replace(v, vm_end=lo))
+            out.append(
+                replace(
+                    v,
+                    vm_start=lo,
+                    vm_end=hi,
+                    vm_flags=(v.vm_flags | set_) & ~clear,
+                    vm_pgoff=v.vm_pgoff + lo - v.vm_start,
+                )
+            )
             if hi < v.vm_end:
-                out.append(VMA(hi, v.vm_end, v.vm_flags))
+                out.append(replace(v, vm_start=hi, vm_pgoff=v.vm_pgoff + hi - v.vm_start))
         self.vmas = out
 
     # ---------------------------------------------------------------- page table

@@ -168,6 +168,7 @@ async def migrate_page(mm: MM, vpn: int) -> None:
         mm.pages.put_page(old)
         rt.event("remove_migration_ptes", "pt", f"vpn {vpn}: entry gone, nothing restored")
         return
+    mm.pages.copy_highpage(new, old)
     mm.set_pte(vpn, PTE_PRESENT, new, writable)
     mm.migration_wq.wake_up_all()
     mm.pages.put_page(old)
@@ -186,6 +187,7 @@ async def reclaim_page(mm: MM, vpn: int) -> None:
     await rt.point("try_to_unmap_one", "pt", f"vpn {vpn}")
     # A page pinned meanwhile cannot be shared from the anon rmap: try_to_unmap backs off.
     if _movable(mm, vpn) and int(mm.pte_pfn[vpn]) == old:
+        mm.swap_data[vpn] = mm.pages.data[old]  # pageout: the contents go to the swap slot
         mm.set_pte(vpn, PTE_SWAP, 0, False)
         mm.pages.put_page(old)
         rt.count("reclaims")
@@ -199,6 +201,9 @@ async def ksm_merge(mm: MM, keep: int, merge: int) -> None:
     try:
         if not (_movable(mm, keep) and _movable(mm, merge)):
             return
+        pages = mm.pages
+        if pages.data[mm.pte_pfn[keep]] != pages.data[mm.pte_pfn[merge]]:
+            return  # KSM merges only pages with identical contents
         kpfn = int(mm.pte_pfn[keep])
         for vpn in (keep, merge):
             r = MMUNotifierRange(mm, vpn, vpn + 1, MMU_NOTIFY_CLEAR)

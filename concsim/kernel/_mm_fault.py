@@ -1,11 +1,19 @@
 """``handle_mm_fault`` for one page, as HMM's fault path drives it (FAULT_FLAG_REMOTE).
 
 * none: a read fault on an anonymous mapping maps the shared zero page read-only; a write
-  fault allocates a fresh page, writable.
+  fault allocates a fresh page, writable.  In a THP-enabled VMA (``VM_HUGEPAGE``) a write
+  fault on a PMD that is wholly inside the VMA and wholly empty maps a 2 MiB folio (512
+  pages of order 9); a read fault there still maps the 4 KiB zero page (the huge zero page
+  is not modelled).  A hugetlb VMA (``VM_HUGETLB``) is always faulted a whole huge page at a
+  time, read faults included (no zero page), read-only unless the fault writes.  A
+  file-backed VMA (shmem included) maps the page-cache page: shared, writable only once
+  written (write-notify); private, read-only, a write fault copying it (COW).
 * protnone (NUMA hint): the mapping is restored (adding access needs no invalidation).
 * swap: the page is read back into a fresh page.
-* present but read-only, write fault: copy-on-write break.  The old mapping is replaced,
-  so it is an invalidation: ``invalidate_range_start(CLEAR)`` on that page runs every
+* present but read-only, write fault, shared VMA: the PTE is made writable in place
+  (``wp_page_shared``: adding access needs no invalidation).
+* present but read-only, write fault, private VMA: copy-on-write break.  The old mapping
+  is replaced, so it is an invalidation: ``invalidate_range_start(CLEAR)`` on that page runs every
   notifier covering it - including the region of the task that is faulting - then the
   PTE points at the copy and the old page loses a reference.
 
@@ -29,6 +37,10 @@ from concsim.kernel._mm import (
     PTE_PRESENT,
     PTE_PROTNONE,
     PTE_SWAP,
+    PTRS_PER_PMD,
+    VM_HUGEPAGE,
+    VM_HUGETLB,
+    VM_SHARED,
     VM_WRITE,
     VMA,
 )
@@ -39,6 +51,7 @@ from concsim.kernel._mmu_notifier import (
     mmu_notifier_invalidate_range_start,
 )
 from concsim.kernel._pagealloc import ZERO_PFN
+from concsim.kernel._pagecache import PageCacheFile
 
 EFAULT = 14
 
@@ -51,6 +64,14 @@ async def handle_mm_fault(mm: MM, vma: VMA, vpn: int, *, write: bool) -> int:
     rt.count("mm_faults")
     state = int(mm.pte_state[vpn])
     may_write = bool(vma.vm_flags & VM_WRITE)
+    if state == PTE_NONE and vma.vm_flags & VM_HUGETLB:
+        return _hugetlb_no_page(mm, vma, vpn, write)
+    if state == PTE_NONE and isinstance(vma.vm_file, PageCacheFile):
+        return _do_file_fault(mm, vma, vpn, write, vma.vm_file)
+    if state == PTE_NONE and write and vma.vm_flags & VM_HUGEPAGE:
+        ret = _do_huge_pmd_anonymous_page(mm, vma, vpn)
+        if ret <= 0:
+            return ret  # mapped (0) or out of memory; 1: fall back to a 4 KiB page
     if state == PTE_NONE:
         if not write:
             mm.pages.get_page(ZERO_PFN)
@@ -68,7 +89,11 @@ async def handle_mm_fault(mm: MM, vma: VMA, vpn: int, *, write: bool) -> int:
         pfn = mm.pages.alloc_page()
         if pfn < 0:
             return -EFAULT
+        mm.pages.data[pfn] = mm.swap_data[vpn]  # swap_readpage
         mm.set_pte(vpn, PTE_PRESENT, pfn, may_write and write)
+        return 0
+    if state == PTE_PRESENT and write and not mm.pte_write[vpn] and vma.vm_flags & VM_SHARED:
+        mm.set_ptes(idx, PTE_PRESENT, int(mm.pte_pfn[vpn]), may_write)  # wp_page_shared
         return 0
     if state == PTE_PRESENT and write and not mm.pte_write[vpn]:
         return await _wp_page_copy(mm, vpn, may_write)
@@ -93,9 +118,68 @@ async def _wp_page_copy(mm: MM, vpn: int, may_write: bool) -> int:
         mm.pages.put_page(new)
         await mmu_notifier_invalidate_range_end(r)
         return 0
+    mm.pages.copy_highpage(new, orig[1])
     mm.set_pte(vpn, PTE_PRESENT, new, may_write)
     mm.pages.put_page(orig[1])
     await mmu_notifier_invalidate_range_end(r)
+    return 0
+
+
+def _pmd_range(vma: VMA, vpn: int) -> tuple[int, int] | None:
+    """The PMD-aligned range around ``vpn`` if it lies wholly inside ``vma``."""
+    a = vpn - vpn % PTRS_PER_PMD
+    b = a + PTRS_PER_PMD
+    if a < vma.vm_start or b > vma.vm_end:
+        return None
+    return a, b
+
+
+def _map_huge_folio(mm: MM, a: int, b: int, writable: bool) -> int:
+    """Allocate a 2 MiB folio and map it over [a, b) (one PMD): 0, or -EFAULT on OOM."""
+    if mm.pages.nr_free() < b - a:
+        return -EFAULT
+    pfns = mm.pages.alloc_pages_bulk(b - a)
+    mm.pages.order[pfns] = 9
+    mm.set_ptes(np.arange(a, b, dtype=np.int64), PTE_PRESENT, pfns, writable)
+    mm.rt.count("thp_faults")
+    return 0
+
+
+def _do_huge_pmd_anonymous_page(mm: MM, vma: VMA, vpn: int) -> int:
+    """A write fault in a THP-enabled VMA: a whole PMD if it fits and is empty, else 1."""
+    rng = _pmd_range(vma, vpn)
+    if rng is None or (mm.pte_state[rng[0] : rng[1]] != PTE_NONE).any():
+        return 1
+    return _map_huge_folio(mm, rng[0], rng[1], bool(vma.vm_flags & VM_WRITE))
+
+
+def _hugetlb_no_page(mm: MM, vma: VMA, vpn: int, write: bool) -> int:
+    """hugetlb: the whole huge page, mapped read-only unless the fault writes."""
+    rng = _pmd_range(vma, vpn)
+    if rng is None:
+        return -EFAULT  # a hugetlb VMA is always huge-page aligned; this is a setup error
+    return _map_huge_folio(mm, rng[0], rng[1], write and bool(vma.vm_flags & VM_WRITE))
+
+
+def _do_file_fault(mm: MM, vma: VMA, vpn: int, write: bool, f: PageCacheFile) -> int:
+    """A fault on a file-backed VMA (shmem or a regular file)."""
+    idx = np.array([vpn], dtype=np.int64)
+    pcpfn = f.find_or_create_page(vma.vm_pgoff + vpn - vma.vm_start)
+    if pcpfn < 0:
+        return -EFAULT
+    may_write = bool(vma.vm_flags & VM_WRITE)
+    if vma.vm_flags & VM_SHARED or not write:
+        # do_shared_fault / do_read_fault: map the page-cache page itself.
+        mm.pages.get_page(pcpfn)
+        shared_write = bool(vma.vm_flags & VM_SHARED) and write and may_write
+        mm.set_ptes(idx, PTE_PRESENT, pcpfn, shared_write)
+        return 0
+    # do_cow_fault: a private copy of the file page.
+    new = mm.pages.alloc_page()
+    if new < 0:
+        return -EFAULT
+    mm.pages.copy_highpage(new, pcpfn)
+    mm.set_ptes(idx, PTE_PRESENT, new, may_write)
     return 0
 
 

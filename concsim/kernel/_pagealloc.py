@@ -12,6 +12,12 @@ Long-term pins (``pin_user_pages`` with FOLL_LONGTERM) are counted apart from pl
 references, as the kernel's pin bias does, so that ``folio_maybe_dma_pinned`` can be asked:
 migration, reclaim, KSM and NUMA hinting leave a pinned page alone.  A pin also holds a
 reference, so a pinned page is not freed when the process unmaps it.
+
+``data`` holds each page's contents as one int64 token standing for the whole page (0: a
+zeroed page, which every allocation hands out).  Whoever moves a page's contents to
+another page copies the token (migration, the COW break, swap-out and swap-in), so a
+reader can tell which page it reached by what it reads (the HMM conformance cases compare
+what a device read or wrote with what the process sees).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ class PageAllocator:
         # Bumped at every allocation: a holder of a stale pfn can tell the page was reused.
         self.generation = np.zeros(capacity, dtype=np.int64)
         self.pincount = np.zeros(capacity, dtype=np.int32)
+        self.data = np.zeros(capacity, dtype=np.int64)
         # The free list is the freed pages (LIFO, most recent last) on top of the pages
         # never handed out, [_fresh, capacity), which go in ascending order: the order a
         # list of every pfn would give, without building it for every world.
@@ -61,6 +68,7 @@ class PageAllocator:
             return -1
         self.refcount[pfn] = 1
         self.order[pfn] = 0
+        self.data[pfn] = 0
         self.generation[pfn] += 1
         self.rt.count("pages_allocated")
         return pfn
@@ -77,9 +85,14 @@ class PageAllocator:
         pfns = np.concatenate([np.array(taken[::-1], dtype=np.int64), fresh])
         self.refcount[pfns] = 1
         self.order[pfns] = 0
+        self.data[pfns] = 0
         self.generation[pfns] += 1
         self.rt.count("pages_allocated", n)
         return pfns
+
+    def copy_highpage(self, dst: int, src: int) -> None:
+        """Copy a page's contents (its token) to another page."""
+        self.data[dst] = self.data[src]
 
     def get_page(self, pfn: int) -> None:
         self.refcount[pfn] += 1

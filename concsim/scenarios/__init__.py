@@ -2,6 +2,7 @@
 
 # The built-in scenarios register themselves on import (the registry stays below them, so
 # a plug-in scenario module registers the same way: ``register(Scenario(...))``).
+from concsim.scenarios import _dmirror as _dmirror
 from concsim.scenarios import _examples as _examples
 from concsim.scenarios import _mshv as _mshv
 from concsim.scenarios._registry import Param as Param
