@@ -98,7 +98,7 @@ class DmirrorWorld:
             mm.pte_write[holes] = False
 
     def populated(self) -> list[int]:
-        return ev.populated(self.mm, BASE, BASE + self.n).tolist()
+        return [int(v) for v in ev.populated(self.mm, BASE, BASE + self.n)]
 
     # ------------------------------------------------------------------ tasks
 
