@@ -1,7 +1,8 @@
 """The dmirror mutant catalog: lib/test_hmm.c with one bug put in, as a patch of one method.
 
 Each is caught on the ``dmirror`` scenario (or the parameterisation in ``catch_params``)
-with the invariant in ``expect_invariants`` (see ``concsim.checks._dmirror``):
+with the invariant in ``expect_invariants`` (see ``concsim.checks._dmirror``); a stale
+entry is D1, or D2 when the first PTE change it survives is a write-protection:
 
 * D1: the device page table maps a page the CPU no longer maps at that address (a stale
   entry, found where it is stored, where the PTE changes, or where the page is freed);
@@ -24,7 +25,7 @@ class NoReadRetry(DmirrorMutant):
     name = "dmirror-no-read-retry"
     summary = "dmirror_range_fault stores HMM's pfns without mmu_interval_read_retry"
     expect_kinds = ("safety",)
-    expect_invariants = ("D1",)
+    expect_invariants = ("D1", "D2")
 
     dmirror_range_fault = patched(
         DmirrorDriver.dmirror_range_fault,
@@ -36,7 +37,7 @@ class UpdateOutsideLock(DmirrorMutant):
     name = "dmirror-update-outside-lock"
     summary = "the callback sets the seq and erases entries before taking the mutex"
     expect_kinds = ("safety",)
-    expect_invariants = ("D1",)
+    expect_invariants = ("D1", "D2")
 
     dmirror_interval_invalidate = patched(
         DmirrorDriver.dmirror_interval_invalidate,
@@ -71,7 +72,7 @@ class NoSetSeq(DmirrorMutant):
     name = "dmirror-no-set-seq"
     summary = "the callback erases entries but never calls mmu_interval_set_seq"
     expect_kinds = ("safety",)
-    expect_invariants = ("D1",)
+    expect_invariants = ("D1", "D2")
 
     dmirror_interval_invalidate = patched(
         DmirrorDriver.dmirror_interval_invalidate,
@@ -83,7 +84,7 @@ class UpdateFirstPageOnly(DmirrorMutant):
     name = "dmirror-update-first-page"
     summary = "dmirror_do_update erases only the first page of the invalidated range"
     expect_kinds = ("safety",)
-    expect_invariants = ("D1",)
+    expect_invariants = ("D1", "D2")
 
     dmirror_do_update = patched(
         DmirrorDriver.dmirror_do_update,
