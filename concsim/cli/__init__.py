@@ -1,6 +1,7 @@
 """The command-line front end: the ``concsim`` group and its subcommands."""
 
 from concsim.cli._compare import compare_cmd
+from concsim.cli._conformance import conformance_cmd
 from concsim.cli._explain import explain_cmd
 from concsim.cli._explore import bench_explore_cmd, explore_cmd
 from concsim.cli._main import cli as cli
@@ -17,5 +18,6 @@ for _cmd in (
     explore_cmd,
     bench_explore_cmd,
     mutants_cmd,
+    conformance_cmd,
 ):
     cli.add_command(_cmd)

@@ -44,7 +44,7 @@ from concsim.kernel._hmm import (
     hmm_pfn_to_pfn,
     hmm_range_fault,
 )
-from concsim.kernel._mm import MM
+from concsim.kernel._mm import MM, PTE_PRESENT, VM_MIXEDMAP, VM_SHARED, VM_WRITE, VMA
 from concsim.kernel._mmu_notifier import (
     ULONG_MAX_VPN,
     MMUIntervalNotifier,
@@ -61,6 +61,7 @@ from concsim.kernel._pagealloc import ZERO_PFN
 
 EPERM = 1
 ENOENT = 2
+ENOMEM = 12
 EFAULT = 14
 EBUSY = 16
 EINVAL = 22
@@ -183,6 +184,18 @@ class DmirrorDriver:
         d.pt[:] = 0  # xa_destroy
         d.pt_write[:] = False
         d.released = True
+
+    def dmirror_fops_mmap(self, mm: MM, vma: VMA) -> int:
+        """mmap of the device file: a zeroed page per page, ``vm_insert_page``-ed (a mixed
+        map of ordinary pages, read-only in a private mapping: COW).  0 or -ENOMEM."""
+        vma.vm_flags |= VM_MIXEDMAP
+        for vpn in range(vma.vm_start, vma.vm_end):
+            pfn = mm.pages.alloc_page()
+            if pfn < 0:
+                return -ENOMEM
+            shared_write = bool(vma.vm_flags & VM_SHARED and vma.vm_flags & VM_WRITE)
+            mm.set_ptes(np.array([vpn], dtype=np.int64), PTE_PRESENT, pfn, shared_write)
+        return 0
 
     # ------------------------------------------------------------------ the mirror
 
