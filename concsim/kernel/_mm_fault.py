@@ -93,7 +93,7 @@ async def handle_mm_fault(mm: MM, vma: VMA, vpn: int, *, write: bool) -> int:
         mm.set_pte(vpn, PTE_PRESENT, pfn, may_write and write)
         return 0
     if state == PTE_PRESENT and write and not mm.pte_write[vpn] and vma.vm_flags & VM_SHARED:
-        mm.set_ptes(idx, PTE_PRESENT, int(mm.pte_pfn[vpn]), may_write)  # wp_page_shared
+        mm.set_pte(vpn, PTE_PRESENT, int(mm.pte_pfn[vpn]), may_write)  # wp_page_shared
         return 0
     if state == PTE_PRESENT and write and not mm.pte_write[vpn]:
         return await _wp_page_copy(mm, vpn, may_write)
