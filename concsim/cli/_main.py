@@ -51,8 +51,22 @@ def _print_result(res: RunResult, *, show_trace: bool) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="concsim")
-def cli() -> None:
-    """concsim: a deterministic concurrency simulator for mshv movable memory regions."""
+@click.option(
+    "--import",
+    "imports",
+    multiple=True,
+    metavar="MODULE",
+    help="import a plug-in module (its scenarios and drivers) first; repeatable; "
+    "child processes import it too (CONCSIM_IMPORT)",
+)
+@_user_errors
+def cli(imports: tuple[str, ...]) -> None:
+    """concsim: a deterministic concurrency simulator for HMM drivers (mshv movable memory
+    regions, lib/test_hmm.c) and the kernel memory management they race."""
+    if imports:
+        from concsim.scenarios._plugins import add_env_modules
+
+        add_env_modules(list(imports))
 
 
 _scenario_opt = click.option(

@@ -101,7 +101,16 @@ def register(scenario: Scenario) -> Scenario:
     return scenario
 
 
+def _plugins() -> None:
+    # Plug-ins register on import: entry points and CONCSIM_IMPORT, once per process.
+    from concsim.scenarios._plugins import load_plugins
+
+    load_plugins()
+
+
 def get_scenario(name: str) -> Scenario:
+    if name not in _SCENARIOS:
+        _plugins()
     try:
         return _SCENARIOS[name]
     except KeyError:
@@ -112,6 +121,7 @@ def get_scenario(name: str) -> Scenario:
 
 
 def all_scenarios() -> list[Scenario]:
+    _plugins()
     return [_SCENARIOS[k] for k in sorted(_SCENARIOS)]
 
 
