@@ -128,27 +128,21 @@ def shrink_failure(failing: RunResult, rerun: Callable[[Strategy], RunResult]) -
     ``rerun(strategy)`` runs the target once more under ``strategy``, with a trace.  The
     search is :func:`concsim.exploration.shrink`, given both kinds of candidate: choice lists
     replayed non-strictly (zeros past the end, out-of-range values clamped) and plans replayed
-    by task identity.  Each candidate runs under a :class:`~concsim.strategies.Recorder`, so
-    its preemptions are counted exactly.  A candidate is an improvement when it fails the
+    by task identity.  What each candidate's choices meant and its exact preemptions are
+    read from the run's own typed record (``RunResult.tasks``, ``envs``,
+    ``preemptions``).  A candidate is an improvement when it fails the
     same way (kind and invariant).
     """
     from concsim.exploration import Attempt
     from concsim.exploration._minimize import shrink_by_replay
-    from concsim.strategies import Recorder
 
     results: dict[tuple[int, ...], RunResult] = {}
 
     def recorded(strategy: Strategy) -> Attempt:
-        rec = Recorder(strategy)
-        res = rerun(rec)
+        res = rerun(strategy)
         results[tuple(res.choices)] = res
         return Attempt(
-            res.failure,
-            list(res.choices),
-            rec.preemptions,
-            res.steps,
-            tuple(rec.tasks),
-            tuple(rec.envs),
+            res.failure, list(res.choices), res.preemptions, res.steps, res.tasks, res.envs
         )
 
     original = recorded(Replay(list(failing.choices), strict=False))

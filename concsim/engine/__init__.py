@@ -8,7 +8,9 @@ from concsim.engine._failure import Failure as Failure
 from concsim.engine._failure import FailureSignal as FailureSignal
 from concsim.engine._runtime import BLOCKED as BLOCKED
 from concsim.engine._runtime import DONE as DONE
+from concsim.engine._runtime import ENV_CHOICE as ENV_CHOICE
 from concsim.engine._runtime import RUNNABLE as RUNNABLE
+from concsim.engine._runtime import TASK_CHOICE as TASK_CHOICE
 from concsim.engine._runtime import Runtime as Runtime
 from concsim.engine._runtime import Strategy as Strategy
 from concsim.engine._runtime import Task as Task

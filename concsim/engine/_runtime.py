@@ -30,6 +30,10 @@ point with a single candidate is not a choice and records nothing.
 The environment's choices (does this hypercall batch succeed? does this allocation fail?)
 are drawn from the same stream with :meth:`Runtime.choose`, ``0`` being the ordinary outcome.
 The list of choices is the whole schedule: feeding it back reproduces the run exactly.
+Beside it the runtime keeps the typed record of what each choice meant
+(``choice_kinds``: a task or an environment choice; ``choice_tasks``: the id of the task
+each task choice ran; ``choice_envs``: each outcome) and the exact number of
+``preemptions`` (task choices that switched away from a task that could have gone on).
 
 Tasks are identified by the id the engine assigns at spawn (0, 1, 2, ... in spawn order);
 candidates are always ordered by that id, never by a hash, a set, or a wake-up order.
@@ -97,6 +101,10 @@ RUNNABLE = 0
 BLOCKED = 1
 DONE = 2
 
+#: ``Runtime.choice_kinds`` entries: a choice of the task to run, an environment outcome.
+TASK_CHOICE = 0
+ENV_CHOICE = 1
+
 
 class Task:
     """One model task: a coroutine plus the bookkeeping the engine and primitives need."""
@@ -161,6 +169,15 @@ class Runtime:
         self.current: Task | None = None
         self.step = 0
         self.choices: list[int] = []
+        #: What each choice meant, in order: ``TASK_CHOICE`` or ``ENV_CHOICE`` (the typed
+        #: record; ``choices`` is its codec form).
+        self.choice_kinds = bytearray()
+        #: For each task choice, the id of the task it ran.
+        self.choice_tasks: list[int] = []
+        #: For each environment choice, its outcome.
+        self.choice_envs: list[int] = []
+        #: Task choices that switched away from a task that could have kept running.
+        self.preemptions = 0
         self.trace: list[TraceEntry] = []
         self.stats: dict[str, int] = {}
         self.failure: Failure | None = None
@@ -236,6 +253,8 @@ class Runtime:
             return 0
         c = self.strategy.pick_env(self, label, n)
         self.choices.append(c)
+        self.choice_kinds.append(ENV_CHOICE)
+        self.choice_envs.append(c)
         if self.tracing:
             self.event("choose", label, f"{c}/{n}")
         return c
@@ -340,6 +359,8 @@ class Runtime:
         runnable = self._runnable
         strategy = self.strategy
         choices = self.choices
+        kinds = self.choice_kinds
+        picked = self.choice_tasks
         tracing = self.tracing
         trace = self.trace
         hooks = self._step_hooks
@@ -359,14 +380,17 @@ class Runtime:
                 self.current = cur
                 k = strategy.pick_task(self, n)
                 choices.append(k)
+                kinds.append(TASK_CHOICE)
                 if cur is not None and cur.state == RUNNABLE:
                     if k == 0:
                         nxt = cur
                     else:
                         i = runnable.index(cur)
                         nxt = runnable[k - 1] if k <= i else runnable[k]
+                        self.preemptions += 1
                 else:
                     nxt = runnable[k]
+                picked.append(nxt.id)
             step += 1
             if step > max_steps:
                 self.step = step - 1

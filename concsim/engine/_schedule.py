@@ -77,14 +77,3 @@ def decode_schedule(text: str) -> list[int]:
             out.append(v)
             i += 1
     return out
-
-
-def preemptions(choices: list[int]) -> int:
-    """How many choices switched away from a task that could have kept running.
-
-    A non-zero choice is a switch; when the current task had blocked or finished, the
-    engine also records a choice, and there a non-zero value is not a preemption, but the
-    codec alone cannot tell the two apart.  Exploration counts exactly (see explore);
-    this is the upper bound used for display.
-    """
-    return sum(1 for c in choices if c)

@@ -47,8 +47,8 @@ class Attempt:
     choices: list[int]
     preemptions: int
     steps: int
-    #: what the choices meant, when the runner recorded it (strategies.Recorder): the id of
-    #: the task each task choice ran, and each environment outcome.  Pass 5 needs them.
+    #: what the choices meant, from the run's typed record (Runtime.choice_tasks and
+    #: choice_envs): the id of the task each task choice ran, and each environment outcome.
     tasks: tuple[int, ...] = ()
     envs: tuple[int, ...] = ()
 

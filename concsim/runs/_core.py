@@ -29,7 +29,6 @@ from concsim.strategies import (
     DfsSearch,
     Pruned,
     RandomWalk,
-    Recorder,
     Replay,
     StepObserver,
     StepRecord,
@@ -129,14 +128,14 @@ def planner_for(cfg: RunConfig, scn: Scenario) -> Planner:
     return SeededPlanner(cfg.strategy, make, cfg.seed)
 
 
-class _Counting(Recorder):
-    """Wraps a strategy: feeds the observer, counts task choices, and (as a
-    :class:`Recorder`) records what each choice meant and counts the preemptions."""
+class _Counting:
+    """Wraps a strategy and feeds the step observer at every task choice (what each choice
+    meant and the preemptions are the runtime's own typed record)."""
 
     def __init__(self, inner: Strategy, observer: StepObserver) -> None:
-        super().__init__(inner)
+        self.inner = inner
+        self.name = getattr(inner, "name", "replay")
         self.observer = observer
-        self.task_choices = 0
 
     def pick_task(self, rt: Runtime, n: int) -> int:
         obs = self.observer
@@ -144,8 +143,15 @@ class _Counting(Recorder):
         if obs is not inner:
             obs.sync()
             obs.note_choice(rt)
-        self.task_choices += 1
-        return super().pick_task(rt, n)
+        return self.inner.pick_task(rt, n)
+
+    def pick_env(self, rt: Runtime, label: str, n: int) -> int:
+        return self.inner.pick_env(rt, label, n)
+
+    def finish(self, rt: Runtime) -> None:
+        finish = getattr(self.inner, "finish", None)
+        if finish is not None:
+            finish(rt)
 
 
 @dataclass
@@ -191,19 +197,18 @@ def execute(
         pruned = True
         failure = None
     steps = obs.finish_steps()
-    finish = getattr(strategy, "finish", None)
-    if finish is not None and not pruned:
-        finish(rt)
+    if not pruned:
+        counting.finish(rt)
     res = _result(world, rt, sname, seed, failure)
     return Execution(
         res,
         steps,
         len(rt.tasks),
-        counting.task_choices,
-        counting.preemptions,
+        len(res.tasks),
+        res.preemptions,
         pruned,
-        tuple(counting.tasks),
-        tuple(counting.envs),
+        res.tasks,
+        res.envs,
     )
 
 
@@ -279,7 +284,7 @@ class Runs:
         if self.observe or plan.observer is not None:  # an observer reads the trace
             return execute(self.world, plan.strategy, name, plan.seed, plan.observer)
         res = run_fast(self.world, plan.strategy, name, plan.seed, trace=trace)
-        return Execution(res, [], 0, 0, 0, False)
+        return Execution(res, [], 0, len(res.tasks), res.preemptions, False, res.tasks, res.envs)
 
     def __iter__(self) -> Iterator[tuple[RunPlan, Execution]]:
         while (got := self.next()) is not None:

@@ -7,7 +7,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from concsim.engine import Failure, Runtime, TraceEntry, encode_schedule
+from concsim.engine import (
+    ENV_CHOICE,
+    TASK_CHOICE,
+    Failure,
+    Runtime,
+    TraceEntry,
+    encode_schedule,
+)
 from concsim.engine import trace_sha256 as _trace_sha256
 from concsim.runs._config import RunConfig
 
@@ -28,6 +35,13 @@ class RunResult:
     trace: list[TraceEntry] = field(default_factory=list)
     _trace_sha256: str | None = field(default=None, repr=False, compare=False)
     replay_file: str | None = None
+    #: the typed record of the choices: ``"t"`` (which task runs) or ``"e"`` (an
+    #: environment outcome) per choice, the id of the task each task choice ran, each
+    #: environment outcome, and the exact number of preemptions
+    kinds: str = ""
+    tasks: tuple[int, ...] = ()
+    envs: tuple[int, ...] = ()
+    preemptions: int = 0
     #: the whole configuration of this run (its seed is this run's), which a replay file
     #: stores; ``None`` for results built by hand
     config: RunConfig | None = None
@@ -80,6 +94,7 @@ class RunResult:
             "failure": self.failure.to_json() if self.failure else None,
             "replay_file": self.replay_file,
             "stats": self.stats,
+            "preemptions": self.preemptions,
         }
 
 
@@ -113,4 +128,11 @@ def result_of(
         stats=stats,
         trace=rt.trace,
         _hash_trace=rt.tracing,
+        kinds=rt.choice_kinds.translate(_KIND_LETTERS).decode("ascii"),
+        tasks=tuple(rt.choice_tasks),
+        envs=tuple(rt.choice_envs),
+        preemptions=rt.preemptions,
     )
+
+
+_KIND_LETTERS = bytes.maketrans(bytes([TASK_CHOICE, ENV_CHOICE]), b"te")

@@ -11,7 +11,6 @@ from concsim.strategies._dfs import Pruned as Pruned
 from concsim.strategies._pct import PCT as PCT
 from concsim.strategies._random import RandomWalk as RandomWalk
 from concsim.strategies._replay import PreferTasks as PreferTasks
-from concsim.strategies._replay import Recorder as Recorder
 from concsim.strategies._replay import Replay as Replay
 from concsim.strategies._steps import ALL as ALL
 from concsim.strategies._steps import Access as Access

@@ -12,10 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from concsim._errors import ScheduleMismatch
-from concsim.engine import RUNNABLE
 
 if TYPE_CHECKING:
-    from concsim.engine import Runtime, Strategy
+    from concsim.engine import Runtime
 
 
 class Replay:
@@ -97,35 +96,3 @@ class PreferTasks:
         i = self._ei
         self._ei = i + 1
         return self.envs[i] % n if i < len(self.envs) else 0
-
-
-class Recorder:
-    """Wraps a strategy and records what each of its choices meant: the id of the task a
-    task choice ran, each environment outcome, and how many task choices were preemptions
-    (a switch away from a task that could have gone on).  The shrinker reads these to turn a
-    run into a :class:`PreferTasks` plan."""
-
-    def __init__(self, inner: Strategy) -> None:
-        self.inner = inner
-        self.name = getattr(inner, "name", "replay")
-        self.tasks: list[int] = []
-        self.envs: list[int] = []
-        self.preemptions = 0
-
-    def pick_task(self, rt: Runtime, n: int) -> int:
-        k = self.inner.pick_task(rt, n)
-        self.tasks.append(rt.candidate(k).id)
-        cur = rt.current
-        if k and cur is not None and cur.state == RUNNABLE:
-            self.preemptions += 1
-        return k
-
-    def pick_env(self, rt: Runtime, label: str, n: int) -> int:
-        v = self.inner.pick_env(rt, label, n)
-        self.envs.append(v)
-        return v
-
-    def finish(self, rt: Runtime) -> None:
-        finish = getattr(self.inner, "finish", None)
-        if finish is not None:
-            finish(rt)

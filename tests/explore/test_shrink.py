@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import concsim
-from concsim.engine import Failure, Runtime, Strategy
+from concsim.engine import ENV_CHOICE, TASK_CHOICE, Failure, Runtime, Strategy
 from concsim.exploration import Attempt, shrink
-from concsim.strategies import PreferTasks, RandomWalk, Recorder, Replay
+from concsim.strategies import PreferTasks, RandomWalk, Replay
 
 
 def test_shrinks_a_random_failure_and_replays(tmp_path: Path) -> None:
@@ -117,29 +117,65 @@ def _racy_tasks(rt: Runtime, log: list[str], names: str = "ab") -> None:
         rt.spawn(name, task(name))
 
 
-def test_prefer_tasks_replays_by_identity_and_recorder_records_it() -> None:
+def test_prefer_tasks_replays_by_identity_and_the_runtime_records_it() -> None:
     log: list[str] = []
-    rec = Recorder(PreferTasks([1, 1, 0, 7, 0], []))
-    rt = Runtime(rec, trace=False)
+    rt = Runtime(PreferTasks([1, 1, 0, 7, 0], []), trace=False)
     _racy_tasks(rt, log)
     assert rt.run() is None
     # A task's first choice starts it (up to its first point), each later one runs a step.
     # b (id 1) starts and runs b0; a starts; 7 is no task, so the current one (a) goes on;
     # past the plan's end the current task goes on too.
     assert log == ["b0", "a0", "a1", "a2", "b1", "b2"]
-    assert rec.tasks == [1, 1, 0, 0, 0, 0]
-    assert rec.envs == []
+    assert rt.choice_tasks == [1, 1, 0, 0, 0, 0]
+    assert rt.choice_envs == []
+    assert list(rt.choice_kinds) == [TASK_CHOICE] * 6
     # One preemption: the switch to a while b could go on (the first choice, with nothing
     # running yet, is not one).
-    assert rec.preemptions == 1
+    assert rt.preemptions == 1
+
+
+def test_the_record_types_each_choice_and_counts_preemptions_exactly() -> None:
+    """A choice after a task finished may be non-zero without being a preemption: the
+    schedule string cannot tell, the typed record can."""
+
+    def build(rt: Runtime) -> None:
+        async def a() -> None:
+            await rt.point("x", "a")
+            rt.choose("env", 3)
+
+        async def b() -> None:
+            await rt.point("y", "b")
+            await rt.point("y", "b")
+
+        rt.spawn("a", a())
+        rt.spawn("b", b())
+
+    for seed in range(40):
+        rt = Runtime(RandomWalk(seed, env_p=0.5), trace=False)
+        build(rt)
+        assert rt.run() is None
+        kinds = list(rt.choice_kinds)
+        assert kinds.count(ENV_CHOICE) == 1
+        assert len(rt.choice_tasks) == kinds.count(TASK_CHOICE)
+        assert len(rt.choices) == len(kinds)
+        assert rt.choice_envs == [rt.choices[kinds.index(ENV_CHOICE)]]
+        assert rt.preemptions <= sum(
+            1 for c, k in zip(rt.choices, kinds, strict=True) if c and k == TASK_CHOICE
+        )
+    # a schedule whose only switch comes after a finished: no preemption at all
+    rt = Runtime(Replay([0, 0, 0], strict=False), trace=False)
+    build(rt)
+    rt.run()
+    assert rt.preemptions == 0
 
 
 def _attempt_with(strategy: Strategy) -> Attempt:
-    rec = Recorder(strategy)
-    rt = Runtime(rec, trace=False)
+    rt = Runtime(strategy, trace=False)
     _racy_tasks(rt, [], "abcd")
     f = rt.run()
-    return Attempt(f, list(rt.choices), rec.preemptions, rt.step, tuple(rec.tasks), tuple(rec.envs))
+    return Attempt(
+        f, list(rt.choices), rt.preemptions, rt.step, tuple(rt.choice_tasks), tuple(rt.choice_envs)
+    )
 
 
 def test_segment_pass_removes_preemptions_the_index_passes_cannot() -> None:
