@@ -2,7 +2,8 @@
 HMM driver exposing the same hooks): D1-D3 and L1.
 
 * **D1** the device never reaches a page the CPU has unmapped or replaced: an entry of the
-  device page table for vpn ``v`` names the pfn the process maps at ``v`` (a present PTE).
+  device page table for vpn ``v`` names the pfn the process maps at ``v`` (a present PTE,
+  or the device-exclusive entry that keeps the page for the device).
   Checked where entries are stored (a stale install), where the device copies a page
   (``dmirror_do_read``), where a PTE of a mirrored mm changes (an entry left behind), and
   where a page is freed while an entry still names it.
@@ -12,6 +13,8 @@ HMM driver exposing the same hooks): D1-D3 and L1.
 * **D3** a snapshot describes the page table as it is when the driver reports it (under
   its mutex, after ``mmu_interval_read_retry``): every valid pfn it reports is mapped there,
   writable if it says WRITE.
+* **D4** a page the device maps for atomic access (an ATOMIC entry) is one the CPU cannot
+  reach: its PTE is the device-exclusive entry for that page.
 * **L1** the fault loop ends once invalidations stop: hitting the driver's retry bound (the
   C driver's timeout) with finitely many invalidations is a livelock.
 
@@ -28,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from concsim.kernel._hmm import HMM_PFN_ORDER_SHIFT, HMM_PFN_VALID, HMM_PFN_WRITE, HMMRange
-from concsim.kernel._mm import MM, PTE_NAMES, PTE_PRESENT
+from concsim.kernel._mm import MM, PTE_DEVICE_EXCLUSIVE, PTE_NAMES, PTE_PRESENT
 
 if TYPE_CHECKING:
     from concsim.driver.dmirror._test_hmm import Dmirror, DmirrorDriver
@@ -38,6 +41,7 @@ INVARIANTS = {
     "D1": "the device never reaches a page the CPU has unmapped or replaced at that address",
     "D2": "a write through the mirror lands in the page the process maps there, writable",
     "D3": "a snapshot reports only pfns the CPU maps there when it is reported",
+    "D4": "a page mapped for the device's atomic access is not reachable by the CPU",
 }
 
 
@@ -83,7 +87,8 @@ class DmirrorOracles:
         self, d: Dmirror, vpn: int, pfn: int, write: bool, inv: str, what: str
     ) -> None:
         mm = d.mm
-        ok = int(mm.pte_state[vpn]) == PTE_PRESENT and int(mm.pte_pfn[vpn]) == pfn
+        st = int(mm.pte_state[vpn])
+        ok = st in (PTE_PRESENT, PTE_DEVICE_EXCLUSIVE) and int(mm.pte_pfn[vpn]) == pfn
         if ok and (not write or mm.pte_write[vpn]):
             return
         if ok:
@@ -108,13 +113,32 @@ class DmirrorOracles:
         writes: npt.NDArray[np.bool_],
     ) -> None:
         mm = d.mm
-        good = (mm.pte_state[vpns] == PTE_PRESENT) & (mm.pte_pfn[vpns] == pfns)
+        st = mm.pte_state[vpns]
+        good = ((st == PTE_PRESENT) | (st == PTE_DEVICE_EXCLUSIVE)) & (mm.pte_pfn[vpns] == pfns)
         good &= ~writes | mm.pte_write[vpns]
+        for vpn in vpns.tolist():
+            self._check_atomic(d, vpn, "atomic device entry stored")
         if good.all():
             return
         i = int(np.argmax(~good))
         self._check_entry(
             d, int(vpns[i]), int(pfns[i]), bool(writes[i]), "D1", "stale device page-table entry"
+        )
+
+    def _check_atomic(self, d: Dmirror, vpn: int, what: str) -> None:
+        atomic = getattr(d, "pt_atomic", None)
+        if atomic is None or not atomic[vpn]:
+            return
+        mm = d.mm
+        if int(mm.pte_state[vpn]) == PTE_DEVICE_EXCLUSIVE and mm.pte_pfn[vpn] == d.pt[vpn]:
+            return
+        raise self.rt.fail(
+            "safety",
+            f"{what}: {d.name} maps vpn {vpn} for atomic access, but the process's PTE is "
+            f"{self._pte(mm, vpn)} (the CPU can reach the page too)",
+            invariant="D4",
+            vpn=vpn,
+            mirror=d.name,
         )
 
     def accessed(self, d: Dmirror, vpn: int, pfn: int, write: bool) -> None:
@@ -138,6 +162,7 @@ class DmirrorOracles:
             if not has.any():
                 continue
             for vpn in vpns[has].tolist():
+                self._check_atomic(d, vpn, "PTE changed under an atomic device entry")
                 self._check_entry(
                     d,
                     vpn,

@@ -112,7 +112,9 @@ def run_case(
     produced = _produced(checks)
     if c.concurrent:
         outcomes = ", ".join(f"{k} x{v}" for k, v in sorted(notes.items()))
-        produced = f"{runs} schedules, every ASSERT held and no oracle failed; outcomes: {outcomes}"
+        produced = f"{runs} schedules, every ASSERT held and no oracle failed"
+        if outcomes:
+            produced += f"; outcomes: {outcomes}"
     return CaseOutcome(c.name, c.expects, produced, True, runs, c.partial, c.divergence)
 
 

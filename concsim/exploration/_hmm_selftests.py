@@ -22,6 +22,8 @@ import numpy as np
 from concsim.driver.dmirror._test_hmm import (
     EFAULT,
     EPERM,
+    HMM_DMIRROR_CHECK_EXCLUSIVE,
+    HMM_DMIRROR_EXCLUSIVE,
     HMM_DMIRROR_PROT_ERROR,
     HMM_DMIRROR_PROT_PMD,
     HMM_DMIRROR_PROT_READ,
@@ -407,11 +409,78 @@ async def double_map(t: Selftest) -> None:
         t.assert_eq(f"{name} mirror", b.mirror, patterns(n))
 
 
+async def _increment(t: Selftest, ptr: int, n: int, label: str) -> None:
+    """``for (i...) ASSERT_EQ(ptr[i]++, i)``, then every ``ptr[i] == i + 1``."""
+    before = np.zeros(n, dtype=np.int64)
+    for k in range(n):
+        v = int((await t.load(ptr + k, 1))[0])
+        before[k] = v
+        await t.store(ptr + k, np.array([v + 1], dtype=np.int64))
+    t.assert_eq(f"{label} ptr[i]++", before, patterns(n))
+    t.assert_eq(f"{label} ptr", await t.load(ptr, n), patterns(n) + 1)
+
+
+@case(
+    "EXCLUSIVE: 0, cpages=npages, the device reads i; the CPU's accesses revoke it (each "
+    "page reads i, then i + 1); CHECK_EXCLUSIVE: 0 (no page still atomic)"
+)
+async def exclusive(t: Selftest) -> None:
+    n = HMM_BUFFER_PAGES
+    b = _buffer(t, n, RW)
+    await t.store(b.ptr, patterns(n))
+    d = await t.hmm_open(0)
+    t.assert_eq("ret", await t.hmm_dmirror_cmd(d, HMM_DMIRROR_EXCLUSIVE, b, n), 0)
+    t.assert_eq("cpages", b.cpages, n)
+    t.assert_eq("mirror", b.mirror, patterns(n))
+    await _increment(t, b.ptr, n, "cpu")
+    t.assert_eq("check", await t.hmm_dmirror_cmd(d, HMM_DMIRROR_CHECK_EXCLUSIVE, b, n), 0)
+
+
+@case("EXCLUSIVE, then mprotect(PROT_READ): a device WRITE returns -EPERM")
+async def exclusive_mprotect(t: Selftest) -> None:
+    n = HMM_BUFFER_PAGES
+    b = _buffer(t, n, RW)
+    await t.store(b.ptr, patterns(n))
+    d = await t.hmm_open(0)
+    t.assert_eq("ret", await t.hmm_dmirror_cmd(d, HMM_DMIRROR_EXCLUSIVE, b, n), 0)
+    t.assert_eq("cpages", b.cpages, n)
+    t.assert_eq("mirror", b.mirror, patterns(n))
+    t.assert_eq("mprotect", await t.mprotect(b.ptr, n, PROT_READ), 0)
+    t.assert_eq("write ret", await t.hmm_dmirror_cmd(d, HMM_DMIRROR_WRITE, b, n), -EPERM)
+
+
+#: exclusive_cow's buffer, scaled from 1024 pages so that hundreds of schedules stay cheap.
+COW_PAGES = 64
+
+
+@case(
+    "EXCLUSIVE, fork; the child and the parent each increment every int at once: both "
+    "read i then i + 1 (COW separates them)",
+    concurrent=True,
+    partial=f"buffer of {COW_PAGES} pages instead of 1024",
+)
+async def exclusive_cow(t: Selftest) -> None:
+    n = COW_PAGES
+    b = _buffer(t, n, RW)
+    await t.store(b.ptr, patterns(n))
+    d = await t.hmm_open(0)
+    t.assert_eq("ret", await t.hmm_dmirror_cmd(d, HMM_DMIRROR_EXCLUSIVE, b, n), 0)
+    t.assert_eq("cpages", b.cpages, n)
+    child = await t.fork()
+
+    async def child_body() -> None:
+        await _increment(child, b.ptr, n, "child")
+        await child.exit()
+
+    waited = t.spawn("child", child_body())
+    await _increment(t, b.ptr, n, "parent")
+    await waited.wait_for_completion()
+
+
 _DEVICE_MEMORY = (
     "device-private/device-coherent memory (migrate_vma_*, ZONE_DEVICE pages, "
     "migrate_to_ram) is not modelled"
 )
-_EXCLUSIVE = "device-exclusive entries (make_device_exclusive) are not modelled"
 
 #: Selftest cases not ported, and why.
 NOT_PORTED: dict[str, str] = {
@@ -423,9 +492,6 @@ NOT_PORTED: dict[str, str] = {
     "migrate_shared": _DEVICE_MEMORY,
     "migrate_mixed": _DEVICE_MEMORY,
     "migrate_multiple": _DEVICE_MEMORY,
-    "exclusive": _EXCLUSIVE,
-    "exclusive_mprotect": _EXCLUSIVE,
-    "exclusive_cow": _EXCLUSIVE,
     "hmm_gup_test": _DEVICE_MEMORY + " (and the gup_test module)",
     "hmm_cow_in_device": _DEVICE_MEMORY,
     "migrate_anon_huge_empty": _DEVICE_MEMORY,

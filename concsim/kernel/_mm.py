@@ -37,7 +37,10 @@ PTE_SWAP = 2
 PTE_MIGRATION = 3
 PTE_PROTNONE = 4
 PTE_SPECIAL = 5
-PTE_NAMES = ("none", "present", "swap", "migration", "protnone", "special")
+#: make_device_exclusive's entry: not present for the CPU, which faults to restore it; the
+#: pfn (and the page reference) are kept.
+PTE_DEVICE_EXCLUSIVE = 6
+PTE_NAMES = ("none", "present", "swap", "migration", "protnone", "special", "device-exclusive")
 
 VM_READ = 0x1
 VM_WRITE = 0x2
@@ -83,6 +86,9 @@ class MM:
         self.pte_write = np.zeros(nr_vpns, dtype=np.bool_)
         # Tasks waiting for a migration entry to be replaced (migration_entry_wait).
         self.migration_wq = WaitQueue(rt, f"{name}.migration_wq")
+        # Tasks waiting for a folio lock (folio_lock), and the locked pfns.
+        self.folio_wq = WaitQueue(rt, f"{name}.folio_wq")
+        self.folio_locked: set[int] = set()
         self.on_pte_change: list[PteHook] = []
         #: Hooks for one-PTE changes (:meth:`set_pte`); a subscriber registers in both
         #: lists (a one-PTE change calls only these, :meth:`set_ptes` only the others).

@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from concsim.kernel._mm import (
     MM,
+    PTE_DEVICE_EXCLUSIVE,
     PTE_MIGRATION,
     PTE_NONE,
     PTE_PRESENT,
@@ -54,7 +55,7 @@ async def zap_page_range(mm: MM, start: int, end: int) -> None:
     for a, b in _pmd_pieces(start, end):
         await rt.point("zap_pte_range", "pt", f"[{a},{b})")
         st = mm.pte_state[a:b]
-        mapped = (st == PTE_PRESENT) | (st == PTE_PROTNONE)
+        mapped = (st == PTE_PRESENT) | (st == PTE_PROTNONE) | (st == PTE_DEVICE_EXCLUSIVE)
         vpns = np.nonzero(st != PTE_NONE)[0].astype(np.int64) + a
         if vpns.size == 0:
             continue

@@ -32,6 +32,7 @@ import numpy.typing as npt
 
 from concsim.kernel._mm import (
     MM,
+    PTE_DEVICE_EXCLUSIVE,
     PTE_MIGRATION,
     PTE_NONE,
     PTE_PRESENT,
@@ -64,6 +65,8 @@ async def handle_mm_fault(mm: MM, vma: VMA, vpn: int, *, write: bool) -> int:
     rt.count("mm_faults")
     state = int(mm.pte_state[vpn])
     may_write = bool(vma.vm_flags & VM_WRITE)
+    if state == PTE_DEVICE_EXCLUSIVE:
+        return await remove_device_exclusive_entry(mm, vma, vpn)
     if state == PTE_NONE and vma.vm_flags & VM_HUGETLB:
         return _hugetlb_no_page(mm, vma, vpn, write)
     if state == PTE_NONE and isinstance(vma.vm_file, PageCacheFile):
@@ -180,6 +183,36 @@ def _do_file_fault(mm: MM, vma: VMA, vpn: int, write: bool, f: PageCacheFile) ->
         return -EFAULT
     mm.pages.copy_highpage(new, pcpfn)
     mm.set_ptes(idx, PTE_PRESENT, new, may_write)
+    return 0
+
+
+MMU_NOTIFY_EXCLUSIVE = "EXCLUSIVE"
+
+
+async def folio_lock(mm: MM, pfn: int) -> None:
+    """Take the folio lock of ``pfn`` (sleeping while another task holds it)."""
+    await mm.folio_wq.wait_event(lambda: pfn not in mm.folio_locked, "folio_lock")
+    mm.folio_locked.add(pfn)
+
+
+def folio_unlock(mm: MM, pfn: int) -> None:
+    mm.folio_locked.discard(pfn)
+    mm.folio_wq.wake_up_all()
+
+
+async def remove_device_exclusive_entry(mm: MM, vma: VMA, vpn: int) -> int:
+    """A CPU fault on a device-exclusive entry (do_swap_page): under the folio lock, an
+    MMU_NOTIFY_EXCLUSIVE invalidation of the page, then the ordinary PTE is restored."""
+    rt = mm.rt
+    pfn = int(mm.pte_pfn[vpn])
+    await folio_lock(mm, pfn)
+    r = MMUNotifierRange(mm, vpn, vpn + 1, MMU_NOTIFY_EXCLUSIVE)
+    await mmu_notifier_invalidate_range_start(r)
+    await rt.point("restore_exclusive_pte", "pt", f"vpn {vpn}")
+    if int(mm.pte_state[vpn]) == PTE_DEVICE_EXCLUSIVE and int(mm.pte_pfn[vpn]) == pfn:
+        mm.set_pte(vpn, PTE_PRESENT, pfn, bool(vma.vm_flags & VM_WRITE))
+    await mmu_notifier_invalidate_range_end(r)
+    folio_unlock(mm, pfn)
     return 0
 
 

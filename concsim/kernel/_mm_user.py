@@ -34,6 +34,7 @@ import numpy as np
 
 from concsim.kernel._mm import (
     MM,
+    PTE_DEVICE_EXCLUSIVE,
     PTE_MIGRATION,
     PTE_NONE,
     PTE_PRESENT,
@@ -45,7 +46,14 @@ from concsim.kernel._mm import (
     VM_SHARED,
     VM_WRITE,
 )
-from concsim.kernel._mm_fault import handle_mm_fault, migration_entry_wait
+from concsim.kernel._mm_fault import (
+    MMU_NOTIFY_EXCLUSIVE,
+    folio_lock,
+    folio_unlock,
+    handle_mm_fault,
+    migration_entry_wait,
+    remove_device_exclusive_entry,
+)
 from concsim.kernel._mmu_notifier import (
     MMU_NOTIFY_PROTECTION_VMA,
     MMUNotifierRange,
@@ -148,6 +156,9 @@ async def dup_mm(parent: MM, name: str = "child") -> MM:
                 while (parent.pte_state[a:b] == PTE_MIGRATION).any():
                     v = a + int(np.argmax(parent.pte_state[a:b] == PTE_MIGRATION))
                     await migration_entry_wait(parent, v)
+                while (parent.pte_state[a:b] == PTE_DEVICE_EXCLUSIVE).any():
+                    v = a + int(np.argmax(parent.pte_state[a:b] == PTE_DEVICE_EXCLUSIVE))
+                    await remove_device_exclusive_entry(parent, vma, v)
                 _copy_ptes(parent, child, a, b, cow)
             if cow:
                 await mmu_notifier_invalidate_range_end(r)
@@ -185,3 +196,40 @@ def _copy_ptes(parent: MM, child: MM, a: int, b: int, cow: bool) -> None:
         child.pte_state[v] = st
         child.pte_pfn[v] = pfn
         child.pte_write[v] = write
+
+
+async def make_device_exclusive(mm: MM, vpn: int) -> int:
+    """mm/rmap.c ``make_device_exclusive`` (mmap_lock held by the caller): fault the page in
+    for write (GUP), then, under an MMU_NOTIFY_EXCLUSIVE invalidation, replace its PTE by a
+    device-exclusive entry.  Returns the pfn with its folio locked (the caller unlocks it
+    with ``folio_unlock`` once its device maps it), or -EFAULT."""
+    rt = mm.rt
+    while True:
+        vma = mm.vma_lookup(vpn)
+        if vma is None or not vma.vm_flags & VM_WRITE:
+            return -EFAULT
+        state = int(mm.pte_state[vpn])
+        if state == PTE_MIGRATION:
+            await migration_entry_wait(mm, vpn)
+            continue
+        if not (state == PTE_PRESENT and mm.pte_write[vpn]):
+            ret = await handle_mm_fault(mm, vma, vpn, write=True)
+            if ret:
+                return ret
+            continue
+        pfn = int(mm.pte_pfn[vpn])
+        await folio_lock(mm, pfn)
+        r = MMUNotifierRange(mm, vpn, vpn + 1, MMU_NOTIFY_EXCLUSIVE)
+        await mmu_notifier_invalidate_range_start(r)
+        await rt.point("make_device_exclusive", f"{mm.name}.pt", f"vpn {vpn}")
+        same = (
+            int(mm.pte_state[vpn]) == PTE_PRESENT
+            and int(mm.pte_pfn[vpn]) == pfn
+            and bool(mm.pte_write[vpn])
+        )
+        if same:
+            mm.set_pte(vpn, PTE_DEVICE_EXCLUSIVE, pfn, True)
+        await mmu_notifier_invalidate_range_end(r)
+        if same:
+            return pfn
+        folio_unlock(mm, pfn)  # the PTE changed under us: fault again

@@ -4,7 +4,8 @@ A process maps ``pages`` anonymous pages at vpn ``BASE`` (2 MiB aligned), some o
 populated (page ``k`` holds the token ``TOKEN + k``, the selftests' ``ptr[i] = i``) and some
 read-faulted to the zero page; it opens the device (``mirrors`` opens, each a mirror of its
 whole address space).  Device tasks then read the range (``readers``), write its first half
-(``writers``) and snapshot it (``snapshots``) through the ioctls, a CPU thread stores to a
+(``writers``), snapshot it (``snapshots``) and take it for atomic access (``exclusives``)
+through the ioctls, a CPU thread stores to a
 few pages (``cpu_writes``), and primary-MMU events race them (``events``).
 
 Each ioctl's result must be one the selftests allow: READ returns 0 with every page
@@ -27,7 +28,9 @@ from concsim.checks._dmirror import DmirrorOracles
 from concsim.driver.dmirror._test_hmm import (
     EFAULT,
     EINVAL,
+    ENOENT,
     EPERM,
+    HMM_DMIRROR_EXCLUSIVE,
     HMM_DMIRROR_READ,
     HMM_DMIRROR_SNAPSHOT,
     HMM_DMIRROR_WRITE,
@@ -112,6 +115,8 @@ class DmirrorWorld:
             rt.spawn(f"dev_write{i}", self._device(i, HMM_DMIRROR_WRITE))
         for i in range(int(p["snapshots"])):
             rt.spawn(f"dev_snapshot{i}", self._device(i, HMM_DMIRROR_SNAPSHOT))
+        for i in range(int(p["exclusives"])):
+            rt.spawn(f"dev_exclusive{i}", self._device(i, HMM_DMIRROR_EXCLUSIVE))
         if int(p["cpu_writes"]):
             rt.spawn("cpu", self._cpu(int(p["cpu_writes"])))
         for e in _events(str(p["events"])):
@@ -136,6 +141,12 @@ class DmirrorWorld:
             npages = n
             buf = np.zeros(n, dtype=np.int64)
             allowed = (0, -EFAULT, -EINVAL)
+        elif command == HMM_DMIRROR_EXCLUSIVE:
+            npages = n
+            buf = np.zeros(n, dtype=np.int64)
+            # -ENOENT: a CPU access revoked a page before the read-back (a race the
+            # selftests never run).
+            allowed = (0, -EFAULT, -EINVAL, -ENOENT)
         else:
             npages = n
             buf = np.zeros(n, dtype=np.uint8)
@@ -222,6 +233,14 @@ def _params(**defaults: ParamValue) -> tuple[Param, ...]:
         Param("readers", int, 1, "device tasks reading the buffer", minimum=0, maximum=8),
         Param("writers", int, 1, "device tasks writing its first half", minimum=0, maximum=8),
         Param("snapshots", int, 1, "device tasks snapshotting it", minimum=0, maximum=8),
+        Param(
+            "exclusives",
+            int,
+            0,
+            "device tasks taking it for atomic access (HMM_DMIRROR_EXCLUSIVE)",
+            minimum=0,
+            maximum=8,
+        ),
         Param("cpu_writes", int, 1, "stores by a CPU thread of the process", minimum=0),
         Param(
             "events",

@@ -89,3 +89,28 @@ def test_unknown_event_is_a_usage_error() -> None:
     r = CliRunner().invoke(cli, ["run", "--scenario", "dmirror", "--param", "events=nope"])
     assert r.exit_code == 2
     assert "unknown event 'nope'" in r.output
+
+
+def test_exclusive_races_madvise_without_a_sequence_check() -> None:
+    """lib/test_hmm.c: dmirror_exclusive maps the page for atomic access after
+    make_device_exclusive returned, with no mmu_interval_read_retry; a MADV_DONTNEED (under
+    mmap_lock for read, like the ioctl) can zap the device-exclusive entry in between, and
+    the device then holds an atomic mapping of a page the process no longer maps (D4)."""
+    res = explore(
+        "dmirror",
+        params={
+            "exclusives": 1,
+            "readers": 0,
+            "writers": 0,
+            "snapshots": 0,
+            "cpu_writes": 0,
+            "events": "madvise",
+        },
+        strategy="pct",
+        schedules=400,
+        seed=0,
+        shrink_failure=False,
+    )
+    ff = res.first_failure
+    assert ff is not None
+    assert (ff.kind, ff.invariant) == ("safety", "D4"), ff.message

@@ -176,3 +176,36 @@ def test_zero_page_read_then_write_copies() -> None:
     w = _run(body)
     assert w.out == {"load": (0, 0), "zero": True, "copied": True}
     assert np.count_nonzero(w.pages.data) == 1
+
+
+def test_device_exclusive_entries_are_restored_by_a_cpu_fault_and_freed_by_a_zap() -> None:
+    from concsim.kernel._mm import PTE_DEVICE_EXCLUSIVE, PTE_NONE
+    from concsim.kernel._mm_fault import folio_unlock
+    from concsim.kernel._mm_user import make_device_exclusive
+
+    async def body(w: Tiny) -> None:
+        mm = w.mm
+        await w.insert("mirror", BASE, 4)
+        await mm.mmap_lock.down_read()
+        pfn = await make_device_exclusive(mm, BASE)  # faults the page in for write first
+        mm.mmap_lock.up_read()
+        w.out["exclusive"] = int(mm.pte_state[BASE]) == PTE_DEVICE_EXCLUSIVE
+        folio_unlock(mm, pfn)
+        w.out["load"] = await cpu_access(mm, BASE, write=False)
+        w.out["restored"] = (int(mm.pte_state[BASE]), int(mm.pte_pfn[BASE])) == (PTE_PRESENT, pfn)
+        await mm.mmap_lock.down_read()
+        pfn2 = await make_device_exclusive(mm, BASE + 1)
+        mm.mmap_lock.up_read()
+        folio_unlock(mm, pfn2)
+        await ev.munmap(mm, BASE + 1, 1)
+        w.out["freed"] = (int(mm.pte_state[BASE + 1]), int(w.pages.refcount[pfn2]))
+
+    w = _run(body)
+    assert w.out == {
+        "exclusive": True,
+        "load": (0, 0),
+        "restored": True,
+        "freed": (PTE_NONE, 0),
+    }
+    # make_device_exclusive and the restoring fault each invalidated the page.
+    assert len([e for e in w.log if e[0] == "cb"]) >= 3

@@ -8,6 +8,7 @@ entry is D1, or D2 when the first PTE change it survives is a write-protection:
   entry, found where it is stored, where the PTE changes, or where the page is freed);
 * D2: a device write lands in a page the process does not map writable there;
 * D3: a snapshot reports a pfn the CPU no longer maps;
+* D4: the device maps a page for atomic access that the CPU can reach;
 * S6: a callback sleeps in a non-blockable invalidation (the OOM reaper's).
 """
 
@@ -116,6 +117,24 @@ class SnapshotNoRetry(DmirrorMutant):
     )
 
 
+class ExclusiveUnlockEarly(DmirrorMutant):
+    name = "dmirror-exclusive-unlock-early"
+    summary = "dmirror_exclusive unlocks the folio before mapping it for atomic access"
+    expect_kinds = ("safety",)
+    expect_invariants = ("D4",)
+    catch_params = {"exclusives": 1, "cpu_writes": 4, "events": "migrate"}
+
+    dmirror_exclusive = patched(
+        DmirrorDriver.dmirror_exclusive,
+        (
+            "        ret = await self.dmirror_atomic_map(d, vpn, pfn)\n"
+            "        folio_unlock(mm, pfn)\n",
+            "        folio_unlock(mm, pfn)\n"
+            "        ret = await self.dmirror_atomic_map(d, vpn, pfn)\n",
+        ),
+    )
+
+
 MUTANTS: dict[str, type[DmirrorDriver]] = {
     m.name: m
     for m in (
@@ -126,5 +145,6 @@ MUTANTS: dict[str, type[DmirrorDriver]] = {
         UpdateFirstPageOnly,
         WriteIgnoresTag,
         SnapshotNoRetry,
+        ExclusiveUnlockEarly,
     )
 }

@@ -12,11 +12,15 @@ same mutex, so an entry never outlives the CPU mapping it was copied from.  The 
 ioctl registers a temporary notifier over its range and reports what HMM saw per page
 (``HMM_DMIRROR_PROT_*``), without faulting anything in.
 
+Exclusive access (``dmirror_exclusive``): each page is made device-exclusive
+(``make_device_exclusive``, which returns it with its folio locked) and mapped in the
+device page table tagged ATOMIC before its folio is unlocked; a CPU fault restores the
+PTE under the folio lock, and its MMU_NOTIFY_EXCLUSIVE invalidation erases the entry.
+
 Not modelled: device-private and device-coherent memory (the migrate ioctls, the
-``MMU_NOTIFY_MIGRATE`` owner check in the callback, RELEASE), exclusive access
-(``make_device_exclusive``) and the jiffies clock: the 1 s timeout of the fault loop is a
-bound on its retries (``retry_bound``), after which the ioctl fails with -EBUSY as the C
-driver does when its timeout expires.
+``MMU_NOTIFY_MIGRATE`` owner check in the callback, RELEASE) and the jiffies clock: the
+1 s timeout of the fault loop is a bound on its retries (``retry_bound``), after which the
+ioctl fails with -EBUSY as the C driver does when its timeout expires.
 
 Scheduling points: the kernel primitives' own (mutex, ``mmap_lock``, the notifier, HMM's
 walk), plus one where the device stores into its page table (``xa_store``) and one where it
@@ -45,6 +49,8 @@ from concsim.kernel._hmm import (
     hmm_range_fault,
 )
 from concsim.kernel._mm import MM, PTE_PRESENT, VM_MIXEDMAP, VM_SHARED, VM_WRITE, VMA
+from concsim.kernel._mm_fault import folio_unlock
+from concsim.kernel._mm_user import make_device_exclusive
 from concsim.kernel._mmu_notifier import (
     ULONG_MAX_VPN,
     MMUIntervalNotifier,
@@ -66,7 +72,8 @@ EFAULT = 14
 EBUSY = 16
 EINVAL = 22
 
-#: The xarray tag of a writable device page-table entry.
+#: The xarray tags of a device page-table entry: writable, or mapped for atomic access.
+DPT_XA_TAG_ATOMIC = 1
 DPT_XA_TAG_WRITE = 3
 
 # The ioctls (lib/test_hmm_uapi.h), by name.
@@ -133,6 +140,7 @@ class Dmirror:
         # The xarray pt: pfn per vpn (0: no entry) and the WRITE tag.
         self.pt = np.zeros(mm.nr_vpns, dtype=np.int64)
         self.pt_write = np.zeros(mm.nr_vpns, dtype=np.bool_)
+        self.pt_atomic = np.zeros(mm.nr_vpns, dtype=np.bool_)
         self.released = False
 
 
@@ -221,6 +229,7 @@ class DmirrorDriver:
             hook(d, vpns, pfns, write)
         d.pt[r.start : r.end] = pfns
         d.pt_write[r.start : r.end] = write
+        d.pt_atomic[r.start : r.end] = False
         rt.event("dmirror_do_fault", f"{d.name}.pt", f"[{r.start},{r.end}) stored")
         return 0
 
@@ -231,6 +240,7 @@ class DmirrorDriver:
         if start < hi:
             d.pt[start:hi] = 0
             d.pt_write[start:hi] = False
+            d.pt_atomic[start:hi] = False
         self.rt.event("dmirror_do_update", f"{d.name}.pt", f"[{start},{end}] erased")
 
     async def dmirror_interval_invalidate(
@@ -377,6 +387,57 @@ class DmirrorDriver:
                 invariant="L1",
             )
 
+    # ------------------------------------------------------------------ exclusive access
+
+    def dmirror_check_atomic(self, d: Dmirror, start: int, end: int) -> int:
+        """-EPERM while any page of the range is still mapped for atomic access."""
+        return -EPERM if d.pt_atomic[start:end].any() else 0
+
+    async def dmirror_atomic_map(self, d: Dmirror, vpn: int, pfn: int) -> int:
+        await d.mutex.lock()
+        await self.rt.point("xa_store", f"{d.name}.pt", f"vpn {vpn} atomic")
+        d.pt[vpn] = pfn
+        d.pt_write[vpn] = False
+        d.pt_atomic[vpn] = True
+        for hook in self.on_store:
+            hook(
+                d,
+                np.array([vpn], dtype=np.int64),
+                np.array([pfn], dtype=np.int64),
+                np.zeros(1, dtype=np.bool_),
+            )
+        d.mutex.unlock()
+        return 0
+
+    async def dmirror_exclusive(self, d: Dmirror, cmd: HmmDmirrorCmd) -> int:
+        mm = d.mm
+        start = cmd.addr
+        end = start + cmd.npages
+        if mm.exiting:
+            return -EINVAL
+        ret = 0
+        await mm.mmap_lock.down_read()
+        for vpn in range(start, end):
+            pfn = await make_device_exclusive(mm, vpn)
+            if pfn < 0:
+                ret = pfn
+                break
+            ret = await self.dmirror_atomic_map(d, vpn, pfn)
+            folio_unlock(mm, pfn)
+            if ret:
+                break
+        mm.mmap_lock.up_read()
+        if ret:
+            return ret
+        b = DmirrorBounce(start, cmd.npages, np.zeros(cmd.npages, dtype=np.int64))
+        await d.mutex.lock()
+        ret = await self.dmirror_do_read(d, start, end, b)
+        d.mutex.unlock()
+        if ret == 0 and cmd.ptr is not None:
+            cmd.ptr[: cmd.npages] = b.ptr
+        cmd.cpages = b.cpages
+        return ret
+
     # ------------------------------------------------------------------ snapshot
 
     def dmirror_mkentry(self, d: Dmirror, r: HMMRange, entry: int) -> int:
@@ -485,4 +546,8 @@ class DmirrorDriver:
             return await self.dmirror_write(d, cmd)
         if command == HMM_DMIRROR_SNAPSHOT:
             return await self.dmirror_snapshot(d, cmd)
+        if command == HMM_DMIRROR_EXCLUSIVE:
+            return await self.dmirror_exclusive(d, cmd)
+        if command == HMM_DMIRROR_CHECK_EXCLUSIVE:
+            return self.dmirror_check_atomic(d, cmd.addr, cmd.addr + cmd.npages)
         return -EINVAL
