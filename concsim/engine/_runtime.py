@@ -169,9 +169,9 @@ class Runtime:
         self.current: Task | None = None
         self.step = 0
         self.choices: list[int] = []
-        #: What each choice meant, in order: ``TASK_CHOICE`` or ``ENV_CHOICE`` (the typed
-        #: record; ``choices`` is its codec form).
-        self.choice_kinds = bytearray()
+        # Positions in ``choices`` of the environment choices (rare: kept instead of a kind
+        # per choice, so the hot loop pays one append per task choice, not two).
+        self._env_at: list[int] = []
         #: For each task choice, the id of the task it ran.
         self.choice_tasks: list[int] = []
         #: For each environment choice, its outcome.
@@ -252,12 +252,21 @@ class Runtime:
         if n <= 1:
             return 0
         c = self.strategy.pick_env(self, label, n)
+        self._env_at.append(len(self.choices))
         self.choices.append(c)
-        self.choice_kinds.append(ENV_CHOICE)
         self.choice_envs.append(c)
         if self.tracing:
             self.event("choose", label, f"{c}/{n}")
         return c
+
+    @property
+    def choice_kinds(self) -> bytearray:
+        """What each choice meant, in order: ``TASK_CHOICE`` or ``ENV_CHOICE`` (the typed
+        record; ``choices`` is its codec form)."""
+        kinds = bytearray(len(self.choices))  # TASK_CHOICE is 0
+        for i in self._env_at:
+            kinds[i] = ENV_CHOICE
+        return kinds
 
     def count(self, counter: str, by: int = 1) -> None:
         """Add to a scenario counter (reported in ``stats``)."""
@@ -359,7 +368,6 @@ class Runtime:
         runnable = self._runnable
         strategy = self.strategy
         choices = self.choices
-        kinds = self.choice_kinds
         picked = self.choice_tasks
         tracing = self.tracing
         trace = self.trace
@@ -380,7 +388,6 @@ class Runtime:
                 self.current = cur
                 k = strategy.pick_task(self, n)
                 choices.append(k)
-                kinds.append(TASK_CHOICE)
                 if cur is not None and cur.state == RUNNABLE:
                     if k == 0:
                         nxt = cur
