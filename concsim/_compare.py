@@ -14,14 +14,14 @@ The sums over many schedules are what compare.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from concsim._errors import UsageError
-from concsim.runs import STRATEGIES, RunConfig, Runs, resolve, resolve_variant
+from concsim.runs import STRATEGIES, RunConfig, RunResult, Runs, resolve
 from concsim.scenarios import get_scenario
 
 #: Counters summed over the schedules (scenario ``stats`` keys).
@@ -118,6 +118,8 @@ class Comparison:
     params: dict[str, Any]
     a: VariantStats
     b: VariantStats
+    #: stopped by Ctrl-C: ``schedules`` seeds were run on both sides
+    interrupted: bool = False
 
     def given_params(self) -> list[str]:
         """``name=value`` of the parameters that differ from the scenario's defaults."""
@@ -149,32 +151,40 @@ class Comparison:
         }
 
 
-def _measure(
-    scenario: str,
-    variant: str,
-    params: dict[str, Any],
-    schedules: int,
-    seed: int,
-    strategy: str,
-) -> VariantStats:
-    cfg = RunConfig(scenario=scenario, variant=variant, params=params, strategy=strategy, seed=seed)
-    world = resolve(cfg)
-    vname = world.variant
-    kinds: Counter[str] = Counter()
-    first_seed: dict[str, int] = {}
-    totals = dict.fromkeys(COUNTERS, 0)
-    out = VariantStats(vname, schedules, {}, {}, totals)
-    runs = Runs(world)  # schedule i: seed + i, as in every front end
-    for i in range(schedules):
-        s = seed + i
-        got = runs.next()
-        if got is None:  # DFS: every execution was run
-            out.schedules = i
-            break
-        res = got[1].result
+class _Measure:
+    """One variant's running numbers, a schedule at a time (schedule i: seed + i, as in
+    every front end)."""
+
+    def __init__(
+        self, scenario: str, variant: str, params: dict[str, Any], seed: int, strategy: str
+    ) -> None:
+        cfg = RunConfig(
+            scenario=scenario, variant=variant, params=params, strategy=strategy, seed=seed
+        )
+        world = resolve(cfg)
+        self.runs = Runs(world)
+        self.seed = seed
+        self.kinds: Counter[str] = Counter()
+        self.first_seed: dict[str, int] = {}
+        self.out = VariantStats(world.variant, 0, {}, {}, dict.fromkeys(COUNTERS, 0))
+        self.exhausted = False
+
+    def run(self) -> RunResult | None:
+        """The next schedule's result (None once DFS has run every execution)."""
+        if self.exhausted:
+            return None
+        got = self.runs.next()
+        if got is None:
+            self.exhausted = True
+            return None
+        return got[1].result
+
+    def add(self, i: int, res: RunResult) -> None:
+        out = self.out
+        out.schedules += 1
         st = res.stats
         for k in COUNTERS:
-            totals[k] += int(st.get(k, 0))
+            out.totals[k] += int(st.get(k, 0))
         faults = int(st.get("faults_handled", 0))
         if faults:
             out.retries_per_fault.append(int(st.get("ebusy_retries", 0)) / faults)
@@ -182,11 +192,14 @@ def _measure(
         if res.failure is not None:
             f = res.failure
             key = f"{f.kind}[{f.invariant}]" if f.invariant else f.kind
-            kinds[key] += 1
-            first_seed.setdefault(key, s)
-    out.failure_kinds = dict(sorted(kinds.items()))
-    out.failure_seeds = {k: first_seed[k] for k in out.failure_kinds}
-    return out
+            self.kinds[key] += 1
+            self.first_seed.setdefault(key, self.seed + i)
+
+    def result(self) -> VariantStats:
+        out = self.out
+        out.failure_kinds = dict(sorted(self.kinds.items()))
+        out.failure_seeds = {k: self.first_seed[k] for k in out.failure_kinds}
+        return out
 
 
 def compare(
@@ -198,8 +211,13 @@ def compare(
     seed: int = 0,
     strategy: str = "random",
     params: Mapping[str, object] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> Comparison:
     """Run ``schedules`` schedules of variants ``a`` and ``b`` on the same seeds.
+
+    The two variants take turns, schedule by schedule, so when ``stop()`` turns true (a
+    Ctrl-C) the comparison so far covers the same seeds on both sides (``interrupted`` is
+    then set and ``schedules`` says how many).
 
     Either may be a shipped variant name or a user variant spec (``file.py:Class``,
     ``package.module:Class``).  Bad input raises :class:`concsim.UsageError`.
@@ -213,16 +231,35 @@ def compare(
     scn = get_scenario(scenario)
     resolved = scn.resolve_params(params)
     # Resolve both before running either, so a bad B fails before A's schedules run.
-    resolve_variant(scn, a)
-    resolve_variant(scn, b)
+    ma = _Measure(scn.name, a, resolved, seed, strategy)
+    mb = _Measure(scn.name, b, resolved, seed, strategy)
+    done = 0
+    interrupted = False
+    try:
+        for i in range(schedules):
+            if stop is not None and stop():
+                interrupted = True
+                break
+            # both runs first, then both tallies: a second Ctrl-C leaves them equal
+            ra, rb = ma.run(), mb.run()
+            if ra is None and rb is None:
+                break
+            if ra is not None:
+                ma.add(i, ra)
+            if rb is not None:
+                mb.add(i, rb)
+            done += 1
+    except KeyboardInterrupt:
+        interrupted = True
     return Comparison(
         scenario=scn.name,
-        schedules=schedules,
+        schedules=done if interrupted else schedules,
         seed=seed,
         strategy=strategy,
         params=dict(resolved),
-        a=_measure(scn.name, a, resolved, schedules, seed, strategy),
-        b=_measure(scn.name, b, resolved, schedules, seed, strategy),
+        a=ma.result(),
+        b=mb.result(),
+        interrupted=interrupted,
     )
 
 

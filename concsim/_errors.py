@@ -36,3 +36,11 @@ class ScheduleMismatch(UsageError):
     def __init__(self, step: int, message: str) -> None:
         super().__init__(f"schedule does not fit the model at step {step}: {message}")
         self.step = step
+
+
+class Interrupted(KeyboardInterrupt):
+    """A Ctrl-C that a front end turned into an exception on purpose (its second press).
+
+    A plain ``KeyboardInterrupt`` raised by a model's own code (a user variant's method) is a
+    failure of that model; this one is the user stopping concsim, so the engine lets it pass.
+    """

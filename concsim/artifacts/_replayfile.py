@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -97,7 +98,14 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
 
 
 def save_replay(path: Path, replay: ReplayFile) -> Path:
-    atomic_write_text(path, json.dumps(replay.to_json(), indent=2, sort_keys=False) + "\n")
+    """Write ``replay`` atomically; a folder or disk that refuses it is a one-line
+    :class:`UsageError` naming the file."""
+    try:
+        atomic_write_text(path, json.dumps(replay.to_json(), indent=2, sort_keys=False) + "\n")
+    except OSError as e:
+        raise UsageError(
+            f"cannot write the replay file {path}: {e.strerror or type(e).__name__}"
+        ) from None
     return path
 
 
@@ -155,10 +163,75 @@ def _field(data: dict[str, Any], name: str, types: type | tuple[type, ...], wher
     return v
 
 
+#: The strategies a replay file may name (the one that found the schedule; a replay follows
+#: the schedule whatever it says, but an unknown name is a sign of a hand-edited file).
+STRATEGY_NAMES = ("random", "pct", "dfs", "replay")
+#: A replay file larger than this is refused before it is parsed.
+MAX_FILE_BYTES = 64 << 20
+
+
+def _check_failure(value: Any, where: str) -> None:
+    """``expected.failure``: null, or an object with a kind, a message and a step."""
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise ReplayFileError(
+            f"{where}: field 'expected.failure' should be an object or null, "
+            f"got {type(value).__name__}"
+        )
+    _field(value, "kind", str, f"{where}: expected.failure")
+    for name, types in (
+        ("message", str),
+        ("invariant", (str, type(None))),
+        ("task", (str, type(None))),
+        ("details", dict),
+    ):
+        if name in value and not isinstance(value[name], types):
+            raise ReplayFileError(f"{where}: field 'expected.failure.{name}' is ill-typed")
+    step = value.get("step", 0)
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise ReplayFileError(f"{where}: field 'expected.failure.step' should be an integer >= 0")
+
+
+def _check_expected(expected: dict[str, Any], where: str) -> None:
+    _check_failure(expected.get("failure"), where)
+    sha = expected.get("trace_sha256")
+    if sha is not None and not isinstance(sha, str):
+        raise ReplayFileError(f"{where}: field 'expected.trace_sha256' should be a string or null")
+    steps = expected.get("steps")
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 0):
+        raise ReplayFileError(f"{where}: field 'expected.steps' should be an integer >= 0")
+
+
+def _check_params(params: dict[str, Any], where: str) -> None:
+    for k, v in params.items():
+        ok = isinstance(v, (str, int, bool)) or (isinstance(v, float) and math.isfinite(v))
+        if not ok:
+            raise ReplayFileError(
+                f"{where}: parameter {k!r} should be a string, number or boolean, "
+                f"got {type(v).__name__}"
+            )
+
+
+def _check_schedule(data: dict[str, Any], name: str, where: str) -> None:
+    try:
+        decode_schedule(data[name])
+    except UsageError as e:
+        raise ReplayFileError(f"{where}: field {name!r}: {e}") from None
+
+
 def load_replay(path: str | os.PathLike[str]) -> ReplayFile:
+    """Read and validate a replay file (every field's type and range is checked before
+    anything is decoded or run: a bad file is one :class:`ReplayFileError` line)."""
     p = Path(path)
     where = str(p)
     try:
+        if p.is_dir():
+            raise ReplayFileError(f"{where}: is a folder, not a replay file")
+        if p.stat().st_size > MAX_FILE_BYTES:
+            raise ReplayFileError(
+                f"{where}: too large for a replay file (over {MAX_FILE_BYTES:,} bytes)"
+            )
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ReplayFileError(f"{where}: no such replay file") from None
@@ -172,6 +245,8 @@ def load_replay(path: str | os.PathLike[str]) -> ReplayFile:
         raise ReplayFileError(
             f"{where}: not a replay file: malformed JSON at line {e.lineno} column {e.colno}"
         ) from None
+    except RecursionError:
+        raise ReplayFileError(f"{where}: not a replay file: JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise ReplayFileError(f"{where}: not a replay file: the top level is not an object")
     if data.get("format") != FORMAT:
@@ -186,24 +261,45 @@ def load_replay(path: str | os.PathLike[str]) -> ReplayFile:
     if version >= 2:
         config = _field(data, "config", dict, where)
     schedule = _field(data, "schedule", str, where)
-    try:
-        decode_schedule(schedule)
-    except UsageError as e:
-        raise ReplayFileError(f"{where}: field 'schedule': {e}") from None
+    _check_schedule(data, "schedule", where)
+    original = data.get("original_schedule")
+    if original is not None:
+        _field(data, "original_schedule", str, where)
+        _check_schedule(data, "original_schedule", where)
     seed = data.get("seed")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise ReplayFileError(f"{where}: field 'seed' should be an integer or null")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        raise ReplayFileError(f"{where}: field 'seed' should be an integer >= 0 or null")
     expected = _field(data, "expected", dict, where)
+    _check_expected(expected, where)
+    params = _field(data, "params", dict, where)
+    _check_params(params, where)
+    strategy = _field(data, "strategy", str, where)
+    if strategy not in STRATEGY_NAMES:
+        raise ReplayFileError(
+            f"{where}: field 'strategy' is {strategy[:40]!r}, "
+            f"not one of {', '.join(STRATEGY_NAMES)}"
+        )
+    extra = data.get("extra", {})
+    if extra is None:
+        extra = {}
+    if not isinstance(extra, dict):
+        raise ReplayFileError(
+            f"{where}: field 'extra' should be an object, got {type(extra).__name__}"
+        )
+    scenario = _field(data, "scenario", str, where)
+    variant = _field(data, "variant", str, where)
+    if not scenario or not variant:
+        raise ReplayFileError(f"{where}: fields 'scenario' and 'variant' must not be empty")
     return ReplayFile(
-        scenario=_field(data, "scenario", str, where),
-        variant=_field(data, "variant", str, where),
-        params=_field(data, "params", dict, where),
-        strategy=_field(data, "strategy", str, where),
+        scenario=scenario,
+        variant=variant,
+        params=params,
+        strategy=strategy,
         seed=seed,
         schedule=schedule,
         expected=expected,
         concsim_version=_field(data, "concsim_version", str, where),
-        original_schedule=data.get("original_schedule"),
-        extra=data.get("extra") or {},
+        original_schedule=original,
+        extra=extra,
         config=config,
     )

@@ -14,7 +14,9 @@ import click
 
 from concsim._api import DEFAULT_SCENARIO
 from concsim._compare import METRICS, Comparison, check_plot_path, compare, plot_retries
-from concsim.cli._common import _emit_json, _user_errors
+from concsim._errors import UsageError
+from concsim.cli._common import _emit_json, _user_errors, fail_usage
+from concsim.cli._interrupt import EXIT_INTERRUPTED, interruptible
 from concsim.runs import STRATEGIES
 from concsim.scenarios import parse_param_args
 
@@ -140,23 +142,39 @@ def compare_cmd(
     """
     if plot is not None:
         check_plot_path(plot)
-    cmp = compare(
-        a,
-        b,
-        scenario=scenario,
-        schedules=schedules,
-        seed=seed,
-        strategy=strategy,
-        params=parse_param_args(list(params)),
-    )
+    with interruptible() as stopped:
+        cmp = compare(
+            a,
+            b,
+            scenario=scenario,
+            schedules=schedules,
+            seed=seed,
+            strategy=strategy,
+            params=parse_param_args(list(params)),
+            stop=stopped,
+        )
+    plot_error = None
     if plot is not None:
-        plot_retries(cmp, plot)
+        try:
+            plot_retries(cmp, plot)
+        except UsageError as e:  # the numbers are printed all the same
+            plot_error = str(e)
+        except OSError as e:
+            plot_error = f"cannot write plot {plot}: {e.strerror or type(e).__name__}"
     if as_json:
         out = cmp.to_json()
-        if plot is not None:
+        if plot is not None and plot_error is None:
             out["plot"] = plot
+        if cmp.interrupted:
+            out["interrupted"] = True
         _emit_json(out)
-        return
-    _print_table(cmp)
-    if plot is not None:
-        click.echo(f"plot of -EBUSY retries per fault written to {plot}")
+    else:
+        _print_table(cmp)
+        if plot is not None and plot_error is None:
+            click.echo(f"plot of -EBUSY retries per fault written to {plot}")
+        if cmp.interrupted:
+            click.echo(f"interrupted after {cmp.schedules} schedules per variant (Ctrl-C)")
+    if plot_error is not None:
+        fail_usage(plot_error)
+    if cmp.interrupted:
+        sys.exit(EXIT_INTERRUPTED)

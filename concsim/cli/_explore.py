@@ -14,10 +14,11 @@ from contextlib import contextmanager
 import click
 
 from concsim._api import DEFAULT_SCENARIO
-from concsim._errors import UsageError
-from concsim.cli._common import _emit_json, _user_errors
-from concsim.exploration import STRATEGIES, Exploration, ExploreResult, explore
-from concsim.exploration._explorer import DEFAULT_WINDOW
+from concsim._errors import Interrupted, UsageError
+from concsim.cli._common import _emit_json, _user_errors, fail_usage
+from concsim.cli._interrupt import EXIT_INTERRUPTED, interruptible
+from concsim.exploration import STRATEGIES, Exploration, ExploreResult
+from concsim.exploration._explorer import DEFAULT_WINDOW, _exploration
 from concsim.runs._defaults import layered_config
 from concsim.scenarios import parse_param_args
 from concsim.strategies._pct import DEFAULT_DEPTH
@@ -83,6 +84,14 @@ def _print(res: ExploreResult) -> None:
     )
     click.echo(f"schedule: {f.shrunk_schedule}   (original {f.schedule})")
     click.echo(f"replay with: {f.result.replay_command()}")
+    if res.stopped_by != "failure":  # --keep-going: every failing schedule was counted
+        sigs = sorted(res.signatures.items(), key=lambda kv: (-kv[1], kv[0]))
+        click.echo(
+            f"failing schedules: {res.failures} of {res.executions}, "
+            f"{len(sigs)} distinct signature(s)"
+        )
+        for sig, n in sigs:
+            click.echo(f"  {n:>6}  {sig}")
 
 
 @click.command("explore")
@@ -167,9 +176,9 @@ def explore_cmd(
     strategy = cfg.strategy
     show = not as_json and sys.stderr.isatty()
     total = schedules if schedules is not None else (100_000 if strategy == "dfs" else 1000)
-    with _progress(show, total) as progress:
-        res = explore(
-            cfg.scenario,
+    ex = _exploration(
+        cfg.scenario,
+        dict(
             variant=cfg.variant,
             params=parse_param_args(list(params)),
             max_steps=cfg.max_steps,
@@ -185,12 +194,29 @@ def explore_cmd(
             stop_on_failure=not keep_going,
             shrink_failure=not no_shrink,
             save_dir=save_dir,
-            progress=progress,
-        )
+        ),
+    )
+    with interruptible() as stopped, _progress(show, total) as progress:
+        try:
+            while not stopped() and ex.step():
+                if progress is not None:
+                    progress(ex)
+        except Interrupted:
+            pass
+    interrupted = stopped()
+    if interrupted:
+        ex.stopped_by = "interrupted"
+    res = ex.result()
     if as_json:
         _emit_json(res.to_json())
     else:
         _print(res)
+        if interrupted:
+            click.echo(f"interrupted after {res.executions} schedules (Ctrl-C)")
+    if ex.save_error is not None:
+        fail_usage(f"--save {save_dir}: the replay file was not written: {ex.save_error}")
+    if interrupted:
+        sys.exit(EXIT_INTERRUPTED)
     sys.exit(0 if res.ok else 1)
 
 

@@ -14,11 +14,18 @@ import click
 
 from concsim._api import DEFAULT_SCENARIO, replay, run, save_failure
 from concsim._errors import UsageError
-from concsim.cli._common import _emit_json, _refuse_adhoc, _user_errors
+from concsim.cli._common import (
+    OneLineErrors,
+    _emit_json,
+    _refuse_adhoc,
+    _user_errors,
+    fail_usage,
+)
 from concsim.engine import format_trace
 from concsim.runs import RunResult, resolve_variant
 from concsim.runs._defaults import SETTINGS, layered_config, resolve_settings
 from concsim.scenarios import all_scenarios, get_scenario, parse_param_args
+from concsim.strategies._pct import MAX_DEPTH
 
 if TYPE_CHECKING:
     pass
@@ -49,7 +56,7 @@ def _print_result(res: RunResult, *, show_trace: bool) -> None:
     click.echo(f"replay with: {res.replay_command()}")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="concsim")
 @click.option(
     "--import",
@@ -81,7 +88,7 @@ _param_opt = click.option(
 @cli.command("run")
 @click.option("--scenario", default=None, help="scenario name [default: default]")
 @_variant_opt
-@click.option("--seed", type=int, default=None, help="seed [default: 0]")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="seed [default: 0]")
 @click.option(
     "--strategy",
     default=None,
@@ -90,7 +97,7 @@ _param_opt = click.option(
 @click.option("--schedule", default=None, help="replay this schedule string (cs1:...)")
 @_param_opt
 @click.option("--max-steps", type=click.IntRange(min=1), default=None)
-@click.option("--depth", type=click.IntRange(min=1), default=None, help="PCT bug depth d")
+@click.option("--depth", type=click.IntRange(1, MAX_DEPTH), default=None, help="PCT bug depth d")
 @click.option("--k", "pct_k", type=click.IntRange(min=1), default=None, help="PCT's k")
 @click.option("--preemption-bound", type=click.IntRange(min=0), default=None, help="dfs")
 @click.option("--no-reduction", is_flag=True, help="dfs: no partial-order reduction")
@@ -131,13 +138,23 @@ def run_cmd(
         params=parse_param_args(list(params)),
         schedule=schedule,
     )
+    if depth is not None and cfg.strategy != "pct":
+        raise UsageError("--depth applies to --strategy pct only")
+    if (no_reduction or preemption_bound is not None) and cfg.strategy != "dfs":
+        raise UsageError("--no-reduction and --preemption-bound apply to --strategy dfs only")
     res = run(config=cfg, trace=True)
+    save_error = None
     if save_dir is not None and not res.ok:
-        save_failure(res, save_dir)
+        try:
+            save_failure(res, save_dir)
+        except (UsageError, OSError) as e:  # print the failure anyway: nothing is lost
+            save_error = str(e) if isinstance(e, UsageError) else f"{e.strerror}"
     if as_json:
         _emit_json(res.to_json())
     else:
         _print_result(res, show_trace=True)
+    if save_error is not None:
+        fail_usage(f"--save {save_dir}: the replay file was not written: {save_error}")
     sys.exit(0 if res.ok else 1)
 
 

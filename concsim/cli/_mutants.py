@@ -4,10 +4,13 @@ mutant is caught with the expected failure and every correct variant is clean)."
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import click
 
+from concsim._errors import Interrupted
 from concsim.cli._common import _emit_json, _user_errors
+from concsim.cli._interrupt import EXIT_INTERRUPTED, interruptible
 from concsim.exploration._catalog import CatalogResult, run_catalog
 
 
@@ -62,6 +65,32 @@ def mutants_cmd(
     budget: int, strategy: str, seed: int, only: tuple[str, ...], no_clean: bool, as_json: bool
 ) -> None:
     """Run every catalog mutant until caught, and every correct variant for the budget."""
+    with interruptible() as stopped:
+        try:
+            res = _run(budget, strategy, seed, only, no_clean, as_json, stopped)
+        except Interrupted:  # a second Ctrl-C: nothing finished to report
+            click.echo("interrupted (Ctrl-C) before any exploration finished", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+    if as_json:
+        _emit_json(res.to_json())
+    else:
+        _table(res)
+        if res.interrupted:
+            click.echo("interrupted (Ctrl-C): the tables hold the explorations that finished")
+    if res.interrupted:
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(0 if res.ok else 1)
+
+
+def _run(
+    budget: int,
+    strategy: str,
+    seed: int,
+    only: tuple[str, ...],
+    no_clean: bool,
+    as_json: bool,
+    stop: Callable[[], bool],
+) -> CatalogResult:
     bar_enabled = sys.stderr.isatty() and not as_json
     if bar_enabled:
         from rich.console import Console
@@ -86,13 +115,15 @@ def mutants_cmd(
                 only=list(only) or None,
                 clean=not no_clean,
                 progress=progress,
+                stop=stop,
             )
     else:
         res = run_catalog(
-            budget=budget, strategy=strategy, seed=seed, only=list(only) or None, clean=not no_clean
+            budget=budget,
+            strategy=strategy,
+            seed=seed,
+            only=list(only) or None,
+            clean=not no_clean,
+            stop=stop,
         )
-    if as_json:
-        _emit_json(res.to_json())
-    else:
-        _table(res)
-    sys.exit(0 if res.ok else 1)
+    return res

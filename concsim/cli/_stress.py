@@ -44,6 +44,11 @@ def _latest_out() -> Path:
     return found[-1]
 
 
+def max_local_workers() -> int:
+    """The most local worker processes a campaign starts (more only cost memory)."""
+    return 4 * (os.cpu_count() or 1)
+
+
 def _fmt_secs(s: float | None) -> str:
     if s is None:
         return "-"
@@ -145,6 +150,14 @@ def build_spec(
     if scheduler is not None and not scheduler.startswith(("tcp://", "tls://", "inproc://")):
         raise UsageError(f"--scheduler {scheduler}: give a scheduler address like tcp://HOST:PORT")
     n = workers if workers is not None else (os.cpu_count() or 1)
+    cap = max_local_workers()
+    if backend == "local" and n > cap:
+        click.echo(
+            f"concsim stress: --workers {n} is more than {cap} (4 per core on this machine): "
+            f"using {cap}",
+            err=True,
+        )
+        n = cap
     if out_path is None:
         out_path = OUT_ROOT / f"stress-{time.strftime('%Y%m%d-%H%M%S')}"
     return CampaignSpec(

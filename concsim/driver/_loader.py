@@ -15,7 +15,8 @@ The module is registered in ``sys.modules`` under that name (``inspect.getsource
 resolved against the current directory when loaded.
 
 Every problem (no such file, a module that raises while importing, no such class, a class
-that is not a driver) is a one-line :class:`~concsim._errors.UsageError`.
+that is not a driver) is a one-line :class:`~concsim._errors.UsageError`; so is a module
+that calls ``sys.exit()`` or raises ``KeyboardInterrupt`` while it is imported.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from concsim._errors import UsageError
+from concsim._errors import Interrupted, UsageError
 from concsim._varspec import is_path
 from concsim.driver._driver import MshvDriverBase
 
@@ -56,6 +57,9 @@ def module_name_for(path: Path) -> str:
 
 def _one_line(e: BaseException) -> str:
     text = " ".join(str(e).split())
+    if isinstance(e, SystemExit):
+        text = f"exit status {e.code!r}"
+
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
@@ -79,7 +83,10 @@ def _load_file(where: str) -> ModuleType:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as e:
+    except (GeneratorExit, Interrupted):
+        del sys.modules[name]
+        raise
+    except BaseException as e:  # SystemExit(0) too: never a silent exit that reads as a pass
         del sys.modules[name]
         raise UsageError(f"cannot import variant file {where!r}: {_one_line(e)}") from None
     _FILE_MODULES[key] = module
@@ -95,7 +102,9 @@ def _load_module(where: str) -> ModuleType:
                 f"variant module {where!r} not found (is it on sys.path / PYTHONPATH?)"
             ) from None
         raise UsageError(f"cannot import variant module {where!r}: {_one_line(e)}") from None
-    except Exception as e:
+    except (GeneratorExit, Interrupted):
+        raise
+    except BaseException as e:
         raise UsageError(f"cannot import variant module {where!r}: {_one_line(e)}") from None
 
 

@@ -58,7 +58,7 @@ import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Protocol
 
-from concsim._errors import UsageError
+from concsim._errors import Interrupted, UsageError
 from concsim.engine._failure import Failure, FailureSignal
 
 if TYPE_CHECKING:
@@ -428,7 +428,9 @@ class Runtime:
                 continue
             except FailureSignal:
                 raise
-            except Exception as exc:
+            except (GeneratorExit, Interrupted):
+                raise
+            except BaseException as exc:  # SystemExit, KeyboardInterrupt: the model's failure
                 raise FailureSignal(_exception_failure(nxt, exc, step)) from None
             if req is not _SWITCH:
                 raise FailureSignal(_foreign_failure(nxt, req, step))
@@ -460,7 +462,7 @@ def _task_id(t: Task) -> int:
     return t.id
 
 
-def _exception_failure(task: Task, exc: Exception, step: int) -> Failure:
+def _exception_failure(task: Task, exc: BaseException, step: int) -> Failure:
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return Failure(
         "exception",

@@ -17,6 +17,11 @@ from __future__ import annotations
 from concsim._errors import UsageError
 
 PREFIX = "cs1:"
+#: The longest schedule the codec decodes (a run never makes more choices than it has steps,
+#: and no scenario runs anywhere near this many); checked before memory is spent on it.
+MAX_CHOICES = 5_000_000
+#: The most digits a ``(value)`` or ``{count}`` may have.
+_MAX_DIGITS = 9
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
@@ -51,6 +56,11 @@ def decode_schedule(text: str) -> list[int]:
             f"not a concsim schedule: {text[:40]!r} (a schedule string starts with {PREFIX!r})"
         )
     body = s[len(PREFIX) :]
+    if len(body) > MAX_CHOICES:
+        raise UsageError(
+            f"schedule string too long ({len(body):,} characters; at most {MAX_CHOICES:,} "
+            "choices are decoded)"
+        )
     out: list[int] = []
     i = 0
     n = len(body)
@@ -58,15 +68,23 @@ def decode_schedule(text: str) -> list[int]:
         c = body[i]
         if c == "(":
             j = body.find(")", i)
-            if j < 0 or not body[i + 1 : j].isdigit():
+            if j < 0 or not body[i + 1 : j].isdigit() or j - i - 1 > _MAX_DIGITS:
                 raise UsageError(f"malformed schedule string at position {i}: bad '(...)' value")
             out.append(int(body[i + 1 : j]))
             i = j + 1
         elif c == "{":
             j = body.find("}", i)
-            if j < 0 or not out or not body[i + 1 : j].isdigit() or int(body[i + 1 : j]) < 1:
+            digits = body[i + 1 : j]
+            if j < 0 or not out or not digits.isdigit():
                 raise UsageError(f"malformed schedule string at position {i}: bad '{{n}}' repeat")
-            out.extend([out[-1]] * (int(body[i + 1 : j]) - 1))
+            count = int(digits) if len(digits) <= _MAX_DIGITS else MAX_CHOICES + 1
+            if count < 1:
+                raise UsageError(f"malformed schedule string at position {i}: bad '{{n}}' repeat")
+            if len(out) + count - 1 > MAX_CHOICES:
+                raise UsageError(
+                    f"schedule string too long: it decodes to more than {MAX_CHOICES:,} choices"
+                )
+            out.extend([out[-1]] * (count - 1))
             i = j + 1
         else:
             v = _DIGITS.find(c)

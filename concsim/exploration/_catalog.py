@@ -73,10 +73,16 @@ class CatalogResult:
     seed: int
     mutants: list[MutantOutcome] = field(default_factory=list)
     clean_variants: list[CleanOutcome] = field(default_factory=list)
+    #: stopped by Ctrl-C: the lists hold the explorations that finished
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
-        return all(m.caught for m in self.mutants) and all(c.ok for c in self.clean_variants)
+        return (
+            not self.interrupted
+            and all(m.caught for m in self.mutants)
+            and all(c.ok for c in self.clean_variants)
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -86,6 +92,7 @@ class CatalogResult:
             "seed": self.seed,
             "mutants": [m.to_json() for m in self.mutants],
             "clean_variants": [c.to_json() for c in self.clean_variants],
+            "interrupted": self.interrupted,
         }
 
 
@@ -100,8 +107,12 @@ def run_catalog(
     only: list[str] | None = None,
     clean: bool = True,
     progress: Progress | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> CatalogResult:
-    """Run the catalog; ``progress(label, done, total)`` is called after each exploration."""
+    """Run the catalog; ``progress(label, done, total)`` is called after each exploration.
+
+    When ``stop()`` turns true (a Ctrl-C) the catalog ends after the schedule it is running;
+    the result holds the explorations that finished and ``interrupted`` is set."""
     from concsim.driver import CORRECT_VARIANTS, MUTANTS
 
     if budget < 1:
@@ -118,15 +129,22 @@ def run_catalog(
     out = CatalogResult(strategy, budget, seed)
     done = 0
     for name in names:
+        if stop is not None and stop():
+            out.interrupted = True
+            return out
         cls = MUTANTS[name]
         res: ExploreResult = explore(
             cls.catch_scenario,
+            stop=stop,
             variant=name,
             params=dict(cls.catch_params),
             strategy=strategy,
             schedules=budget,
             seed=seed,
         )
+        if res.stopped_by == "interrupted":
+            out.interrupted = True
+            return out
         ff = res.first_failure
         expected = (
             "/".join(cls.expect_kinds)
@@ -158,14 +176,21 @@ def run_catalog(
     if clean:
         for vname in CORRECT_VARIANTS:
             for scn in CLEAN_SCENARIOS:
+                if stop is not None and stop():
+                    out.interrupted = True
+                    return out
                 res = explore(
                     scn,
+                    stop=stop,
                     variant=vname,
                     strategy=strategy,
                     schedules=budget,
                     seed=seed,
                     shrink_failure=False,
                 )
+                if res.stopped_by == "interrupted":
+                    out.interrupted = True
+                    return out
                 ff = res.first_failure
                 out.clean_variants.append(
                     CleanOutcome(

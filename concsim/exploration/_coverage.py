@@ -15,6 +15,7 @@ Two measures, both cheap and both deterministic:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,7 +76,8 @@ class Coverage:
         n = max(self.ntasks, 1)
         k = max(self.points, 1)
         r = self.runs if runs is None else runs
-        p = 1.0 / (n * k ** (self.depth - 1))
+        # in logs: k ** (depth - 1) overflows a float for deep bugs in long runs
+        p = math.exp(-(math.log(n) + (self.depth - 1) * math.log(k)))
         return float(1.0 - (1.0 - p) ** r)
 
     def to_json(self) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from concsim.exploration._runner import Execution, Target, execute, make_target
 from concsim.exploration._shrink import Attempt
 from concsim.runs import RunResult, Runs
 from concsim.strategies import Replay
-from concsim.strategies._pct import DEFAULT_DEPTH
+from concsim.strategies._pct import DEFAULT_DEPTH, MAX_DEPTH
 
 STRATEGIES = ("random", "pct", "dfs")
 DEFAULT_SCHEDULES = 1000
@@ -92,6 +92,8 @@ class ExploreResult:
     stopped_by: str = ""
     failures: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    #: failing schedules per failure signature
+    signatures: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -113,6 +115,8 @@ class ExploreResult:
             "seed": self.seed,
             "stopped_by": self.stopped_by,
             "options": self.options,
+            "failures": self.failures,
+            "signatures": dict(self.signatures),
         }
 
 
@@ -143,8 +147,10 @@ class Exploration:
             )
         if schedules is not None and schedules < 1:
             raise UsageError(f"--schedules must be at least 1, got {schedules}")
-        if depth < 1:
-            raise UsageError(f"--depth must be at least 1, got {depth}")
+        if not 1 <= depth <= MAX_DEPTH:
+            raise UsageError(f"--depth must be between 1 and {MAX_DEPTH}, got {depth}")
+        if not reduction and strategy != "dfs":
+            raise UsageError("--no-reduction applies to --strategy dfs only")
         if preemption_bound is not None and preemption_bound < 0:
             raise UsageError(f"--preemption-bound must be 0 or more, got {preemption_bound}")
         if coverage_window < 1:
@@ -180,6 +186,10 @@ class Exploration:
         self.last: Execution | None = None
         self.complete = False
         self.stopped_by = ""
+        #: why ``save_dir`` could not be written (the failure is reported all the same)
+        self.save_error: str | None = None
+        #: failing schedules per failure signature (all of them with ``stop_on_failure`` off)
+        self.signatures: dict[str, int] = {}
         self._quiet = 0  # schedules since the last new racing-pair orientation
         self._done = False
         self._elapsed = 0.0
@@ -221,6 +231,8 @@ class Exploration:
             self.stopped_by = "complete"
         if ex.failure is not None:
             self.failures += 1
+            sig = ex.failure.signature
+            self.signatures[sig] = self.signatures.get(sig, 0) + 1
             if self.first is None:
                 self.first = self._report(ex, i)
             if self.stop_on_failure:
@@ -280,7 +292,10 @@ class Exploration:
             result=rres,
         )
         if self.save_dir is not None:
-            out.replay_file = _save(rres, self.save_dir, out.schedule)
+            try:
+                out.replay_file = _save(rres, self.save_dir, out.schedule)
+            except UsageError as e:  # the failure is still reported; the caller says why
+                self.save_error = str(e)
         return out
 
     def result(self) -> ExploreResult:
@@ -300,6 +315,7 @@ class Exploration:
             stopped_by=self.stopped_by,
             failures=self.failures,
             options=dict(self.options),
+            signatures=dict(self.signatures),
         )
 
 
@@ -331,6 +347,7 @@ def explore(
     scenario: str = "counter",
     *,
     progress: Callable[[Exploration], None] | None = None,
+    stop: Callable[[], bool] | None = None,
     **kwargs: Any,
 ) -> ExploreResult:
     """Explore many schedules of ``scenario`` and return an :class:`ExploreResult`.
@@ -339,12 +356,16 @@ def explore(
     :class:`Exploration` (``strategy`` = ``"random"``, ``"pct"`` or ``"dfs"``,
     ``schedules``, ``seed``, ``depth``, ``preemption_bound``, ``reduction``,
     ``until_coverage``, ``coverage_window``, ``stop_on_failure``, ``shrink_failure``,
-    ``save_dir``).  ``progress`` is called after every schedule.
+    ``save_dir``).  ``progress`` is called after every schedule; when ``stop()`` turns true
+    the exploration ends after the schedule it is running (``stopped_by`` "interrupted").
     """
     ex = _exploration(scenario, dict(kwargs))
     while ex.step():
         if progress is not None:
             progress(ex)
+        if stop is not None and stop():
+            ex.stopped_by = "interrupted"
+            break
     if progress is not None:
         progress(ex)
     return ex.result()

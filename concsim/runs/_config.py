@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from concsim._errors import UsageError
-from concsim.strategies._pct import DEFAULT_DEPTH
+from concsim.strategies._pct import DEFAULT_DEPTH, MAX_DEPTH
 
 #: The strategies every front end accepts (``RunConfig.strategy``).
 STRATEGIES = ("random", "pct", "dfs")
@@ -72,8 +72,8 @@ class RunConfig:
             raise UsageError(f"unknown strategy {self.strategy!r} (known: {', '.join(STRATEGIES)})")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise UsageError(f"seed must be an integer, got {self.seed!r}")
-        if self.depth < 1:
-            raise UsageError(f"--depth must be at least 1, got {self.depth}")
+        if not 1 <= self.depth <= MAX_DEPTH:
+            raise UsageError(f"--depth must be between 1 and {MAX_DEPTH}, got {self.depth}")
         if self.k is not None and self.k < 1:
             raise UsageError(f"--k must be at least 1, got {self.k}")
         if self.preemption_bound is not None and self.preemption_bound < 0:

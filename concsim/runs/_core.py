@@ -188,7 +188,7 @@ def execute(
     counting = _Counting(strategy, obs)
     scn = world.scenario
     rt = Runtime(counting, max_steps=world.max_steps or scn.max_steps, trace=True)
-    scn.build(rt, dict(world.params), world.variant_obj)
+    scn.build_world(rt, dict(world.params), world.variant_obj)
     obs.attach(rt)
     pruned = False
     try:
@@ -219,7 +219,7 @@ def run_fast(
     stress workers)."""
     scn = world.scenario
     rt = Runtime(strategy, max_steps=world.max_steps or scn.max_steps, trace=trace)
-    scn.build(rt, dict(world.params), world.variant_obj)
+    scn.build_world(rt, dict(world.params), world.variant_obj)
     failure = rt.run()
     finish = getattr(strategy, "finish", None)
     if finish is not None:

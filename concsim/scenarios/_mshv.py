@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
+from concsim._errors import UsageError
 from concsim.scenarios._mshv_world import EVENTS, MshvWorld
 from concsim.scenarios._registry import Param, ParamValue, Scenario, register
 
@@ -106,6 +108,17 @@ def _build(rt: Any, params: dict[str, ParamValue], variant: Any) -> None:
     world.spawn_tasks()
 
 
+def _check_params(params: dict[str, ParamValue]) -> None:
+    """``zero_pages`` read-faults unpopulated pages: there are only so many of them."""
+    pages = int(params["pages"])
+    holes = pages - math.ceil(pages * float(params["populated"]))
+    if int(params["zero_pages"]) > holes:
+        raise UsageError(
+            f"parameter zero_pages={params['zero_pages']} is more than the {holes} unpopulated "
+            f"pages a region of pages={pages} with populated={params['populated']} has"
+        )
+
+
 register(
     Scenario(
         name="default",
@@ -117,6 +130,7 @@ register(
         default_variant="after-patch",
         max_steps=200_000,
         pct_k=150,
+        check_params=_check_params,
     )
 )
 
@@ -130,5 +144,6 @@ register(
         default_variant="after-patch",
         max_steps=50_000,
         pct_k=16,
+        check_params=_check_params,
     )
 )

@@ -8,11 +8,12 @@ with a one-line error.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from concsim._errors import UsageError
+from concsim._errors import Interrupted, UsageError
 from concsim.engine import Runtime
 
 ParamValue = int | float | str | bool
@@ -47,6 +48,8 @@ class Param:
                 v = int(str(raw), 0) if isinstance(raw, str) else int(raw)  # type: ignore[call-overload]
             elif self.type is float:
                 v = float(raw)  # type: ignore[arg-type]
+                if not math.isfinite(v):
+                    raise ValueError(raw)
             else:
                 v = str(raw)
         except (TypeError, ValueError):
@@ -76,6 +79,24 @@ class Scenario:
     max_steps: int = 100_000
     #: PCT's expected number of choices per run (measured on the default parameters)
     pct_k: int = 50
+    #: Checks the parameters together (one parameter's range against another's); raises
+    #: :class:`UsageError`.
+    check_params: Callable[[dict[str, ParamValue]], None] | None = None
+
+    def build_world(self, rt: Runtime, params: dict[str, ParamValue], variant: Any) -> None:
+        """Build the world; a ``SystemExit`` or ``KeyboardInterrupt`` that the variant's own
+        code raises while it is built (a driver's ``__init__``) is a one-line user error, never
+        a silent exit that reads as a pass."""
+        try:
+            self.build(rt, params, variant)
+        except (Exception, GeneratorExit, Interrupted):
+            raise
+        except BaseException as e:
+            detail = f"({e.args[0]!r})" if e.args else ""
+            raise UsageError(
+                f"variant {getattr(variant, 'name', variant)!r} raised "
+                f"{type(e).__name__}{detail} while the world was built: fix the variant"
+            ) from None
 
     def resolve_params(self, given: Mapping[str, object] | None) -> dict[str, ParamValue]:
         by_name = {p.name: p for p in self.params}
@@ -88,6 +109,8 @@ class Scenario:
                     f"scenario {self.name!r} has no parameter {k!r} (its parameters: {known})"
                 )
             out[k] = p.parse(raw)
+        if self.check_params is not None:
+            self.check_params(out)
         return out
 
 

@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 #: "Benchmarks"), mostly because mutex-init-after-insert, whose racing invalidation must
 #: start inside a window early in creation, gets two chances per run to open it.
 DEFAULT_DEPTH = 3
+#: The deepest bug PCT is asked to look for (a deeper one needs more ordering constraints
+#: than any run of the shipped scenarios has change points for).
+MAX_DEPTH = 64
 
 
 class PCT:
@@ -44,8 +47,8 @@ class PCT:
     def __init__(
         self, seed: int, *, depth: int = DEFAULT_DEPTH, k: int = 50, env_p: float = 0.1
     ) -> None:
-        if depth < 1:
-            raise ValueError("PCT depth must be at least 1")
+        if not 1 <= depth <= MAX_DEPTH:
+            raise ValueError(f"PCT depth must be between 1 and {MAX_DEPTH}")
         if k < 1:
             raise ValueError("PCT needs k >= 1 expected scheduling points")
         self.seed = seed
