@@ -26,8 +26,11 @@ returns with ``interrupted`` set; a second SIGINT stops at once.
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import json
 import math
+import os
 import signal
 import threading
 import time
@@ -54,6 +57,8 @@ VERSION = 1
 FLUSH_S = 0.5
 GRACE_S = 5.0
 MAX_BATCH = 50_000
+LOCK = ".lock"
+DEFAULT_KEEP_PER_SIGNATURE = 20
 
 
 @dataclass
@@ -72,6 +77,8 @@ class CampaignSpec:
     target_batch_s: float | None = None
     #: Model runs to spend shrinking each failure signature at the end (0: do not shrink).
     shrink_runs: int = 1000
+    #: Replay files kept per failure signature (its smallest seeds); every seed is counted.
+    keep_per_signature: int = DEFAULT_KEEP_PER_SIGNATURE
 
     def identity(self) -> dict[str, Any]:
         """What a resumed campaign must agree on (the budget and workers may change)."""
@@ -190,10 +197,64 @@ def _read_manifest(out: Path) -> dict[str, Any]:
     return data
 
 
+class OutLock:
+    """The ``--out`` folder's lock: one campaign at a time writes a folder.
+
+    ``flock`` on ``<out>/.lock``, held for the campaign's life and released by the kernel
+    when the process ends however it ends (``kill -9`` included), so a lock is never stale.
+    The file holds the holder's pid, which the refusal names.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        import fcntl
+
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise UsageError(
+                f"cannot write to the output folder {self.out}: {e.strerror or type(e).__name__}"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise UsageError(
+                f"{self.out} is in use by another campaign (pid {holder}): wait for it to end "
+                "or stop it, or choose another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing drops the flock; the file stays (harmless)
+            self.fd = None
+
+
+def remove_stale_temp_files(out: Path) -> int:
+    """Delete the temporary files an interrupted atomic write left (``.NAME.*.tmp``); only
+    the lock's holder calls this, so no writer is using them."""
+    n = 0
+    for p in out.rglob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            p.unlink()
+            n += 1
+    return n
+
+
 def prepare_out(spec: CampaignSpec) -> tuple[Tally, dict[str, Any]]:
-    """Check (or create) the out folder; return the tally so far and the manifest's header."""
+    """Check (or create) the out folder; return the tally so far and the manifest's header.
+    The caller holds the folder's :class:`OutLock`."""
     out = spec.out
     if spec.resume:
+        remove_stale_temp_files(out)
         data = _read_manifest(out)
         if data["campaign"] != spec.identity():
             diff = [k for k in spec.identity() if data["campaign"].get(k) != spec.identity()[k]]
@@ -257,11 +318,45 @@ def _write_state(
     atomic_write_text(spec.out / SUMMARY, json.dumps(summary, indent=1) + "\n")
 
 
-def _write_failures(out: Path, done: Done) -> None:
-    assert done.result is not None
-    for f in done.result.failures:
-        path = out / "failures" / signature_slug(f.signature) / f"seed-{f.seed}.json"
-        atomic_write_text(path, json.dumps(f.replay, indent=2) + "\n")
+class _FailureFiles:
+    """Writes each failing seed's replay file, keeping at most ``keep`` per signature: the
+    smallest seeds (so which files remain does not depend on the order batches finish in).
+    The tally counts every seed whatever is kept."""
+
+    def __init__(self, out: Path, keep: int) -> None:
+        self.out = out
+        self.keep = keep
+        self.kept: dict[str, list[int]] = {}
+
+    def _folder(self, slug: str) -> list[int]:
+        kept = self.kept.get(slug)
+        if kept is None:
+            kept = []
+            d = self.out / "failures" / slug
+            if d.is_dir():  # a resumed campaign: what an earlier session kept
+                for p in d.glob("seed-*.json"):
+                    with contextlib.suppress(ValueError):
+                        kept.append(int(p.stem.removeprefix("seed-")))
+            kept.sort()
+            self.kept[slug] = kept
+        return kept
+
+    def write(self, done: Done) -> None:
+        assert done.result is not None
+        for f in done.result.failures:
+            slug = signature_slug(f.signature)
+            kept = self._folder(slug)
+            if f.seed in kept:
+                continue
+            if len(kept) >= self.keep and f.seed > kept[-1]:
+                continue
+            path = self.out / "failures" / slug / f"seed-{f.seed}.json"
+            atomic_write_text(path, json.dumps(f.replay, indent=2) + "\n")
+            bisect.insort(kept, f.seed)
+            while len(kept) > self.keep:
+                drop = kept.pop()
+                with contextlib.suppress(OSError):
+                    (self.out / "failures" / slug / f"seed-{drop}.json").unlink()
 
 
 # ---------------------------------------------------------------------------- the loop
@@ -311,6 +406,21 @@ def run_campaign(
     on_event: Callable[[str], None] | None = None,
 ) -> CampaignResult:
     """Run (or resume) a campaign to its end, its budget, or a Ctrl-C."""
+    if spec.keep_per_signature < 1:
+        raise UsageError(f"--keep-per-signature must be at least 1, got {spec.keep_per_signature}")
+    lock = OutLock(spec.out)
+    lock.acquire()
+    try:
+        return _run_locked(spec, on_progress, on_event)
+    finally:
+        lock.release()
+
+
+def _run_locked(
+    spec: CampaignSpec,
+    on_progress: Callable[[Progress], None] | None,
+    on_event: Callable[[str], None] | None,
+) -> CampaignResult:
     tally, header = prepare_out(spec)
     events: list[str] = []
 
@@ -382,6 +492,7 @@ def _loop(
     on_progress: Callable[[Progress], None] | None,
 ) -> CampaignResult:
     batches = _Batches(spec.seeds, tally)
+    files = _FailureFiles(spec.out, spec.keep_per_signature)
     target = spec.target_batch_s or (0.5 if spec.backend == "dask" else 0.25)
     per_seed: float | None = None  # measured seconds per seed (moving average)
     attempts: dict[tuple[int, int], int] = {}
@@ -447,7 +558,7 @@ def _loop(
             else:
                 losses_in_a_row = 0
             if d.result is not None:
-                _write_failures(spec.out, d)
+                files.write(d)
                 tally.add(d.result)
                 session += d.result.schedules
                 if d.result.schedules:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import click
 
@@ -17,6 +18,7 @@ from concsim._api import DEFAULT_SCENARIO
 from concsim._errors import Interrupted, UsageError
 from concsim.cli._common import _emit_json, _user_errors, fail_usage
 from concsim.cli._interrupt import EXIT_INTERRUPTED, interruptible
+from concsim.cli._replay import replay_first
 from concsim.exploration import STRATEGIES, Exploration, ExploreResult
 from concsim.exploration._explorer import DEFAULT_WINDOW, _exploration
 from concsim.runs._defaults import layered_config
@@ -124,6 +126,14 @@ def _print(res: ExploreResult) -> None:
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object as the last line")
 @click.option("--save", "save_dir", default=None, help="write the failure's replay file here")
+@click.option(
+    "--replay-first",
+    "replay_dir",
+    default=None,
+    metavar="DIR",
+    help="first replay every counterexample saved under DIR against this variant; if one "
+    "still fails (or fails differently), report it and explore nothing new",
+)
 @_user_errors
 def explore_cmd(
     scenario: str | None,
@@ -143,6 +153,7 @@ def explore_cmd(
     params: tuple[str, ...],
     as_json: bool,
     save_dir: str | None,
+    replay_dir: str | None,
 ) -> None:
     """Explore many schedules of a scenario (random walk, PCT or exhaustive DFS).
 
@@ -196,6 +207,19 @@ def explore_cmd(
             save_dir=save_dir,
         ),
     )
+    first: list[Any] = []
+    if replay_dir is not None:
+        first = replay_first(replay_dir, ex.target.variant, dict(ex.target.params), err=as_json)
+        bad = [v for v in first if v.verdict in ("still fails", "fails differently")]
+        if bad:
+            if as_json:
+                _emit_json({"ok": False, "replay_first": [v.to_json() for v in first]})
+            else:
+                click.echo(
+                    f"{len(bad)} of {len(first)} saved counterexample(s) still fail: "
+                    "no new schedules explored"
+                )
+            sys.exit(1)
     with interruptible() as stopped, _progress(show, total) as progress:
         try:
             while not stopped() and ex.step():
@@ -208,7 +232,10 @@ def explore_cmd(
         ex.stopped_by = "interrupted"
     res = ex.result()
     if as_json:
-        _emit_json(res.to_json())
+        obj = res.to_json()
+        if replay_dir is not None:
+            obj["replay_first"] = [v.to_json() for v in first]
+        _emit_json(obj)
     else:
         _print(res)
         if interrupted:

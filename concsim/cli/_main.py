@@ -159,7 +159,14 @@ def run_cmd(
 
 
 @cli.command("replay")
-@click.argument("file")
+@click.argument("files", nargs=-1, required=True, metavar="FILE|DIR...")
+@click.option(
+    "--variant",
+    default=None,
+    help="replay against this variant instead of the file's own (the fix under review), "
+    "following the schedule by task identity",
+)
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="override a parameter")
 @click.option("--json", "as_json", is_flag=True)
 @click.option(
     "--trace",
@@ -173,8 +180,74 @@ def run_cmd(
     "-o", "--output", default=None, help="write the --trace view to this file (atomically)"
 )
 @_user_errors
-def replay_cmd(file: str, as_json: bool, trace_view: str | None, output: str | None) -> None:
-    """Rerun a replay file exactly and say whether it reproduces."""
+def replay_cmd(
+    files: tuple[str, ...],
+    variant: str | None,
+    params: tuple[str, ...],
+    as_json: bool,
+    trace_view: str | None,
+    output: str | None,
+) -> None:
+    """Rerun replay files and say whether they reproduce.
+
+    One FILE without --variant: rerun it exactly (the trace, bit for bit).  Several files,
+    folders (every *.json under them), --variant or --param: check each counterexample
+    against the variant: "still fails" (same signature), "fails differently" or "passes"
+    (the fix survives it).  Exit code 1 if any still fails or fails differently.
+    """
+    from concsim._replaycheck import is_single_file
+
+    paths = list(files)
+    if variant is None and not params and is_single_file(paths):
+        _replay_one(paths[0], as_json, trace_view, output)
+        return
+    if trace_view is not None or output is not None:
+        raise UsageError("--trace and -o show one exact replay: give one FILE, no --variant")
+    _replay_many(paths, variant, parse_param_args(list(params)), as_json)
+
+
+def _replay_many(
+    paths: list[str], variant: str | None, params: dict[str, str], as_json: bool
+) -> None:
+    from concsim._replaycheck import (
+        ERROR,
+        FAILS_DIFFERENTLY,
+        PASSES,
+        STILL_FAILS,
+        check_replay,
+        replay_files,
+    )
+
+    found = replay_files(paths)
+    verdicts = []
+    single = len(found) == 1
+    for path in found:
+        v = check_replay(path, variant, params, trace=single)
+        verdicts.append(v)
+        if not as_json:
+            click.echo(v.line())
+    counts = {
+        k: sum(1 for v in verdicts if v.verdict == k)
+        for k in (STILL_FAILS, FAILS_DIFFERENTLY, PASSES, ERROR)
+    }
+    if as_json:
+        _emit_json({"files": [v.to_json() for v in verdicts], "counts": counts})
+    else:
+        if single and verdicts[0].result is not None and verdicts[0].verdict != PASSES:
+            _print_result(verdicts[0].result, show_trace=True)
+        click.echo(
+            f"{len(verdicts)} file(s): {counts[STILL_FAILS]} still fail, "
+            f"{counts[FAILS_DIFFERENTLY]} fail differently, {counts[PASSES]} pass"
+            + (f", {counts[ERROR]} could not be replayed" if counts[ERROR] else "")
+        )
+    if counts[STILL_FAILS] or counts[FAILS_DIFFERENTLY]:
+        sys.exit(1)
+    if counts[ERROR]:
+        sys.exit(2)
+    sys.exit(0)
+
+
+def _replay_one(file: str, as_json: bool, trace_view: str | None, output: str | None) -> None:
     from concsim.artifacts import load_replay
 
     if output is not None and trace_view is None:

@@ -19,7 +19,7 @@ from concsim import _api
 from concsim._api import DEFAULT_SCENARIO
 from concsim._errors import UsageError
 from concsim.campaign import CampaignResult, CampaignSpec, Job, Progress, run_campaign
-from concsim.campaign._runner import MANIFEST
+from concsim.campaign._runner import DEFAULT_KEEP_PER_SIGNATURE, MANIFEST
 from concsim.campaign._spec import (
     DEFAULT_BUDGET_S,
     SETTING_KEYS,
@@ -31,6 +31,7 @@ from concsim.campaign._spec import (
     parse_seeds,
 )
 from concsim.cli._common import _user_errors
+from concsim.cli._replay import replay_first
 from concsim.runs import RunConfig, resolve_variant
 from concsim.scenarios import get_scenario, parse_param_args
 
@@ -77,6 +78,7 @@ def build_spec(
     imports: tuple[str, ...],
     shrink_runs: int = 1000,
     settings: dict[str, Any] | None = None,
+    keep_per_signature: int = DEFAULT_KEEP_PER_SIGNATURE,
 ) -> CampaignSpec:
     """Merge the defaults, the named campaign, a resumed manifest and the options."""
     conf: dict[str, Any] = {}
@@ -180,6 +182,7 @@ def build_spec(
         resume=resume,
         name=name,
         shrink_runs=shrink_runs,
+        keep_per_signature=keep_per_signature,
     )
 
 
@@ -336,6 +339,22 @@ def _print_table(res: CampaignResult) -> None:
     "many runs into failures/<signature>/shrunk.json (0: do not shrink)",
 )
 @click.option(
+    "--replay-first",
+    "replay_dir",
+    default=None,
+    metavar="DIR",
+    help="first replay every counterexample saved under DIR against the campaign's variant "
+    "(one line each on stderr; one that still fails makes the exit code 1)",
+)
+@click.option(
+    "--keep-per-signature",
+    type=click.IntRange(min=1),
+    default=DEFAULT_KEEP_PER_SIGNATURE,
+    show_default=True,
+    help="replay files kept per failure signature (its smallest seeds); every failing seed "
+    "is still counted in the manifest",
+)
+@click.option(
     "--import",
     "imports",
     multiple=True,
@@ -369,6 +388,8 @@ def stress_cmd(
     pct_k: int | None,
     preemption_bound: int | None,
     shrink_runs: int,
+    keep_per_signature: int,
+    replay_dir: str | None,
     imports: tuple[str, ...],
     bench: bool,
 ) -> None:
@@ -407,7 +428,13 @@ def stress_cmd(
         imports=imports,
         shrink_runs=shrink_runs,
         settings={"depth": depth, "k": pct_k, "preemption_bound": preemption_bound},
+        keep_per_signature=keep_per_signature,
     )
+    first_failing = 0
+    if replay_dir is not None:
+        # the files keep their own parameters, but for the ones given with --param
+        first = replay_first(replay_dir, spec.job.variant, parse_param_args(list(params)), err=True)
+        first_failing = sum(v.verdict in ("still fails", "fails differently") for v in first)
     bar = _Bar(spec, enabled=not as_json and sys.stderr.isatty())
     try:
         res = run_campaign(spec, on_progress=bar.update, on_event=bar.event)
@@ -419,4 +446,4 @@ def stress_cmd(
         _print_table(res)
     if res.interrupted:
         sys.exit(130)
-    sys.exit(1 if res.tally.failures or res.tally.lost else 0)
+    sys.exit(1 if res.tally.failures or res.tally.lost or first_failing else 0)

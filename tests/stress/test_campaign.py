@@ -17,7 +17,19 @@ from .helpers import RACY, failure_files, last_json, manifest, reference
 
 def test_racy_campaign_writes_replay_files_that_reproduce(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    p = run_cli("stress", *RACY, "--seeds", "0:400", "--workers", "2", "--out", str(out), "--json")
+    p = run_cli(
+        "stress",
+        *RACY,
+        "--seeds",
+        "0:400",
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+        "--json",
+        "--keep-per-signature",
+        "100000",  # every failing seed's file, to compare them all
+    )
     assert p.returncode == 1, p.stderr
     d = last_json(p.stdout)
     digest, failing = reference(0, 400, increments=1)
@@ -121,6 +133,8 @@ def test_sigint_then_resume_runs_every_seed_exactly_once(tmp_path: Path) -> None
             "--out",
             str(out),
             "--json",
+            "--keep-per-signature",
+            "100000",
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -145,7 +159,7 @@ def test_sigint_then_resume_runs_every_seed_exactly_once(tmp_path: Path) -> None
     done_before = m["tally"]["done"]
     assert sum(b - a for a, b in done_before) == m["tally"]["schedules"]
 
-    p = run_cli("stress", "--resume", "--out", str(out), "--json")
+    p = run_cli("stress", "--resume", "--out", str(out), "--json", "--keep-per-signature", "100000")
     assert p.returncode == 1, p.stderr
     second = last_json(p.stdout)
     digest, failing = reference(0, n, increments=1)
@@ -284,6 +298,8 @@ def test_ctrl_c_while_shrinking_stops_at_once_and_keeps_every_failure(tmp_path: 
             "--shrink-runs",
             "1000000",
             "--json",
+            "--keep-per-signature",
+            "100000",
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,

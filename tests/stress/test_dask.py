@@ -26,6 +26,8 @@ def test_dask_local_cluster_campaign(tmp_path: Path) -> None:
         "--out",
         str(out),
         "--json",
+        "--keep-per-signature",
+        "100000",
     )
     assert p.returncode == 1, p.stderr
     d = last_json(p.stdout)
