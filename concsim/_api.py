@@ -84,10 +84,13 @@ async def run_async(
     scenario: str = DEFAULT_SCENARIO,
     *,
     seeds: range | list[int] | None = None,
-    stop_on_failure: bool = True,
+    stop_on_failure: bool = False,
     **kwargs: Any,
 ) -> list[RunResult]:
     """Run one schedule per seed from an async program (trio or asyncio, via anyio).
+
+    Returns one result per seed, in order; with ``stop_on_failure=True`` it stops after the
+    first failing seed (whose result is the last one returned).
 
     Between schedules it awaits ``anyio.lowlevel.checkpoint()``, so the host loop keeps
     running its own tasks; the model itself never sees the host loop, so the results are the

@@ -40,7 +40,14 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from concsim._errors import ConcsimError, UsageError
-from concsim.engine import Runtime, Strategy, decode_schedule, encode_schedule, format_trace
+from concsim.engine import (
+    Failure,
+    Runtime,
+    Strategy,
+    decode_schedule,
+    encode_schedule,
+    format_trace,
+)
 from concsim.runs import RunConfig, RunResult, Runs, World, resolve, run_fast, world_of
 from concsim.runs._defaults import layered_config
 from concsim.scenarios import Scenario
@@ -85,6 +92,12 @@ class CheckResult:
     @property
     def ok(self) -> bool:
         return self.failing is None
+
+    @property
+    def failure(self) -> Failure | None:
+        """The failure found, as :attr:`RunResult.failure` names it (``failing`` is the whole
+        failing run: its schedule, trace and seed)."""
+        return self.failing.failure if self.failing is not None else None
 
     def report(self, *, tail: int = 25) -> str:
         """A failure report that ends with the command that replays it."""

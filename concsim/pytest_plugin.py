@@ -172,6 +172,33 @@ def _marker_kwargs(item: pytest.Item) -> dict[str, Any]:
     return kw
 
 
+class ConcsimFailed(pytest.fail.Exception):  # type: ignore[misc,name-defined]
+    """The test failed because concsim found a failure (``pytest.fail`` with a marker type,
+    so the report can be unwrapped from an async framework's exception group)."""
+
+    __module__ = "builtins"  # the report says "ConcsimFailed: ...", as pytest's "Failed: ..."
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for e in exc.exceptions for leaf in _leaves(e)]
+    return [exc]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Under pytest-trio (and anyio task groups) a failure raised in the test arrives wrapped
+    in an ``ExceptionGroup``: report concsim's failure alone, as one clean pytest failure
+    whose ``-ra`` line carries the failure message."""
+    rep = yield
+    exc = call.excinfo.value if call.excinfo is not None else None
+    if rep.failed and isinstance(exc, BaseExceptionGroup):
+        leaves = _leaves(exc)
+        if leaves and all(isinstance(e, ConcsimFailed) for e in leaves):
+            rep.longrepr = item.repr_failure(pytest.ExceptionInfo.from_exception(leaves[0]))
+    return rep
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> object:
     kw = _marker_kwargs(pyfuncitem)
@@ -285,10 +312,13 @@ class _Exploration:
         if expect is not None and expect in ("any", res.failing.failure.kind):
             return res
         extra = self._save(res)
-        msg = res.report() + extra
+        f = res.failing.failure
+        inv = f" [{f.invariant}]" if f.invariant else ""
+        # The first line is what ``pytest -ra`` shows: the failure itself.
+        head = f"{f.kind}{inv}: {' '.join(f.message.split())}"
         if expect is not None:
-            msg = f"concsim: expected a {expect} failure, found another\n{msg}"
-        pytest.fail(msg, pytrace=False)
+            head = f"expected a {expect} failure, found {head}"
+        raise ConcsimFailed(f"{head}\n{res.report()}{extra}", pytrace=False)
 
     def _save(self, res: CheckResult) -> str:
         """Save the failing schedule in pytest's cache; set its replay command.

@@ -60,8 +60,14 @@ def test_trio_and_asyncio_hosts_give_the_in_process_hashes() -> None:
     assert anyio.run(host, backend="asyncio") == direct
 
 
+async def test_run_async_returns_one_result_per_seed() -> None:
+    res = await concsim.run_async("counter", variant="racy", seeds=range(100))
+    assert [r.seed for r in res] == list(range(100))
+    assert sum(not r.ok for r in res) > 1
+
+
 async def test_run_async_under_pytest_trio() -> None:
-    res = await concsim.run_async("abba", seeds=range(50))
+    res = await concsim.run_async("abba", seeds=range(50), stop_on_failure=True)
     assert res[-1].failure is not None
     assert res[-1].failure.kind == "deadlock"
     assert all(r.ok for r in res[:-1])

@@ -47,6 +47,15 @@ the resource calls :meth:`Runtime.wake_all`.  Woken tasks re-check their conditi
 next run (a mutex is not handed over; whoever the schedule runs first takes it), so every
 outcome of a contended wake-up is a scheduling choice.  When no task is runnable and some are
 blocked, the run ends with a ``deadlock`` failure naming the wait-for cycle.
+
+Spawning and joining
+--------------------
+
+A running task may spawn another (``rt.spawn(name, coro)``): it gets the next id, so the
+candidate order stays the spawn order, and it is runnable from the next choice on.  ``await
+rt.join(task)`` waits until ``task`` has returned (a scheduling point announcing ``join`` on
+the task's name; a task spawned while the run runs records an ``exited`` event on its name
+when it returns, so exploration sees the join and the exit as dependent).
 """
 
 from __future__ import annotations
@@ -114,8 +123,10 @@ class Task:
         "blocked_on",
         "coro",
         "detail",
+        "dynamic",
         "held",
         "id",
+        "joiners",
         "name",
         "nonblock",
         "obj",
@@ -142,6 +153,9 @@ class Task:
         self.atomic = 0
         # >0 while the task runs in a non-blockable context (OOM reaper's invalidation).
         self.nonblock = 0
+        # Tasks blocked in ``rt.join(self)``; whether it was spawned while the run ran.
+        self.joiners: list[Task] = []
+        self.dynamic = False
 
     def __repr__(self) -> str:
         return f"<Task {self.id} {self.name!r}>"
@@ -190,21 +204,37 @@ class Runtime:
         # Per-run state that higher layers attach (the kernel's lock tracker, oracles).
         self.ext: dict[str, Any] = {}
         self._ran = False
+        self._finished = False
 
     # ------------------------------------------------------------------ building a world
 
     def spawn(self, name: str, coro: Coroutine[Any, Any, Any]) -> Task:
-        """Add a task.  Ids are assigned in spawn order and are the only order used."""
-        if self._ran:
+        """Add a task, while the world is built or from a running task.  Ids are assigned in
+        spawn order and are the only order used."""
+        if self._finished:
             coro.close()
-            raise UsageError("spawn() after run(): a runtime is single-use")
+            raise UsageError("spawn() after the run ended: a runtime is single-use")
         if any(t.name == name for t in self.tasks):
             coro.close()
             raise UsageError(f"task name {name!r} is used twice: task names must be unique")
         task = Task(len(self.tasks), name, coro)
         self.tasks.append(task)
-        self._runnable.append(task)
+        self._runnable.append(task)  # the largest id: the list stays sorted
+        if self._ran:
+            task.dynamic = True
+            self.event("spawn", name)
         return task
+
+    async def join(self, task: Task) -> None:
+        """Wait until ``task`` has returned (a scheduling point)."""
+        await self.point("join", task.name, read=True)
+        if task.state != DONE:
+            t = self.current
+            assert t is not None
+            if t is task:
+                raise UsageError(f"task {task.name!r} joins itself")
+            task.joiners.append(t)
+            await self.block(_JoinTarget(task))
 
     def add_step_hook(self, hook: Callable[[Runtime], None], every: int = 1) -> None:
         """Run ``hook(rt)`` after every ``every`` steps (for periodic audits)."""
@@ -360,6 +390,7 @@ class Runtime:
         except FailureSignal as sig:
             self.failure = sig.failure
         finally:
+            self._finished = True
             self._close_all()
         return self.failure
 
@@ -424,6 +455,8 @@ class Runtime:
                 runnable.remove(nxt)
                 if tracing:
                     trace.append((step, nxt.name, "exit", "", ""))
+                if nxt.joiners or nxt.dynamic:
+                    self._exited(nxt)
                 cur = nxt
                 continue
             except FailureSignal:
@@ -439,6 +472,12 @@ class Runtime:
                     if step % every == 0:
                         hook(self)
             cur = nxt
+
+    def _exited(self, task: Task) -> None:
+        if task.dynamic:
+            self.event("exited", task.name)
+        if task.joiners:
+            self.wake_all(task.joiners)
 
     def _end_of_tasks(self) -> None:
         blocked = [t for t in self.tasks if t.state == BLOCKED]
@@ -460,6 +499,17 @@ class Runtime:
 
 def _task_id(t: Task) -> int:
     return t.id
+
+
+class _JoinTarget:
+    """What a task blocked in ``join`` waits on (for the deadlock report)."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.name = task.name
+
+    def holders(self) -> list[Task]:
+        return [self.task]
 
 
 def _exception_failure(task: Task, exc: BaseException, step: int) -> Failure:

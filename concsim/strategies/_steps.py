@@ -118,6 +118,10 @@ class StepObserver:
                 if cur is not None:
                     self._close()
                 tid = self._names.get(name, -1)
+                if tid < 0:  # a task spawned while the run runs
+                    tid = next((t.id for t in rt.tasks if t.name == name), -1)
+                    if tid >= 0:
+                        self._names[name] = tid
                 if step == 0 or tid < 0:
                     continue  # an event while the world was being built
                 pop, pobj, pread = self._pending.get(tid, ("start", "", False))

@@ -357,3 +357,59 @@ def test_works_under_anyio_plugin(pytester: pytest.Pytester, backend: str) -> No
     r = pytester.runpytest_subprocess("-q", "-p", "no:trio")
     r.assert_outcomes(passed=2, failed=2)
     assert "replay with: pytest test_async.py::test_async_failure_is_reported" in r.stdout.str()
+
+
+ASYNC_RACE = """
+import pytest
+from concsim.sync import Mutex
+
+
+def build(rt, locked=False):
+    box = {"n": 0}
+    lock = Mutex(rt, "lock")
+
+    async def inc():
+        if locked:
+            await lock.lock()
+        await rt.point("read", "n", read=True)
+        v = box["n"]
+        await rt.point("write", "n")
+        box["n"] = v + 1
+        if locked:
+            lock.unlock()
+
+    rt.spawn("a", inc())
+    rt.spawn("b", inc())
+    rt.add_final_hook(lambda rt: rt.check(box["n"] == 2, "lost update"))
+
+
+@pytest.mark.trio
+async def test_trio_race(concsim_explore):
+    await concsim_explore.check_async(build, schedules=100)
+
+
+@pytest.mark.anyio
+async def test_anyio_race(concsim_explore):
+    await concsim_explore.check_async(build, schedules=100)
+
+
+@pytest.mark.trio
+async def test_trio_locked(concsim_explore):
+    await concsim_explore.check_async(lambda rt: build(rt, locked=True), schedules=100)
+"""
+
+
+def test_async_failures_are_one_clean_failure_with_the_message_in_ra(
+    pytester: pytest.Pytester,
+) -> None:
+    """Issue 14: under pytest-trio a failure showed an ExceptionGroup traceback through the
+    plugin, and the -ra line hid the failure message."""
+    pytester.makepyfile(test_async_race=ASYNC_RACE)
+    r = pytester.runpytest("-ra", "-vv")
+    r.assert_outcomes(passed=1, failed=3)
+    out = r.stdout.str()
+    assert "ExceptionGroup" not in out
+    assert "Traceback" not in out
+    for node in ("test_trio_race", "test_anyio_race[asyncio]", "test_anyio_race[trio]"):
+        pattern = node.replace("[", "?").replace("]", "?")  # fnmatch reads [..] as a class
+        r.stdout.fnmatch_lines([f"FAILED test_async_race.py::{pattern} - *assertion: lost update"])
