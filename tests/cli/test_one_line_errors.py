@@ -46,7 +46,7 @@ def assert_one_line(code: int, err: str, *needles: str) -> None:
         (["run", "--seed", "abc"], "'abc' is not a valid integer"),
         (["stress", "--workers", "0"], "--workers"),
         (["replay", "x.json", "--trace", "svg"], "--trace"),
-        (["replay"], "Missing argument 'FILE'"),
+        (["replay"], "Missing argument 'FILE|DIR...'"),
         (["run", "--nosuch"], "No such option"),
         (["nosuch"], "No such command"),
     ],
