@@ -35,7 +35,13 @@ from typing import Any
 from concsim._errors import ConcsimError, UsageError
 from concsim.artifacts import ReplayFile, load_replay
 from concsim.engine import decode_schedule
-from concsim.runs import RunResult, replay_variant, resolve_variant, run_world
+from concsim.runs import (
+    RunResult,
+    config_of_replay,
+    replay_variant,
+    resolve_variant,
+    run_world,
+)
 from concsim.scenarios import get_scenario
 from concsim.strategies import PreferTasks, Recorder, Replay
 
@@ -151,14 +157,16 @@ def _check(
     own_params = scn.resolve_params(rf.params)
     # 1. what the file's choices meant, in the run that made them
     rec = Recorder(Replay(decode_schedule(rf.schedule), strict=False))
-    own = run_world(scn, own_name, own_obj, own_params, rec, "replay", rf.seed, False, None)
+    # the file's own step limit (a version 2 file stores its whole run configuration)
+    max_steps = config_of_replay(rf, path).max_steps
+    own = run_world(scn, own_name, own_obj, own_params, rec, "replay", rf.seed, False, max_steps)
     expected = own.failure.signature if own.failure is not None else _expected_signature(rf)
     # 2. the variant under review, by task identity
     want = variant if variant is not None else rf.variant
     vname, vobj = resolve_variant(scn, replay_variant(rf) if variant is None else variant)
     new_params = scn.resolve_params({**rf.params, **dict(params or {})})
     plan = PreferTasks(list(rec.tasks), list(rec.envs))
-    res = run_world(scn, vname, vobj, new_params, plan, "replay", rf.seed, trace, None)
+    res = run_world(scn, vname, vobj, new_params, plan, "replay", rf.seed, trace, max_steps)
     res.replay_file = path
     f = res.failure
     if f is None:

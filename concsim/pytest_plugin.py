@@ -48,6 +48,7 @@ from typing import Any
 import pytest
 
 from concsim._check import AdhocRunResult, Build, Checking, CheckResult, check, checking
+from concsim._db import FailureDB, db_root, node_key
 from concsim._errors import ConcsimError
 from concsim.artifacts import (
     VIEWS,
@@ -89,9 +90,11 @@ class _Settings:
     replay: ReplayFile | None
     replay_path: str | None
     trace_view: str | None
+    db_dir: str | None = None
 
 
 _SETTINGS = pytest.StashKey[_Settings]()
+_DB_NOTES = pytest.StashKey[list[str]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -118,6 +121,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(the way to get a Perfetto or mermaid view of an ad-hoc world's failure)",
     )
     group.addoption(
+        "--concsim-db",
+        default=None,
+        metavar="DIR",
+        help="the failure database: each test's saved failures are replayed before it "
+        "explores, new ones are saved [default: $CONCSIM_DB, else .concsim; 'off' skips]",
+    )
+    group.addoption(
         "--concsim-replay",
         default=None,
         metavar="FILE",
@@ -138,8 +148,22 @@ def pytest_configure(config: pytest.Config) -> None:
         except ConcsimError as e:
             raise pytest.UsageError(f"--concsim-replay: {e}") from None
     config.stash[_SETTINGS] = _Settings(
-        config.getoption("concsim_seed"), schedules, rf, path, config.getoption("concsim_trace")
+        config.getoption("concsim_seed"),
+        schedules,
+        rf,
+        path,
+        config.getoption("concsim_trace"),
+        config.getoption("concsim_db"),
     )
+    config.stash[_DB_NOTES] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    notes = config.stash.get(_DB_NOTES, [])
+    if notes:
+        terminalreporter.section("concsim failure database")
+        for note in notes:
+            terminalreporter.write_line(note)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -215,6 +239,8 @@ class _Exploration:
         self.call = call
         self.defaults = defaults
         self.settings = item.config.stash[_SETTINGS]
+        #: the failure database's file this exploration replayed (and failed on)
+        self._from_db: str | None = None
 
     def _options(self, given: Mapping[str, Any]) -> dict[str, Any]:
         opts: dict[str, Any] = {}
@@ -255,6 +281,10 @@ class _Exploration:
         rf = self._replay(target)
         if rf is not None:
             return self._run_replay(target, rf, opts), expect, True
+        saved = self._saved_failure(target, opts)  # the failure database first
+        if saved is not None:
+            self._from_db = saved[1]
+            return saved[0], expect, True
         return checking(target, **opts), expect, False
 
     def run_sync(self, target: str | Build, given: Mapping[str, Any]) -> CheckResult:
@@ -268,7 +298,7 @@ class _Exploration:
         except ConcsimError as e:
             error = e
         else:
-            return self._judge(job, expect, replayed=replayed)
+            return self._judge(job, expect, replayed=replayed, from_db=self._from_db)
         pytest.fail(f"concsim: {error}", pytrace=False)
 
     async def run_async(self, target: str | Build, given: Mapping[str, Any]) -> CheckResult:
@@ -286,8 +316,38 @@ class _Exploration:
         except ConcsimError as e:
             error = e
         else:
-            return self._judge(job, expect, replayed=replayed)
+            return self._judge(job, expect, replayed=replayed, from_db=self._from_db)
         pytest.fail(f"concsim: {error}", pytrace=False)
+
+    def _db(self) -> FailureDB | None:
+        root = db_root(self.settings.db_dir)
+        return FailureDB(root) if root is not None else None
+
+    def _note(self, text: str) -> None:
+        self.item.config.stash[_DB_NOTES].append(text)
+
+    def _saved_failure(
+        self, target: str | Build, opts: Mapping[str, Any]
+    ) -> tuple[CheckResult, str] | None:
+        """Replay this test's saved failures (the failure database) before exploring: the
+        first that still fails is the test's failure; those that pass are fixed, and
+        forgotten."""
+        db = self._db()
+        if db is None:
+            return None
+        for entry in db.entries(node_key(self.item.nodeid, self.call)):
+            try:
+                res = self._run_replay(target, load_replay(entry.path), opts)
+            except ConcsimError as e:
+                db.remove(entry)
+                self._note(f"{self.item.nodeid}: dropped {entry.path} (no longer replays: {e})")
+                continue
+            if res.failing is None:
+                db.remove(entry)
+                self._note(f"{self.item.nodeid}: fixed: {entry.signature} ({entry.path})")
+                continue
+            return res, str(entry.path)
+        return None
 
     @staticmethod
     def _run_replay(target: str | Build, rf: ReplayFile, opts: Mapping[str, Any]) -> CheckResult:
@@ -298,7 +358,9 @@ class _Exploration:
         max_steps = saved.get("max_steps", opts.get("max_steps"))
         return check(target, schedule=rf.schedule, max_steps=max_steps, name=opts.get("name"))
 
-    def _judge(self, res: CheckResult, expect: str | None, *, replayed: bool) -> CheckResult:
+    def _judge(
+        self, res: CheckResult, expect: str | None, *, replayed: bool, from_db: str | None = None
+    ) -> CheckResult:
         if res.failing is None:
             if expect is not None and not replayed:
                 pytest.fail(
@@ -311,16 +373,18 @@ class _Exploration:
         assert res.failing.failure is not None
         if expect is not None and expect in ("any", res.failing.failure.kind):
             return res
-        extra = self._save(res)
+        extra = self._save(res, from_db)
         f = res.failing.failure
         inv = f" [{f.invariant}]" if f.invariant else ""
         # The first line is what ``pytest -ra`` shows: the failure itself.
         head = f"{f.kind}{inv}: {' '.join(f.message.split())}"
         if expect is not None:
             head = f"expected a {expect} failure, found {head}"
+        if from_db is not None:
+            head += " (a saved failure, replayed first from the failure database)"
         raise ConcsimFailed(f"{head}\n{res.report()}{extra}", pytrace=False)
 
-    def _save(self, res: CheckResult) -> str:
+    def _save(self, res: CheckResult, from_db: str | None = None) -> str:
         """Save the failing schedule in pytest's cache; set its replay command.
 
         Returns what the report should add (the pytest command for a scenario, whose
@@ -331,6 +395,16 @@ class _Exploration:
         assert failing.failure is not None
         cache = getattr(self.item.config, "cache", None)
         adhoc = isinstance(failing, AdhocRunResult)
+        db = self._db() if from_db is None else None
+        if db is not None:
+            saved = replay_from_result(failing, original=res.original_schedule)
+            saved.extra.update(
+                {"pytest_nodeid": self.item.nodeid, "call": self.call, "adhoc": adhoc}
+            )
+            try:
+                db.save(node_key(self.item.nodeid, self.call), saved, failing.failure.signature)
+            except ConcsimError as e:
+                self._note(f"{self.item.nodeid}: not saved in the failure database: {e}")
         if cache is None:
             if isinstance(failing, AdhocRunResult):
                 failing.command = "(none: no replay file, pytest's cacheprovider is disabled)"

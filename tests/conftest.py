@@ -9,6 +9,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The failure database (concsim._db) would replay one test's failures in the next test of
+# the same target: tests run with it off, and the tests of the database turn it on.
+os.environ["CONCSIM_DB"] = "off"
+
 
 def run_cli(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120

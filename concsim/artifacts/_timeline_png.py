@@ -273,23 +273,37 @@ def render_timeline_png(doc: Mapping[str, Any]) -> bytes:
     locator: Any = ax.xaxis.get_major_locator()
     locator.set_params(integer=True)
     ax.set_title(tl.title, fontsize=10, loc="left")
-    handles = [
-        Rectangle((0, 0), 1, 1, facecolor="#e3e3e3", edgecolor="#8c8c8c", label="step"),
-        Rectangle((0, 0), 1, 1, facecolor=_COLORS["hold"], label="lock held"),
-        Rectangle((0, 0), 1, 1, facecolor=_COLORS["wait"], hatch="///", label="waiting"),
-        Rectangle((0, 0), 1, 1, facecolor=_COLORS["op"], label="hypercall"),
-    ]
+    handles = legend_handles()
     fig.legend(
         handles=handles,
         loc="lower right",
         bbox_to_anchor=(left + width, 0.0),
-        ncol=4,
+        ncol=len(handles),
         fontsize=7,
         frameon=False,
     )
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     return buf.getvalue()
+
+
+def legend_handles() -> list[Any]:
+    """One legend entry for every kind of mark the picture draws: the step boxes, the span
+    colours (lock held, waiting, hypercall, any other span), the instants' two markers and
+    the failure line."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Rectangle
+
+    return [
+        Rectangle((0, 0), 1, 1, facecolor="#e3e3e3", edgecolor="#8c8c8c", label="step"),
+        Rectangle((0, 0), 1, 1, facecolor=_COLORS["hold"], label="lock held"),
+        Rectangle((0, 0), 1, 1, facecolor=_COLORS["wait"], hatch="///", label="waiting"),
+        Rectangle((0, 0), 1, 1, facecolor=_COLORS["op"], label="hypercall"),
+        Rectangle((0, 0), 1, 1, facecolor=_OTHER, label="other span"),
+        Line2D([], [], marker="v", color="#7f3c8d", ls="none", ms=5, label="event"),
+        Line2D([], [], marker="x", color="#7f3c8d", ls="none", ms=5, label="other instant"),
+        Line2D([], [], color="#d62728", lw=1.6, label="failure"),
+    ]
 
 
 #: Display abbreviations of long operation names (the picture only; the JSON keeps them).

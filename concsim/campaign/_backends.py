@@ -28,6 +28,7 @@ import contextlib
 import multiprocessing
 import multiprocessing.connection
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -47,6 +48,8 @@ class Done:
     stop: int
     result: BatchResult | None
     error: str | None = None
+    #: the seed a worker was running when its batch passed the deadline (a hang)
+    hung_seed: int | None = None
 
 
 class Backend(Protocol):
@@ -70,10 +73,13 @@ class _Proc:
     def __init__(self, ctx: Any, job: Job) -> None:
         parent, child = ctx.Pipe(duplex=True)
         self.conn = parent
-        self.proc = ctx.Process(target=worker_main, args=(child, job), daemon=True)
+        #: the seed the worker is running (it writes it before each seed; no lock needed)
+        self.current = ctx.RawValue("q", -1)
+        self.proc = ctx.Process(target=worker_main, args=(child, job, self.current), daemon=True)
         self.proc.start()
         child.close()
         self.batch: tuple[int, int] | None = None
+        self.since = 0.0
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Wait for the worker's ``ready`` (it has imported and resolved the job)."""
@@ -92,13 +98,24 @@ class _Proc:
 class LocalBackend:
     name = "local"
 
-    def __init__(self, job: Job, workers: int) -> None:
+    def __init__(
+        self,
+        job: Job,
+        workers: int,
+        batch_timeout: float | None = None,
+        stop: Callable[[], bool] | None = None,
+    ) -> None:
+        self.batch_timeout = batch_timeout
         methods = multiprocessing.get_all_start_methods()
         method = "forkserver" if "forkserver" in methods else "spawn"
         self._ctx = multiprocessing.get_context(method)
         self._job = job
-        self.workers = workers
-        self._procs = [_Proc(self._ctx, job) for _ in range(workers)]
+        self._procs: list[_Proc] = []
+        for _ in range(workers):  # a Ctrl-C while they start stops starting more
+            if stop is not None and stop():
+                break
+            self._procs.append(_Proc(self._ctx, job))
+        self.workers = len(self._procs)
         try:
             for p in self._procs:
                 p.wait_ready()
@@ -116,6 +133,7 @@ class LocalBackend:
         for p in self._procs:
             if p.batch is None:
                 p.batch = (start, stop)
+                p.since = time.monotonic()
                 # If the process is gone, poll() sees its sentinel and reports the loss.
                 with contextlib.suppress(OSError):
                     p.conn.send((start, stop))
@@ -132,8 +150,13 @@ class LocalBackend:
             waitables += [p.conn, p.proc.sentinel]
         ready = set(multiprocessing.connection.wait(waitables, timeout))
         out: list[Done] = []
+        now = time.monotonic()
         for i, p in enumerate(self._procs):
-            if p.batch is None or (p.conn not in ready and p.proc.sentinel not in ready):
+            if p.batch is None:
+                continue
+            if p.conn not in ready and p.proc.sentinel not in ready:
+                if self.batch_timeout is not None and now - p.since > self.batch_timeout:
+                    out.append(self._hung(i, p))
                 continue
             start, stop = p.batch
             msg: Any = None
@@ -158,6 +181,27 @@ class LocalBackend:
             self._procs[i].wait_ready()
             out.append(Done(start, stop, None, f"worker process died (exit code {code})"))
         return out
+
+    def _hung(self, i: int, p: _Proc) -> Done:
+        """A batch past its deadline: stop its worker (an endless loop in the model, or a
+        stopped process), start another, and name the seed it was running."""
+        assert p.batch is not None
+        start, stop = p.batch
+        seed = int(p.current.value)
+        p.proc.kill()
+        p.proc.join(timeout=5)
+        p.conn.close()
+        self._procs[i] = _Proc(self._ctx, self._job)
+        self._procs[i].wait_ready()
+        if not start <= seed < stop:
+            seed = start
+        return Done(
+            start,
+            stop,
+            None,
+            f"seed {seed} ran past the {self.batch_timeout:g}s batch deadline",
+            hung_seed=seed,
+        )
 
     def close(self) -> None:
         for p in self._procs:

@@ -47,7 +47,7 @@ from concsim.campaign._backends import Backend, CampaignError, DaskBackend, Done
 from concsim.campaign._shrinking import ShrinkInterrupted, shrink_signatures
 from concsim.campaign._spec import SETTING_KEYS, SeedRange
 from concsim.campaign._tally import Tally, signature_slug, subtract
-from concsim.campaign._worker import Job
+from concsim.campaign._worker import BatchResult, Job, hang_record, seed_digest
 from concsim.runs import RunConfig
 
 MANIFEST = "manifest.json"
@@ -59,6 +59,7 @@ GRACE_S = 5.0
 MAX_BATCH = 50_000
 LOCK = ".lock"
 DEFAULT_KEEP_PER_SIGNATURE = 20
+DEFAULT_BATCH_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -79,6 +80,9 @@ class CampaignSpec:
     shrink_runs: int = 1000
     #: Replay files kept per failure signature (its smallest seeds); every seed is counted.
     keep_per_signature: int = DEFAULT_KEEP_PER_SIGNATURE
+    #: Seconds a batch may run before its worker is stopped and the seed it was running is
+    #: reported as a ``hang`` failure (local backend; None: no deadline).
+    batch_timeout_s: float | None = DEFAULT_BATCH_TIMEOUT_S
 
     def identity(self) -> dict[str, Any]:
         """What a resumed campaign must agree on (the budget and workers may change)."""
@@ -392,11 +396,11 @@ class _Batches:
         return None
 
 
-def make_backend(spec: CampaignSpec) -> Backend:
+def make_backend(spec: CampaignSpec, stop: Callable[[], bool] | None = None) -> Backend:
     if spec.backend == "dask":
         return DaskBackend(spec.job, spec.workers, spec.scheduler, spec.connect_timeout)
     if spec.backend == "local":
-        return LocalBackend(spec.job, spec.workers)
+        return LocalBackend(spec.job, spec.workers, spec.batch_timeout_s, stop)
     raise UsageError(f"unknown backend {spec.backend!r} (known: local, dask)")
 
 
@@ -443,7 +447,7 @@ def _run_locked(
     t_start = time.monotonic()
     backend: Backend | None = None
     try:
-        backend = make_backend(spec)
+        backend = make_backend(spec, lambda: stop["requested"] > 0)
         startup = time.monotonic() - t_start
         try:
             result = _loop(spec, backend, tally, header, stop, event, on_progress)
@@ -547,6 +551,11 @@ def _loop(
             break
         for d in backend.poll(0.1):
             key = (d.start, d.stop)
+            if d.hung_seed is not None:  # a hang is the seed's failure; the rest run again
+                _record_hang(spec, d, d.hung_seed, files, tally, batches)
+                session += 1
+                event(f"{d.error}: reported as a hang failure; the campaign goes on")
+                continue
             if d.result is None:
                 losses_in_a_row += 1
                 if losses_in_a_row >= 2 * backend.workers + 2 and session == 0:
@@ -589,6 +598,27 @@ def _loop(
     return CampaignResult(
         spec, tally, session, elapsed, 0.0, backend.workers, interrupted, complete, retried
     )
+
+
+def _record_hang(
+    spec: CampaignSpec,
+    d: Done,
+    seed: int,
+    files: _FailureFiles,
+    tally: Tally,
+    batches: _Batches,
+) -> None:
+    assert spec.batch_timeout_s is not None
+    rec = hang_record(spec.job, seed, spec.batch_timeout_s)
+    one = BatchResult(
+        seed, seed + 1, schedules=1, digest=seed_digest(seed, 0, "hang", []), failures=[rec]
+    )
+    files.write(Done(seed, seed + 1, one))
+    tally.add(one)
+    if d.start < seed:
+        batches.retry.append((d.start, seed))
+    if seed + 1 < d.stop:
+        batches.retry.append((seed + 1, d.stop))
 
 
 def _batch_size(

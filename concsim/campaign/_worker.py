@@ -26,7 +26,7 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
-from concsim.artifacts import replay_from_result
+from concsim.artifacts import ReplayFile, replay_from_result
 from concsim.runs import RunConfig, RunResult, Runs, World, resolve_variant, run_fast
 from concsim.scenarios import get_scenario
 from concsim.strategies import Replay
@@ -123,11 +123,13 @@ def _world(job: Job, seed: int) -> World:
     return World(scn, vname, vobj, params, cfg.max_steps, cfg.replace(params=params))
 
 
-def run_batch(job: Job, start: int, stop: int) -> BatchResult:
+def run_batch(job: Job, start: int, stop: int, current: Any = None) -> BatchResult:
     """Run seeds ``start .. stop-1`` of ``job`` and return their compact result.
 
     Seed ``s`` is schedule 0 of the job's configuration with seed ``s`` (the run core's
-    :class:`~concsim.runs.Runs` steps them: for DFS, the search's ``s``-th execution)."""
+    :class:`~concsim.runs.Runs` steps them: for DFS, the search's ``s``-th execution).
+    ``current`` (a shared integer, local workers only) is set to each seed before it runs,
+    so the parent can name the seed of a batch that passes its deadline."""
     t0 = time.perf_counter()
     world = _world(job, start)
     out = BatchResult(start, stop, pid=os.getpid())
@@ -136,6 +138,8 @@ def run_batch(job: Job, start: int, stop: int) -> BatchResult:
     digest = 0
     runs = Runs(world)
     for seed in range(start, stop):
+        if current is not None:
+            current.value = seed
         got = runs.next()
         if got is None:  # DFS ran out of executions: the rest are not schedules
             stop = seed
@@ -200,13 +204,42 @@ def _failure_record(job: Job, seed: int, fast: RunResult) -> FailureRecord:
     )
 
 
+def hang_record(job: Job, seed: int, timeout: float) -> FailureRecord:
+    """The failure of a seed whose run did not finish within the batch deadline: it has no
+    schedule to save, so its replay file holds the run configuration (seed ``seed``) and
+    ``concsim replay`` reruns that seed's schedule from the start."""
+    message = (
+        f"seed {seed} did not finish within {timeout:g}s (an endless loop in the model or "
+        "the variant, or a worker process that stopped)"
+    )
+    failure = {"kind": "hang", "invariant": None, "message": message, "step": 0}
+    cfg = job.config(seed)
+    rf = ReplayFile(
+        scenario=job.scenario,
+        variant=job.variant,
+        params=dict(job.params),
+        strategy=job.strategy,
+        seed=seed,
+        schedule="cs1:",
+        expected={"failure": failure, "trace_sha256": None, "steps": 0},
+        extra={
+            "signature": "hang/-/",
+            "found_by": "concsim stress",
+            "unfinished": True,
+            "warning": "this seed's run did not finish: replaying it runs until it is stopped",
+        },
+        config=cfg.to_json(),
+    )
+    return FailureRecord(seed, "hang/-/", "hang", None, "", message, rf.to_json())
+
+
 def warm(job: Job) -> int:
     """Import and resolve everything ``job`` needs, so that the first batch is not slower."""
     _resolve(job)
     return os.getpid()
 
 
-def worker_main(conn: Any, job: Job) -> None:
+def worker_main(conn: Any, job: Job, current: Any = None) -> None:
     """A local worker process: say ``ready``, then receive ``(start, stop)`` and send back
     a result, until ``None``.
 
@@ -229,7 +262,7 @@ def worker_main(conn: Any, job: Job) -> None:
             return
         start, stop = msg
         try:
-            res: Any = run_batch(job, start, stop)
+            res: Any = run_batch(job, start, stop, current)
         except BaseException as e:  # a user error in the model's build, an import error
             res = ("error", f"{type(e).__name__}: {e}")
         conn.send(res)

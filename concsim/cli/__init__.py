@@ -2,6 +2,7 @@
 
 from concsim.cli._compare import compare_cmd
 from concsim.cli._conformance import conformance_cmd
+from concsim.cli._db import db_cmd
 from concsim.cli._explain import explain_cmd
 from concsim.cli._explore import bench_explore_cmd, explore_cmd
 from concsim.cli._main import cli as cli
@@ -19,5 +20,6 @@ for _cmd in (
     bench_explore_cmd,
     mutants_cmd,
     conformance_cmd,
+    db_cmd,
 ):
     cli.add_command(_cmd)

@@ -15,10 +15,11 @@ from typing import Any
 import click
 
 from concsim._api import DEFAULT_SCENARIO
+from concsim._db import scenario_key
 from concsim._errors import Interrupted, UsageError
 from concsim.cli._common import _emit_json, _user_errors, fail_usage
 from concsim.cli._interrupt import EXIT_INTERRUPTED, interruptible
-from concsim.cli._replay import replay_first
+from concsim.cli._replay import open_db, replay_first, replay_saved, save_to_db
 from concsim.exploration import STRATEGIES, Exploration, ExploreResult
 from concsim.exploration._explorer import DEFAULT_WINDOW, _exploration
 from concsim.runs._defaults import layered_config
@@ -134,6 +135,14 @@ def _print(res: ExploreResult) -> None:
     help="first replay every counterexample saved under DIR against this variant; if one "
     "still fails (or fails differently), report it and explore nothing new",
 )
+@click.option(
+    "--db",
+    "db_dir",
+    default=None,
+    metavar="DIR",
+    help="the failure database: its failures of this target are replayed first, a new "
+    "failure is saved there [default: $CONCSIM_DB, else .concsim; 'off' to skip]",
+)
 @_user_errors
 def explore_cmd(
     scenario: str | None,
@@ -154,6 +163,7 @@ def explore_cmd(
     as_json: bool,
     save_dir: str | None,
     replay_dir: str | None,
+    db_dir: str | None,
 ) -> None:
     """Explore many schedules of a scenario (random walk, PCT or exhaustive DFS).
 
@@ -209,7 +219,9 @@ def explore_cmd(
     )
     first: list[Any] = []
     if replay_dir is not None:
-        first = replay_first(replay_dir, ex.target.variant, dict(ex.target.params), err=as_json)
+        # the files keep their own parameters, but for the ones given with --param
+        given = parse_param_args(list(params))
+        first = replay_first(replay_dir, ex.target.variant, given, err=as_json)
         bad = [v for v in first if v.verdict in ("still fails", "fails differently")]
         if bad:
             if as_json:
@@ -220,6 +232,10 @@ def explore_cmd(
                     "no new schedules explored"
                 )
             sys.exit(1)
+    db = open_db(db_dir)
+    key = scenario_key(ex.target.scenario.name, ex.target.variant, ex.target.params)
+    # saved failures of this target first: which are fixed, which still fail (then explore)
+    from_db = replay_saved(db, key, err=as_json) if db is not None else []
     with interruptible() as stopped, _progress(show, total) as progress:
         try:
             while not stopped() and ex.step():
@@ -231,8 +247,13 @@ def explore_cmd(
     if interrupted:
         ex.stopped_by = "interrupted"
     res = ex.result()
+    if db is not None and res.first_failure is not None:
+        save_to_db(db, key, res.first_failure.result, res.first_failure.schedule, err=as_json)
     if as_json:
         obj = res.to_json()
+        if from_db:
+            obj["ok"] = False
+            obj["failure_database"] = [v.to_json() for v in from_db]
         if replay_dir is not None:
             obj["replay_first"] = [v.to_json() for v in first]
         _emit_json(obj)
@@ -244,7 +265,9 @@ def explore_cmd(
         fail_usage(f"--save {save_dir}: the replay file was not written: {ex.save_error}")
     if interrupted:
         sys.exit(EXIT_INTERRUPTED)
-    sys.exit(0 if res.ok else 1)
+    if from_db and not as_json:
+        click.echo(f"{len(from_db)} saved failure(s) of this target still fail (failure database)")
+    sys.exit(0 if res.ok and not from_db else 1)
 
 
 @click.command("bench-explore")

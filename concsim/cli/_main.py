@@ -254,6 +254,8 @@ def _replay_one(file: str, as_json: bool, trace_view: str | None, output: str | 
         raise UsageError("-o/--output needs --trace text|perfetto|mermaid")
     if trace_view == "png" and output is None:
         raise UsageError("--trace png writes an image: give it an -o FILE.png")
+    if trace_view == "png" and output is not None and not output.lower().endswith(".png"):
+        raise UsageError(f"--trace png writes a PNG: give it an -o FILE.png, not {output!r}")
     if trace_view is not None and output is None and as_json:
         raise UsageError("--json and --trace both print to stdout: give --trace an -o FILE")
     _refuse_adhoc(load_replay(file), file)

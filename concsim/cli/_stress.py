@@ -17,9 +17,15 @@ import click
 
 from concsim import _api
 from concsim._api import DEFAULT_SCENARIO
+from concsim._db import scenario_key
 from concsim._errors import UsageError
+from concsim.artifacts import load_replay
 from concsim.campaign import CampaignResult, CampaignSpec, Job, Progress, run_campaign
-from concsim.campaign._runner import DEFAULT_KEEP_PER_SIGNATURE, MANIFEST
+from concsim.campaign._runner import (
+    DEFAULT_BATCH_TIMEOUT_S,
+    DEFAULT_KEEP_PER_SIGNATURE,
+    MANIFEST,
+)
 from concsim.campaign._spec import (
     DEFAULT_BUDGET_S,
     SETTING_KEYS,
@@ -31,7 +37,7 @@ from concsim.campaign._spec import (
     parse_seeds,
 )
 from concsim.cli._common import _user_errors
-from concsim.cli._replay import replay_first
+from concsim.cli._replay import open_db, replay_first
 from concsim.runs import RunConfig, resolve_variant
 from concsim.scenarios import get_scenario, parse_param_args
 
@@ -79,6 +85,7 @@ def build_spec(
     shrink_runs: int = 1000,
     settings: dict[str, Any] | None = None,
     keep_per_signature: int = DEFAULT_KEEP_PER_SIGNATURE,
+    batch_timeout: float | None = DEFAULT_BATCH_TIMEOUT_S,
 ) -> CampaignSpec:
     """Merge the defaults, the named campaign, a resumed manifest and the options."""
     conf: dict[str, Any] = {}
@@ -183,6 +190,7 @@ def build_spec(
         name=name,
         shrink_runs=shrink_runs,
         keep_per_signature=keep_per_signature,
+        batch_timeout_s=batch_timeout,
     )
 
 
@@ -290,6 +298,23 @@ def _print_table(res: CampaignResult) -> None:
         console.print(f"resume with: concsim stress --resume --out {spec.out}")
 
 
+def _save_signatures(res: CampaignResult, db_dir: str | None) -> None:
+    """Keep each signature's smallest failing seed in the failure database, so the next
+    ``explore`` of the campaign's target replays it first."""
+    db = open_db(db_dir)
+    if db is None:
+        return
+    job = res.spec.job
+    key = scenario_key(job.scenario, job.variant, job.params)
+    for sig in res.summary_json()["signatures"]:
+        path = res.spec.out / sig["folder"] / f"seed-{sig['seeds'][0]}.json"
+        try:
+            rf = load_replay(path)
+            db.save(key, rf, sig["signature"])
+        except UsageError as e:
+            click.echo(f"concsim stress: warning: failure database: {e}", err=True)
+
+
 @click.command("stress")
 @click.option("--campaign", default=None, help="a named campaign (stress/NAME.toml)")
 @click.option("--scenario", default=None, help=f"scenario name [default: {DEFAULT_SCENARIO}]")
@@ -347,6 +372,24 @@ def _print_table(res: CampaignResult) -> None:
     "(one line each on stderr; one that still fails makes the exit code 1)",
 )
 @click.option(
+    "--db",
+    "db_dir",
+    default=None,
+    metavar="DIR",
+    help="keep the smallest seed of each failure signature in this failure database "
+    "[default: $CONCSIM_DB, else .concsim; 'off' to skip]",
+)
+@click.option(
+    "--batch-timeout",
+    type=click.FloatRange(min=0.1),
+    default=DEFAULT_BATCH_TIMEOUT_S,
+    show_default=True,
+    metavar="SECONDS",
+    help="a batch still running after this long has hung (an endless loop in the model or "
+    "variant, a stopped worker): its worker is replaced and the seed it was running is "
+    "reported as a 'hang' failure with a replay file (local backend)",
+)
+@click.option(
     "--keep-per-signature",
     type=click.IntRange(min=1),
     default=DEFAULT_KEEP_PER_SIGNATURE,
@@ -389,7 +432,9 @@ def stress_cmd(
     preemption_bound: int | None,
     shrink_runs: int,
     keep_per_signature: int,
+    batch_timeout: float,
     replay_dir: str | None,
+    db_dir: str | None,
     imports: tuple[str, ...],
     bench: bool,
 ) -> None:
@@ -429,6 +474,7 @@ def stress_cmd(
         shrink_runs=shrink_runs,
         settings={"depth": depth, "k": pct_k, "preemption_bound": preemption_bound},
         keep_per_signature=keep_per_signature,
+        batch_timeout=batch_timeout,
     )
     first_failing = 0
     if replay_dir is not None:
@@ -440,6 +486,7 @@ def stress_cmd(
         res = run_campaign(spec, on_progress=bar.update, on_event=bar.event)
     finally:
         bar.stop()
+    _save_signatures(res, db_dir)
     if as_json:
         click.echo(json.dumps(res.summary_json()))
     else:

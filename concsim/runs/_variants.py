@@ -78,4 +78,6 @@ def config_of_replay(rf: ReplayFile, where: str = "replay file") -> RunConfig:
         cfg = RunConfig.from_json(data, f"{where}: field 'config'")
     except UsageError as e:
         raise ReplayFileError(str(e)) from None
-    return cfg.replace(variant=replay_variant(rf), schedule=rf.schedule)
+    # A run that never finished (a stress hang) saved no schedule: rerun its seed.
+    schedule = None if rf.extra.get("unfinished") else rf.schedule
+    return cfg.replace(variant=replay_variant(rf), schedule=schedule)

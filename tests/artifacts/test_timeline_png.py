@@ -129,3 +129,23 @@ def test_the_readme_trace_files_match_their_replay() -> None:
     assert committed == json.loads(json.dumps(fresh))
     png = (DOCS / "trace-no-read-retry.png").read_bytes()
     assert _png_size(png) == _png_size(render_timeline_png(committed))
+
+
+def test_the_legend_names_every_kind_of_mark() -> None:
+    """Issue 14: the legend left out the instants' markers and the failure line."""
+    from concsim.artifacts._timeline_png import legend_handles
+
+    handles = legend_handles()
+    labels = [h.get_label() for h in handles]
+    assert labels == [
+        "step",
+        "lock held",
+        "waiting",
+        "hypercall",
+        "other span",
+        "event",
+        "other instant",
+        "failure",
+    ]
+    markers = {h.get_marker() for h in handles if hasattr(h, "get_marker")}
+    assert {"v", "x"} <= markers  # the two instant markers the picture draws

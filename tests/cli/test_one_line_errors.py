@@ -139,6 +139,13 @@ def test_bad_replay_files_are_one_line(tmp_path: Path, edit, needle: str) -> Non
         assert_one_line(code, err, needle)
 
 
+def test_a_png_is_not_written_under_another_name(tmp_path: Path) -> None:
+    path = _good_file(tmp_path)
+    code, _, err = invoke("replay", str(path), "--trace", "png", "-o", str(tmp_path / "t.svg"))
+    assert_one_line(code, err, "FILE.png", "t.svg")
+    assert not (tmp_path / "t.svg").exists()
+
+
 def test_deeply_nested_replay_file(tmp_path: Path) -> None:
     p = tmp_path / "deep.json"
     p.write_text("[" * 100_000 + "]" * 100_000)

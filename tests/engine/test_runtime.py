@@ -241,9 +241,12 @@ def test_schedule_codec_rejects_malformed(bad: str) -> None:
 
 
 def test_hypothesis_round_trip() -> None:
-    from hypothesis import given
+    from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
+    # No timing check: on a loaded CI machine input generation is slow (speed is measured in
+    # benchmarks, not in tests).
+    @settings(suppress_health_check=[HealthCheck.too_slow])
     @given(st.lists(st.integers(min_value=0, max_value=5000), max_size=200))
     def prop(xs: list[int]) -> None:
         assert decode_schedule(encode_schedule(xs)) == xs

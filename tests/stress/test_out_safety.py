@@ -3,6 +3,7 @@ replay files per failure signature (every seed still counted)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -81,3 +82,52 @@ def test_at_most_n_replay_files_per_signature_the_smallest_seeds(tmp_path: Path)
         assert 1 <= len(seeds) <= 3
         sig = next(s for s in summary["signatures"] if s["folder"].endswith(d.name))
         assert seeds == sorted(sig["seeds"])[: len(seeds)]  # the smallest seeds are kept
+
+
+ENDLESS = """
+from concsim.driver import AfterPatch
+
+
+class Endless(AfterPatch):
+    async def mshv_region_hmm_fault_and_lock(self, *args, **kwargs):
+        if self.rt.choices[:1] == [1]:  # some schedules only: an endless loop
+            while True:
+                pass
+        return await super().mshv_region_hmm_fault_and_lock(*args, **kwargs)
+"""
+
+
+def test_a_hung_seed_is_a_hang_failure_and_the_campaign_goes_on(tmp_path: Path) -> None:
+    (tmp_path / "endless.py").write_text(ENDLESS)
+    out = tmp_path / "o"
+    p = run_cli(
+        "stress",
+        "--scenario",
+        "small",
+        "--variant",
+        "endless.py:Endless",
+        "--seeds",
+        "0:12",
+        "--workers",
+        "1",
+        "--batch-timeout",
+        "1",
+        "--shrink-runs",
+        "0",
+        "--out",
+        str(out),
+        "--json",
+        cwd=tmp_path,
+    )
+    assert p.returncode == 1, p.stderr
+    assert "seed 9 ran past the 1s batch deadline" in p.stderr
+    d = last_json(p.stdout)
+    assert d["complete"] is True
+    assert d["schedules"] == 12  # every seed counted, the hung one included
+    (sig,) = d["signatures"]
+    assert sig["kind"] == "hang"
+    assert sig["seeds"] == [9]
+    rec = json.loads((out / sig["folder"] / "seed-9.json").read_text())
+    assert rec["expected"]["failure"]["kind"] == "hang"
+    assert rec["config"]["seed"] == 9
+    assert rec["extra"]["unfinished"] is True
