@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from concsim._errors import ConcsimError
+from concsim._errors import ConcsimError, Interrupted
 from concsim.campaign._tally import SignatureTally
 from concsim.campaign._worker import Job, _world
 from concsim.exploration._minimize import same_signature, shrink_replay_file
@@ -29,8 +29,10 @@ from concsim.exploration._minimize import same_signature, shrink_replay_file
 SHRUNK = "shrunk.json"
 
 
-class ShrinkInterrupted(BaseException):
-    """Ctrl-C while shrinking: raised by the campaign's SIGINT handler."""
+class ShrinkInterrupted(Interrupted):
+    """Ctrl-C while shrinking: raised by the campaign's SIGINT handler (an
+    :class:`~concsim._errors.Interrupted`, so the engine lets it through rather than
+    reporting it as the running model task's own exception)."""
 
 
 def _figures(path: Path) -> dict[str, Any]:
