@@ -67,6 +67,9 @@ EXPECT: dict[str, Expect] = {
     "concsim run --seed 11 --json": Expect(0, ('"ok": true',)),
     "concsim scenarios": Expect(0, ("default:", "small:", "--param pages=<int>")),
     "concsim bench": Expect(0, ("steps/s", "ratio"), extra=("--steps", "2000", "--repeats", "1")),
+    "concsim bench --model": Expect(
+        0, ("schedules/s", "model steps/s"), extra=("--schedules", "20", "--repeats", "1")
+    ),
     "concsim explore --variant no-read-retry --strategy pct --save failures/": Expect(
         1, ("FAILURE safety [S1]",)
     ),
