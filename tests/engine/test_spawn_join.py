@@ -48,6 +48,8 @@ def test_spawn_from_a_running_task_and_join_both_ways() -> None:
     assert bad.failing is not None
     assert bad.failing.failure is not None
     assert "lost update" in bad.failing.failure.message
+    assert bad.failure is bad.failing.failure  # named as on a RunResult
+    assert ok.failure is None
 
 
 def test_join_waits_for_the_child() -> None:
