@@ -3,7 +3,7 @@
 A replay file's schedule is a list of choice *indices* ("the k-th other runnable task"),
 which mean something only in the run that made them.  To replay it against another variant
 (the fix under review) the schedule is first replayed against the variant that found it,
-recording what each choice meant (:class:`~concsim.strategies.Recorder`): the id of the task
+recording what each choice meant (the runtime records it in the result): the id of the task
 that ran at each task choice, and each environment outcome.  The new variant is then run by
 task identity (:class:`~concsim.strategies.PreferTasks`, the shrinker's plans):
 
@@ -43,7 +43,7 @@ from concsim.runs import (
     run_world,
 )
 from concsim.scenarios import get_scenario
-from concsim.strategies import PreferTasks, Recorder, Replay
+from concsim.strategies import PreferTasks, Replay
 
 STILL_FAILS = "still fails"
 FAILS_DIFFERENTLY = "fails differently"
@@ -156,16 +156,17 @@ def _check(
     own_name, own_obj = resolve_variant(scn, replay_variant(rf))
     own_params = scn.resolve_params(rf.params)
     # 1. what the file's choices meant, in the run that made them
-    rec = Recorder(Replay(decode_schedule(rf.schedule), strict=False))
+    # (the runtime records the task each task choice ran and each environment outcome)
+    replay = Replay(decode_schedule(rf.schedule), strict=False)
     # the file's own step limit (a version 2 file stores its whole run configuration)
     max_steps = config_of_replay(rf, path).max_steps
-    own = run_world(scn, own_name, own_obj, own_params, rec, "replay", rf.seed, False, max_steps)
+    own = run_world(scn, own_name, own_obj, own_params, replay, "replay", rf.seed, False, max_steps)
     expected = own.failure.signature if own.failure is not None else _expected_signature(rf)
     # 2. the variant under review, by task identity
     want = variant if variant is not None else rf.variant
     vname, vobj = resolve_variant(scn, replay_variant(rf) if variant is None else variant)
     new_params = scn.resolve_params({**rf.params, **dict(params or {})})
-    plan = PreferTasks(list(rec.tasks), list(rec.envs))
+    plan = PreferTasks(list(own.tasks), list(own.envs))
     res = run_world(scn, vname, vobj, new_params, plan, "replay", rf.seed, trace, max_steps)
     res.replay_file = path
     f = res.failure

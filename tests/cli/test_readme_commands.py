@@ -40,6 +40,16 @@ FAST_STRESS = ("--budget", "1s", "--workers", "1", "--shrink-runs", "0")
 
 EXPECT: dict[str, Expect] = {
     "concsim variants": Expect(0, ("after-patch", "no-read-retry (mutant)")),
+    "concsim variants --scenario dmirror": Expect(0, ("dmirror-no-read-retry (mutant)",)),
+    "concsim explore --scenario dmirror --strategy pct --schedules 3000": Expect(
+        0, ("result: ok, no failure",), extra=("--schedules", "200")
+    ),
+    "concsim explore --scenario dmirror --variant dmirror-no-read-retry --strategy pct": Expect(
+        1, ("FAILURE safety [D1]",)
+    ),
+    "concsim explore --scenario dmirror-small --strategy dfs": Expect(
+        0, ("executions: 298", "complete", "result: ok, no failure")
+    ),
     "concsim run --variant v3 --seed 4": Expect(0, ("variant v3", "result: ok, no failure")),
     "concsim mutants": Expect(
         0, ("no-read-retry", "yes"), extra=("--only", "no-read-retry", "--no-clean")
