@@ -121,7 +121,7 @@ class CheckResult:
         if res.trace:
             lines.append("last steps of the trace:")
             lines.append(
-                format_trace([e for e in res.trace if e[0] > f.step - tail], fail_step=f.step)
+                format_trace([e for e in res.trace if e.step > f.step - tail], fail_step=f.step)
             )
         if "traceback" in f.details:
             lines.append(str(f.details["traceback"]).rstrip())

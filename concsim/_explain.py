@@ -4,9 +4,11 @@
 :class:`Explanation`: the failure, the invariant it breaks, and the steps that matter,
 selected by following the objects the failure names (gfn, pfn, hva page, region, locks)
 backwards from the failing step through the trace.  Nothing is re-run and no model state
-is inspected: every statement is read off the trace entries ``(step, task, op, obj,
-detail)`` that the kernel model emits (see concsim.kernel and concsim.driver), so the
-explanation of a replay file is as deterministic as its trace.
+is inspected: every statement is read off the typed trace records (op, object and named
+fields: gfn, count, flags, seq, ...) that the kernel model emits (declared in
+concsim.kernel._tracepoints and concsim.driver._tracepoints), never off their text, so the
+explanation of a replay file is as deterministic as its trace and does not change when an
+event's text is reworded.
 
 What is looked for, by kind of failure:
 
@@ -29,12 +31,13 @@ What is looked for, by kind of failure:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from concsim.artifacts._perfetto import Span, derive_holds
+from concsim.driver._region import MSHV_REGION_TYPE_MEM_PINNED
+from concsim.driver._tracepoints import WARN_INVALIDATE_REMAP_FAILED, WARN_RANGE_FAULT
 from concsim.engine import Failure, TraceEntry
 from concsim.kernel._hv import (
     HV_MAP_GPA_ADJUSTABLE,
@@ -89,14 +92,6 @@ _NEED = {
     "execute": HV_MAP_GPA_KERNEL_EXECUTABLE | HV_MAP_GPA_USER_EXECUTABLE,
 }
 
-_RANGE = re.compile(r"\[(\d+),(\d+)\)")
-_GFN_RUN = re.compile(r"gfn (\d+)\+(\d+)(?: (0x[0-9a-f]+))?")
-_VPNS = re.compile(r"vpn (\d+)(?:\.\.(\d+) \((\d+)\))? -> (\w+)")
-_SEQ_VALUE = re.compile(r"(\w+): (\d+)")
-_READ_BEGIN = re.compile(r"seq=(\d+) busy=(\w+)")
-_WITNESS = re.compile(r"by task '([^']+)' at step (\d+)")
-_LOCK_CALL = re.compile(r"\w+\(([^)]+)\)")
-
 #: How many links of one family to keep (the most recent ones).
 _CAP = 4
 
@@ -121,7 +116,7 @@ class Link:
     task: str
     op: str
     obj: str
-    detail: str
+    fields: dict[str, Any]
     role: str
     text: str
 
@@ -131,7 +126,7 @@ class Link:
             "task": self.task,
             "op": self.op,
             "obj": self.obj,
-            "detail": self.detail,
+            "fields": self.fields,
             "role": self.role,
             "text": self.text,
         }
@@ -222,47 +217,59 @@ def flag_names(flags: int) -> str:
     return "|".join(names) or "0"
 
 
+def _warn_text(e: _E) -> str:
+    """A WARN record in words: its reason and return code (from the fields)."""
+    reason = e.get("reason")
+    if reason is None:
+        return e.text()
+    ret = e.get("ret", 0)
+    return str(reason).replace("_", " ") + (f": {_errno(ret)}" if ret else "")
+
+
 def _grants(flags: int) -> bool:
     return bool(flags & _ACCESS_BITS) and not flags & HV_MAP_GPA_NO_ACCESS
 
 
-def _errno(ret: str) -> str:
-    try:
-        n = -int(ret)
-    except ValueError:
-        return ret
-    return f"-{_ERRNO[n]}" if n in _ERRNO else ret
+def _errno(ret: object) -> str:
+    if not isinstance(ret, int):
+        return str(ret)
+    n = -ret
+    return f"-{_ERRNO[n]}" if n in _ERRNO else str(ret)
 
 
 @dataclass(frozen=True)
 class _E:
-    """A trace entry with its index and whether it is a scheduling-point entry."""
+    """A trace record with its index (``point``: a scheduling point, as the trace says)."""
 
     i: int
     step: int
     task: str
     op: str
     obj: str
-    detail: str
     point: bool
+    fields: dict[str, Any]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.fields.get(name, default)
+
+    def text(self) -> str:
+        """The record in explain's own words: op, object and ``name=value`` fields (never
+        the trace's text format, so rewording that format cannot change an explanation)."""
+        vals = " ".join(f"{k}={v}" for k, v in self.fields.items())
+        return f"{self.op} {self.obj} {vals}".strip()
 
 
 def _entries(trace: Sequence[TraceEntry]) -> list[_E]:
-    out = []
-    last = 0
-    for i, (step, task, op, obj, detail) in enumerate(trace):
-        point = step != last and step > 0 and task != "-" and op != "exit"
-        if point:
-            last = step
-        out.append(_E(i, step, task, op, obj, detail, point))
-    return out
+    return [_E(i, e.step, e.task, e.op, e.obj, e.point, e.fields) for i, e in enumerate(trace)]
 
 
 def _gfn_run(e: _E) -> tuple[int, int, int | None] | None:
-    m = _GFN_RUN.search(e.detail)
-    if m is None:
+    """``(gfn, count, flags)`` of a record about a run of gfns (flags None if it has none)."""
+    gfn, count = e.get("gfn"), e.get("count")
+    if not isinstance(gfn, int) or not isinstance(count, int):
         return None
-    return int(m[1]), int(m[2]), int(m[3], 16) if m[3] else None
+    flags = e.get("flags")
+    return gfn, count, flags if isinstance(flags, int) else None
 
 
 def _covers_gfn(e: _E, gfn: int) -> bool:
@@ -276,8 +283,13 @@ def _flags(e: _E) -> int:
 
 
 def _range(e: _E) -> tuple[int, int] | None:
-    m = _RANGE.search(e.detail)
-    return (int(m[1]), int(m[2])) if m else None
+    start, end = e.get("start"), e.get("end")
+    return (start, end) if isinstance(start, int) and isinstance(end, int) else None
+
+
+def _rng(e: _E) -> str:
+    r = _range(e)
+    return f"[{r[0]},{r[1]})" if r else ""
 
 
 def _covers_vpn(e: _E, vpn: int) -> bool:
@@ -289,18 +301,16 @@ def _pte_change(e: _E, vpn: int) -> str | None:
     """The new state if this set_pte event touches ``vpn`` (or may: a sparse range)."""
     if e.op != "set_pte":
         return None
-    m = _VPNS.search(e.detail)
-    if m is None:
+    a, b = e.get("vpn"), e.get("last")
+    if not isinstance(a, int) or not isinstance(b, int):
         return None
-    a = int(m[1])
-    b = int(m[2]) if m[2] else a
-    return m[4] if a <= vpn <= b else None
+    return str(e.get("state")) if a <= vpn <= b else None
 
 
 def _run_text(e: _E) -> str:
     run = _gfn_run(e)
     if run is None:
-        return e.detail
+        return e.text()
     g, n, fl = run
     what = f"gfn {g}" if n == 1 else f"gfns {g}..{g + n - 1}"
     return what if fl is None else f"{what} with {flag_names(fl)}"
@@ -335,14 +345,14 @@ class _Ctx:
         ents = [e for e in self.fail_entries if self.f.task in (None, e.task)]
         if ents and not any(e.i in self.links for e in ents):
             e = ents[0]
-            self.link(e, "failure", f"{e.op} {e.obj} {e.detail}".strip())
+            self.link(e, "failure", e.text())
 
     def chain(self) -> list[Link]:
         out = []
         for i in sorted(self.links):
             e = self.es[i] if i < len(self.es) else self.all[i]
             role, text = self.links[i]
-            out.append(Link(e.step, e.task, e.op, e.obj, e.detail, role, text))
+            out.append(Link(e.step, e.task, e.op, e.obj, dict(e.fields), role, text))
         return out
 
     # ------------------------------------------------------------------ queries
@@ -535,10 +545,9 @@ def _explain_memory(ctx: _Ctx) -> None:
         mine = [e for e in ctx.es[: map_e.i + 1] if e.task == installer]
         rb = ctx.last(e for e in mine if e.op == "read_begin" and (mni is None or e.obj == mni))
         if rb is not None:
-            m = _READ_BEGIN.search(rb.detail)
-            if m:
-                seq_read = int(m[1])
-                busy = m[2] == "True"
+            if isinstance(rb.get("seq"), int):
+                seq_read = int(rb.get("seq"))
+                busy = bool(rb.get("busy"))
                 ctx.link(
                     rb,
                     "read",
@@ -554,7 +563,7 @@ def _explain_memory(ctx: _Ctx) -> None:
                     ctx.link(
                         walk,
                         "read",
-                        f"HMM walks {walk.detail}: reads the PTE of hva page "
+                        f"HMM walks {_rng(walk)}: reads the PTE of hva page "
                         f"{hva} (what it will map for gfn {gfn}) under seq {seq_read}",
                     )
         if mutex is not None:
@@ -618,11 +627,10 @@ def _explain_memory(ctx: _Ctx) -> None:
         bumps = [
             e
             for e in ctx.es[rb.i : map_e.i]
-            if e.op == "seq" and e.obj == f"{mni}.invalidate_seq" and e.detail.startswith("set_seq")
+            if e.op == "seq" and e.obj == f"{mni}.invalidate_seq" and e.get("what") == "set_seq"
         ]
         if bumps:
-            m2 = _SEQ_VALUE.search(bumps[-1].detail)
-            new = int(m2[2]) if m2 else None
+            new = bumps[-1].get("seq")
             lock_txt = f" it took {mutex} at step {lock_span.start} and" if lock_span else ""
             if new is not None and new != seq_read:
                 ctx.notes.append(
@@ -663,7 +671,7 @@ def _explain_memory(ctx: _Ctx) -> None:
     # (e) the guest's accesses to the gfn.
     acc = [e for e in before if e.op == "guest_access" and e.obj == f"gfn{gfn}"]
     for e in acc[-2:]:
-        ctx.link(e, "access", f"guest {e.detail or 'access'} of gfn {gfn}")
+        ctx.link(e, "access", f"guest {e.get('access', 'access')} of gfn {gfn}")
     if where == "guest_access":
         _explain_guest_access(ctx, gfn, region, grants, before)
 
@@ -678,7 +686,8 @@ def _explain_guest_access(
     freed = next(
         (e for e in reversed(before) if e.op == "vfree" and region and e.obj == region), None
     )
-    if grants and (freed is not None or (created is not None and "PINNED" in created.detail)):
+    pinned = created is not None and created.get("type") == MSHV_REGION_TYPE_MEM_PINNED
+    if grants and (freed is not None or pinned):
         g = grants[-1]
         ctx.link(g, "map", f"SLAT maps {_run_text(g)}: gfn {gfn} grants access")
     if freed is not None:
@@ -688,7 +697,7 @@ def _explain_guest_access(
             "nothing unmapped it first (mshv_region_unmap unmaps only the slots that still "
             "hold a pfn)"
         )
-    elif created is not None and "PINNED" in created.detail:
+    elif pinned:
         ctx.notes.append(
             f"{region} is pinned: through gfn {gfn} the guest may reach only the page pinned "
             "for it, and that page is no longer pinned there"
@@ -728,7 +737,11 @@ def _invalidations(
             continue
         found.append((s, end))
     for s, end in found[-_CAP:]:
-        ctx.link(s, "invalidate", f"invalidate_range_start {s.detail}: covers hva page {hva}")
+        ctx.link(
+            s,
+            "invalidate",
+            f"invalidate_range_start {_rng(s)} {s.get('event', '')}: covers hva page {hva}",
+        )
         stop = end.i if end is not None else ctx.fail_idx + len(ctx.fail_entries)
         ran = False
         for e in ctx.es[s.i + 1 : stop + 1]:
@@ -738,13 +751,12 @@ def _invalidations(
                 e.op == "seq"
                 and mni is not None
                 and e.obj == f"{mni}.invalidate_seq"
-                and (e.detail.startswith("set_seq"))
+                and e.get("what") == "set_seq"
             ):
                 ran = True
-                m = _SEQ_VALUE.search(e.detail)
-                v = m[2] if m else "?"
+                v = e.get("seq", "?")
                 extra = ""
-                if seq_read is not None and m and int(v) != seq_read:
+                if seq_read is not None and isinstance(v, int) and v != seq_read:
                     extra = f" (a reader holding seq {seq_read} must now retry)"
                 ctx.link(
                     e,
@@ -754,16 +766,16 @@ def _invalidations(
             elif e.op in ("mutex_lock", "mutex_trylock") and e.obj == mutex:
                 ctx.link(e, "callback", f"the callback takes {mutex}")
             elif e.op == "mutex_trylock_failed" and e.obj == mutex:
-                ctx.link(e, "callback", f"mutex_trylock {mutex} fails ({e.detail})")
+                ctx.link(e, "callback", f"mutex_trylock {mutex} fails (owner {e.get('owner')})")
             elif e.op == "slat_map" and _covers_gfn(e, gfn):
                 run = _gfn_run(e)
-                what = f"gfn {run[0]}+{run[1]}" if run else e.detail
+                what = f"gfn {run[0]}+{run[1]}" if run else e.text()
                 ctx.link(e, "remap", f"the callback remaps {what} NO_ACCESS (tears gfn {gfn} down)")
             elif e.op == "hypercall_failed":
                 ctx.link(e, "remap", f"the callback's remap hypercall for {_run_text(e)} fails")
             elif e.op == "WARN":
-                ctx.link(e, "remap", f"WARN on {e.obj}: {e.detail}")
-                if "remap failed" in e.detail:
+                ctx.link(e, "remap", f"WARN on {e.obj}: {_warn_text(e)}")
+                if e.get("reason") == WARN_INVALIDATE_REMAP_FAILED:
                     keeps = f"gfn {gfn}'s slot keeps" + (
                         f" pfn {pfn}" if pfn is not None else " its stale pfn"
                     )
@@ -773,11 +785,16 @@ def _invalidations(
                         "mm unmaps and frees the page anyway"
                     )
             elif e.op == "invalidate_pfns":
-                ctx.link(e, "callback", f"slots {e.detail} of {e.obj} := MSHV_INVALID_PFN")
+                ctx.link(e, "callback", f"slots {_rng(e)} of {e.obj} := MSHV_INVALID_PFN")
             elif e.op == "oom_reap":
-                ctx.link(e, "invalidate", f"OOM reaper: {e.detail}")
+                ret = e.get("ret", 0)
+                ctx.link(
+                    e,
+                    "invalidate",
+                    f"OOM reaper: {_rng(e)}" + (f" skipped: {_errno(ret)}" if ret else ""),
+                )
         if end is not None and end.op == "invalidate_range_end":
-            ctx.link(end, "invalidate", f"invalidate_range_end {end.detail}")
+            ctx.link(end, "invalidate", f"invalidate_range_end {_rng(end)}")
         if not ran and mni is not None:
             ctx.notes.append(
                 f"the invalidation started at step {s.step} by {s.task} had not run "
@@ -867,7 +884,7 @@ def _explain_deadlock(ctx: _Ctx) -> None:
                 ctx.link(
                     inv,
                     "invalidate",
-                    f"invalidate_range_start {inv.detail}: its callback takes the region's mutex",
+                    f"invalidate_range_start {_rng(inv)}: its callback takes the region's mutex",
                 )
             ex = next(
                 (e for e in ctx.es if e.task == sp.task and e.op == "exit" and e.step >= sp.start),
@@ -879,7 +896,7 @@ def _explain_deadlock(ctx: _Ctx) -> None:
                     and e.step >= sp.start
                     and e.op in ("WARN", "hypercall_failed")
                 ):
-                    ctx.link(e, "why", f"{e.op} {e.obj}: {e.detail}")
+                    ctx.link(e, "why", f"{e.op} {e.obj}: {_warn_text(e)}")
             if ex is not None:
                 ctx.link(ex, "exit", f"task {sp.task} exits still holding {lock}")
                 ctx.notes.append(
@@ -892,12 +909,12 @@ def _explain_deadlock(ctx: _Ctx) -> None:
                 if e.task == sp.task
                 and e.step >= sp.start
                 and e.op == "WARN"
-                and "remap failed" in e.detail
+                and e.get("reason") == WARN_INVALIDATE_REMAP_FAILED
             ]
             if warns:
                 ctx.notes.append(
                     f"the path that returned at step {warns[0].step} (after the "
-                    f"failed remap: '{warns[0].detail}') skipped the unlock"
+                    f"failed remap: '{_warn_text(warns[0])}') skipped the unlock"
                 )
 
 
@@ -916,9 +933,8 @@ def _explain_lock_order(ctx: _Ctx) -> None:
             ):
                 _acquire_link(ctx, sp, f"takes {sp.obj} (class {held})")
         ctx.notes.append(f"order 1 (now): task {f.task} takes {new} while holding {held}")
-    m = _WITNESS.search(f.message)
-    if m:
-        wt, ws = m[1], int(m[2])
+    wt, ws = f.details.get("witness_task"), f.details.get("witness_step")
+    if isinstance(wt, str) and isinstance(ws, int):
         for e in ctx.es:
             if e.task == wt and e.step == ws:
                 ctx.link(e, "witness", f"{e.op} {e.obj}: the earlier, opposite order")
@@ -949,7 +965,7 @@ def _explain_sleep(ctx: _Ctx) -> None:
             ctx.link(
                 inv,
                 "context",
-                f"invalidate_range_start {inv.detail}, non-blockable "
+                f"invalidate_range_start {_rng(inv)}, non-blockable "
                 "(mmu_notifier_invalidate_range_start_nonblock): the callbacks run with "
                 "blockable=False",
             )
@@ -963,9 +979,8 @@ def _explain_sleep(ctx: _Ctx) -> None:
             if acq is not None and acq.op.startswith("spin_") and sp.start <= f.step < sp.end:
                 ctx.link(acq, "context", f"takes spinlock {sp.obj} (atomic context)")
         ctx.notes.append(f"task {t} holds a spinlock and calls {what or 'a sleeping function'}")
-    m = _LOCK_CALL.match(what)
-    if m:
-        lock = m[1]
+    locks = sorted({sp.obj for sp in ctx.holds() if what.endswith(f"({sp.obj})")})
+    for lock in locks:
         for sp in ctx.holds():
             if (
                 sp.kind == "hold"
@@ -995,16 +1010,16 @@ def _explain_lock_misuse(ctx: _Ctx) -> None:
             region
             and e.op == "seq"
             and e.obj == f"{region}.mreg_mni.invalidate_seq"
-            and (e.detail.startswith("insert"))
+            and e.get("what") == "insert"
         ):
             ctx.link(
                 e,
                 "insert",
-                f"{region}'s interval notifier inserted ({e.detail}): from "
+                f"{region}'s interval notifier inserted (seq {e.get('seq')}): from "
                 "here invalidate callbacks can run on the region",
             )
         elif region and e.op == "region_created" and e.obj == region:
-            ctx.link(e, "region", f"{region} created ({e.detail})")
+            ctx.link(e, "region", f"{region} created ({e.get('type')})")
     if f.task is not None:
         inv = ctx.last(
             e for e in ctx.before() if e.task == f.task and e.op == "invalidate_range_start"
@@ -1013,7 +1028,7 @@ def _explain_lock_misuse(ctx: _Ctx) -> None:
             ctx.link(
                 inv,
                 "invalidate",
-                f"invalidate_range_start {inv.detail}: {f.task} runs the notifier callbacks",
+                f"invalidate_range_start {_rng(inv)}: {f.task} runs the notifier callbacks",
             )
     if "before mutex_init" in f.message and not inits:
         ctx.notes.append(
@@ -1035,9 +1050,9 @@ def _explain_s5(ctx: _Ctx) -> None:
     for e in ctx.before():
         if e.op == "region_created" and e.obj == region:
             created = e
-            ctx.link(e, "region", f"{region} created ({e.detail})")
-        elif e.op == "seq" and e.obj == f"{mni}.invalidate_seq" and e.detail.startswith("insert"):
-            ctx.link(e, "insert", f"{region}'s interval notifier inserted ({e.detail})")
+            ctx.link(e, "region", f"{region} created ({e.get('type')})")
+        elif e.op == "seq" and e.obj == f"{mni}.invalidate_seq" and e.get("what") == "insert":
+            ctx.link(e, "insert", f"{region}'s interval notifier inserted (seq {e.get('seq')})")
         elif e.op == "notifier_removed" and e.obj == mni:
             ctx.link(e, "remove", f"{region}'s interval notifier removed")
         elif e.op == "vfree" and e.obj == region:
@@ -1049,13 +1064,15 @@ def _explain_s5(ctx: _Ctx) -> None:
             if e.task == f.task
             and e.i > created.i
             and (
-                (e.op == "choose" and not e.detail.startswith("0/"))
+                (e.op == "choose" and e.get("outcome") != 0)
                 or e.op in ("hypercall_failed", "WARN", "WARN_ONCE")
             )
         ]
         for e in errs[-3:]:
             ctx.link(
-                e, "error", _choice_text(e) if e.op == "choose" else f"{e.op} {e.obj}: {e.detail}"
+                e,
+                "error",
+                _choice_text(e) if e.op == "choose" else f"{e.op} {e.obj}: {_warn_text(e)}",
             )
         if errs:
             last = errs[-1]
@@ -1075,7 +1092,7 @@ def _explain_s5(ctx: _Ctx) -> None:
 def _choice_text(e: _E) -> str:
     """An environment choice in words: ``choose alloc_fail(x) 1/2`` -> the allocation fails."""
     label = e.obj
-    out = e.detail
+    out = f"{e.get('outcome')}/{e.get('choices')}"
     if label.startswith("alloc_fail("):
         return f"the allocation {label[11:-1]} fails ({out})"
     if label == "direct_reclaim":
@@ -1092,9 +1109,16 @@ def _explain_overlap(ctx: _Ctx) -> None:
     ctx.objects["regions"] = f"{region}, {other}"
     for e in ctx.before():
         if e.op in ("region_created", "region_listed") and e.obj in (region, other):
-            ctx.link(e, "region", f"{e.op.replace('_', ' ')}: {e.obj} {e.detail}".strip())
+            what = f" ({e.get('type')})" if e.op == "region_created" else ""
+            ctx.link(e, "region", f"{e.op.replace('_', ' ')}: {e.obj}{what}")
         elif e.op == "ioctl":
-            ctx.link(e, "ioctl", f"ioctl {e.obj}: {e.detail}")
+            ret = e.get("ret")
+            ctx.link(
+                e,
+                "ioctl",
+                f"ioctl {e.obj} ({e.get('request')} gfn {e.get('gfn'):#x}): "
+                + (_errno(ret) if ret else "0"),
+            )
     note = f"{other} was already live when {region} passed the overlap check"
     if "wrap" in f.message:
         note += ": the new region's end gfn wrapped around 2^64, so [start, end) looked disjoint"
@@ -1110,7 +1134,7 @@ def _explain_l3(ctx: _Ctx) -> None:
         ctx.objects["region"] = region
     mine = [e for e in ctx.before() if e.task == t]
     acc = [e for e in mine if e.op == "guest_access" and e.obj == f"gfn{gfn}"]
-    kind = acc[-1].detail if acc else ""
+    kind = str(acc[-1].get("access", "")) if acc else ""
     if acc:
         ctx.link(acc[0], "access", f"guest {kind} of gfn {gfn}: the first attempt")
         for e in acc[-2:]:
@@ -1134,12 +1158,12 @@ def _explain_l3(ctx: _Ctx) -> None:
                 f"intercept is handled again, forever"
             )
     for e in mine:
-        if e.op == "WARN_ONCE" and f"gfn {gfn}" in e.detail:
-            ret = e.detail.rsplit(": ", 1)[-1]
-            ctx.link(e, "error", f"the fault path fails: {e.detail} ({_errno(ret)})")
+        if e.op == "WARN_ONCE" and e.get("reason") == WARN_RANGE_FAULT and e.get("gfn") == gfn:
+            ret = e.get("ret")
+            ctx.link(e, "error", f"the fault path fails: range fault at gfn {gfn}: {_errno(ret)}")
             walk = ctx.last(w for w in mine if w.op == "hmm_walk_pmd" and w.i < e.i)
             if walk is not None:
-                ctx.link(walk, "read", f"HMM walks {walk.detail}")
+                ctx.link(walk, "read", f"HMM walks {_rng(walk)}")
             why = {
                 "-EPERM": " (hmm_range_fault: a write fault was requested on a VMA "
                 "without VM_WRITE)",
@@ -1171,11 +1195,11 @@ def _explain_generic(ctx: _Ctx) -> None:
 
     hits = [e for e in ctx.before() if touches(e)]
     for e in hits[-12:]:
-        ctx.link(e, "object", f"{e.op} {e.obj} {e.detail}".strip())
+        ctx.link(e, "object", e.text())
     if f.task is not None:
         mine = [e for e in ctx.before() if e.task == f.task]
         for e in mine[-8:]:
-            ctx.link(e, "task", f"{e.op} {e.obj} {e.detail}".strip())
+            ctx.link(e, "task", e.text())
 
 
 __all__ = ["INVARIANTS", "Explanation", "Link", "explain", "flag_names"]

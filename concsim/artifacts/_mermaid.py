@@ -2,8 +2,9 @@
 
 Participants are the tasks (in order of first appearance) and then the shared objects they
 touch.  Each trace entry is an arrow from its task to its object, labelled with the step and
-the operation (and its detail): a solid arrow for the operation a resumed task performs at a
-scheduling point, a dashed one for a state change within a step (``mutex_unlock``).  Entries
+the operation (and its fields as text): a solid arrow for the operation a resumed task
+performs at a scheduling point (the trace marks those), a dashed one for a state change
+within a step (``mutex_unlock``).  Entries
 without an object (``start``, ``exit``) are notes over the task.
 
 Long runs are compressed twice: consecutive entries with the same task, operation and
@@ -53,7 +54,8 @@ def to_mermaid(
         raise ValueError("max_messages must leave room after the head")
     tasks: list[str] = []
     objects: list[str] = []
-    for _s, task, _op, obj, _d in trace:
+    for e in trace:
+        task, obj = e.task, e.obj
         if task not in tasks:
             tasks.append(task)
         if obj and obj not in objects:
@@ -65,11 +67,9 @@ def to_mermaid(
     fail_step = failure.step if failure is not None else None
 
     msgs: list[_Msg] = []
-    last_step = 0
-    for step, task, op, obj, detail in trace:
-        is_point = step != last_step and step > 0 and task != "-" and op != "exit"
-        if is_point:
-            last_step = step
+    for e in trace:
+        step, task, op, obj, is_point = e.step, e.task, e.op, e.obj, e.point
+        detail = e.detail
         prev = msgs[-1] if msgs else None
         at_failure = fail_step is not None and step == fail_step
         if (

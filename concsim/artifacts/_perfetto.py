@@ -14,14 +14,16 @@ span starts and ends on a step boundary, which is what keeps tracks properly nes
 On a task's track:
 
 * a *step slice* ``[s, s+1)`` for each step the task ran, named by the operation it
-  performed when resumed (the op it announced at its scheduling point);
+  performed when resumed (the entry the trace marks as a scheduling point), with the
+  record's ``fields`` and its text (``detail``) in its args;
 * a *hold span* for each lock hold, from the step in which the lock was acquired to the
   end of the step in which the task released it (see :func:`derive_holds`);
 * a *wait span* while a task is blocked on a lock (from the end of the step in which it
   blocked to the start of the step in which it finally acquired the lock);
 * *operation spans* for configured op-name patterns (hypercalls by default:
   ``hv_call*``/``hvcall*``): consecutive entries of one such op by one task are one span
-  from its first step to the end of its last (a chunked hypercall is one span);
+  from its first step to the end of its last (a chunked hypercall is one span); its args
+  hold each call's fields (``calls``) and the first call's text (``label``);
 * *instant events* for configured patterns (sequence-number changes ``*seq*`` and faults
   ``*fault*`` by default) and the failure.
 
@@ -105,23 +107,6 @@ class _Pending:
     buffered: list[tuple[int, str, str, str]] = field(default_factory=list)
 
 
-def _point_flags(trace: Sequence[TraceEntry]) -> list[bool]:
-    """Which entries are scheduling-point entries (the op a resumed task performs).
-
-    The engine appends the resumed task's point entry first in each step; entries that
-    follow in the same step are events (``rt.event``) or the task's ``exit``.  Step 0 and
-    entries of task ``-`` are build-time or audit events.
-    """
-    flags = []
-    last_step = 0
-    for step, task, op, _obj, _detail in trace:
-        is_point = step != last_step and step > 0 and task != "-" and op != "exit"
-        if is_point:
-            last_step = step
-        flags.append(is_point)
-    return flags
-
-
 def derive_holds(
     trace: Sequence[TraceEntry],
     failure: Failure | None = None,
@@ -152,7 +137,7 @@ def derive_holds(
     spans: list[Span] = []
     open_holds: dict[str, list[Span]] = {}
     pending: dict[str, _Pending] = {}
-    last_step = trace[-1][0] if trace else 0
+    last_step = trace[-1].step if trace else 0
 
     def take(task: str, p: _Pending) -> None:
         hold = Span(
@@ -191,7 +176,8 @@ def derive_holds(
         for ev in p.buffered:
             apply_event(*ev)
 
-    for (step, task, op, obj, _d), is_point in zip(trace, _point_flags(trace), strict=True):
+    for e in trace:
+        step, task, op, obj, is_point = e.step, e.task, e.op, e.obj, e.point
         p = pending.get(task)
         if p is not None:
             if is_point:
@@ -260,14 +246,16 @@ def derive_op_spans(trace: Sequence[TraceEntry], config: TraceViewConfig) -> lis
     """
     spans: list[Span] = []
     current: dict[str, Span] = {}
-    for (step, task, op, obj, detail), is_point in zip(trace, _point_flags(trace), strict=True):
+    for e in trace:
+        step, task, op, obj = e.step, e.task, e.op, e.obj
         if config.is_span(op):
             sp = current.get(task)
             if sp is not None and sp.name == op:
                 sp.end = step + 1
                 sp.args["count"] += 1
                 if len(sp.args["details"]) < 16:
-                    sp.args["details"].append(f"{step}: {obj} {detail}".strip())
+                    sp.args["details"].append(f"{step}: {obj} {e.detail}".strip())
+                    sp.args["calls"].append(_jsonable({"step": step, **e.fields}))
                 continue
             sp = Span(
                 task,
@@ -276,11 +264,16 @@ def derive_op_spans(trace: Sequence[TraceEntry], config: TraceViewConfig) -> lis
                 obj,
                 step,
                 step + 1,
-                args={"count": 1, "details": [f"{step}: {obj} {detail}".strip()]},
+                args={
+                    "count": 1,
+                    "label": e.detail or op,
+                    "details": [f"{step}: {obj} {e.detail}".strip()],
+                    "calls": [_jsonable({"step": step, **e.fields})],
+                },
             )
             spans.append(sp)
             current[task] = sp
-        elif is_point:
+        elif e.point:
             current.pop(task, None)
     return spans
 
@@ -316,7 +309,8 @@ def to_perfetto(
     cfg = config or TraceViewConfig()
     pid = 1
     tasks: list[str] = []
-    for _s, task, _op, _obj, _d in trace:
+    for e in trace:
+        task = e.task
         if task != "-" and task not in tasks:
             tasks.append(task)
     if failure is not None and failure.task and failure.task not in tasks:
@@ -367,17 +361,18 @@ def to_perfetto(
             }
         )
 
-    point_flags = _point_flags(trace)
-    for (step, task, op, obj, detail), is_point in zip(trace, point_flags, strict=True):
+    for e in trace:
+        step, task, op, obj = e.step, e.task, e.op, e.obj
         if task == "-":
             tid = 0
             used_runtime = True
         else:
             tid = tid_of[task]
         args: dict[str, Any] = {"step": step, "object": obj}
-        if detail:
-            args["detail"] = detail
-        if is_point:
+        if e.values:
+            args["detail"] = e.detail
+            args["fields"] = _jsonable(e.fields)
+        if e.point:
             events.append(
                 {
                     "name": f"{op} {obj}".strip(),

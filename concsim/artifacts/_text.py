@@ -1,8 +1,9 @@
 """The text view of a trace: one line per entry, the failing step marked with ``>>``.
 
-Columns: step, task, operation, object, detail.  The first entry of a step is the operation
-the resumed task performed (the one it announced at its scheduling point); entries that
-follow in the same step are state changes within that step (``mutex_unlock``, ``exit``).
+Columns: step, task, operation, object, detail (the record's fields as text).  The first
+entry of a step is the operation the resumed task performed (the one it announced at its
+scheduling point); entries that follow in the same step are state changes within that step
+(``mutex_unlock``, ``exit``).
 """
 
 from __future__ import annotations

@@ -98,12 +98,10 @@ def timeline_layout(doc: Mapping[str, Any]) -> Timeline:
         ts = float(e.get("ts", 0))
         if ph == "X":
             name = str(e["name"])
-            details = (e.get("args") or {}).get("details")
-            if e.get("cat") == "op" and isinstance(details, list) and details:
-                # A hypercall span: say what it did ("18: slat gfn 0+1 0x10000" -> "gfn ...").
-                first = str(details[0]).split(": ", 1)[-1]
-                obj = str((e.get("args") or {}).get("object", ""))
-                name = first.removeprefix(obj).strip() or name
+            label = (e.get("args") or {}).get("label")
+            if e.get("cat") == "op" and label:
+                # A hypercall span: say what it did (its first call's fields, as text).
+                name = str(label)
             bar = Bar(ts, ts + float(e.get("dur", 0)), name, str(e.get("cat", "")))
             (row(tid).steps if bar.cat == "step" else row(tid).spans).append(bar)
             end = max(end, bar.end)

@@ -63,6 +63,8 @@ class LockDep:
                     invariant="S4",
                     where="lockdep",
                     cycle=[held, *back],
+                    witness_task=witness[0],
+                    witness_step=witness[1],
                 )
             edges[new] = (t.name, self.rt.step)
 

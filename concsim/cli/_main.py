@@ -48,7 +48,7 @@ def _print_result(res: RunResult, *, show_trace: bool) -> None:
     click.echo(f"  {f.message}")
     if show_trace and res.trace:
         click.echo("last steps of the trace:")
-        tail = [e for e in res.trace if e[0] > f.step - 25]
+        tail = [e for e in res.trace if e.step > f.step - 25]
         click.echo(format_trace(tail, fail_step=f.step))
     if "traceback" in f.details:
         click.echo(f.details["traceback"].rstrip())

@@ -1,5 +1,6 @@
 """The mshv driver model (drivers/hv/mshv_regions.c and mshv_root_main.c) and its variants."""
 
+from concsim.driver import _tracepoints as _tracepoints  # declares the trace records
 from concsim.driver._driver import KERNEL_FUNCTIONS as KERNEL_FUNCTIONS
 from concsim.driver._driver import MshvDriverBase as MshvDriverBase
 from concsim.driver._variants import CORRECT_VARIANTS as CORRECT_VARIANTS

@@ -29,6 +29,11 @@ from concsim.driver._region import (
     MshvMemRegion,
 )
 from concsim.driver._state import MshvDriverState
+from concsim.driver._tracepoints import (
+    WARN_INVALIDATE_REMAP_FAILED,
+    WARN_NONBLOCK_TRYLOCK_FAILED,
+    WARN_RANGE_FAULT,
+)
 from concsim.kernel._hmm import (
     EBUSY,
     HMM_PFN_FLAGS,
@@ -215,7 +220,8 @@ class MshvRegions(MshvDriverState):
         """Forget the pfns of [off, off+count): every slot becomes MSHV_INVALID_PFN."""
         assert region.mreg_pfns is not None
         region.mreg_pfns[off : off + count] = MSHV_INVALID_PFN
-        self.rt.event("invalidate_pfns", f"{region.name}.mreg_pfns", f"[{off},{off + count})")
+        if self.rt.tracing:
+            self.rt.event("invalidate_pfns", f"{region.name}.mreg_pfns", off, off + count)
 
     async def mshv_region_unmap(self, region: MshvMemRegion) -> int:
         return await self.mshv_region_process_range(
@@ -439,7 +445,7 @@ class MshvRegions(MshvDriverState):
         ret = await self.mshv_region_range_fault(region, off, count)
         if ret:
             self.rt.count("fault_errors")
-            self.rt.event("WARN_ONCE", region.name, f"range fault at gfn {gfn}: {ret}")
+            self.rt.event("WARN_ONCE", region.name, WARN_RANGE_FAULT, gfn, ret)
         return ret == 0
 
     async def mshv_map_movable_region(self, region: MshvMemRegion) -> int:
@@ -467,14 +473,14 @@ class MshvRegions(MshvDriverState):
         if mmu_notifier_range_blockable(r):  # B5.2
             await region.mreg_mutex.lock()
         elif not await region.mreg_mutex.trylock():
-            self.rt.event("WARN", region.name, "mutex_trylock failed in non-blockable invalidate")
+            self.rt.event("WARN", region.name, WARN_NONBLOCK_TRYLOCK_FAILED, 0)
             self.rt.count("invalidate_trylock_failed")
             return False
         mmu_interval_set_seq(mni, cur_seq)  # B5.3
         ret = await self.mshv_region_remap_pfns(region, HV_MAP_GPA_NO_ACCESS, off, count)
         if ret:  # B5.5
             region.mreg_mutex.unlock()
-            self.rt.event("WARN", region.name, f"invalidate remap failed: {ret}")
+            self.rt.event("WARN", region.name, WARN_INVALIDATE_REMAP_FAILED, ret)
             return False
         self.mshv_region_invalidate_pfns(region, off, count)  # B5.6
         region.mreg_mutex.unlock()  # B5.7

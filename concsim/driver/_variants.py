@@ -18,6 +18,7 @@ from concsim.driver._region import (
     MshvMemRegion,
 )
 from concsim.driver._regions import validity_runs
+from concsim.driver._tracepoints import WARN_INVALIDATE_REMAP_FAILED
 from concsim.kernel._hmm import (
     HMM_PFN_FLAGS,
     HMM_PFN_REQ_FAULT,
@@ -202,7 +203,7 @@ class Stateless(V3):
         ret = await self.mshv_region_map_no_access(region, off, count)
         region.mreg_mutex.unlock()
         if ret:
-            self.rt.event("WARN", region.name, f"invalidate remap failed: {ret}")
+            self.rt.event("WARN", region.name, WARN_INVALIDATE_REMAP_FAILED, ret)
             return False
         self.rt.count("invalidate_callbacks")
         return True

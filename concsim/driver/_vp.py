@@ -93,7 +93,7 @@ class Vcpu:
         env_before = self._env_failures()
         faults = 0
         while True:
-            await rt.point("guest_access", f"gfn{gfn}", ACCESS_NAMES[access], read=True)
+            await rt.point("guest_access", f"gfn{gfn}", gfn, ACCESS_NAMES[access], read=True)
             fl = int(slat.flags[gfn])
             if flags_grant(fl) and fl & need:
                 self.on_access(gfn, access)

@@ -17,6 +17,11 @@ from concsim.engine._runtime import Task as Task
 from concsim.engine._runtime import Waitable as Waitable
 from concsim.engine._schedule import decode_schedule as decode_schedule
 from concsim.engine._schedule import encode_schedule as encode_schedule
+from concsim.engine._trace import EventKind as EventKind
 from concsim.engine._trace import TraceEntry as TraceEntry
+from concsim.engine._trace import define_event as define_event
+from concsim.engine._trace import event_kind as event_kind
+from concsim.engine._trace import event_kinds as event_kinds
 from concsim.engine._trace import format_trace as format_trace
+from concsim.engine._trace import render_detail as render_detail
 from concsim.engine._trace import trace_sha256 as trace_sha256

@@ -65,13 +65,13 @@ import contextlib
 import traceback
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from concsim._errors import Interrupted, UsageError
 from concsim.engine._failure import Failure, FailureSignal
+from concsim.engine._trace import TraceEntry, define_event
 
-if TYPE_CHECKING:
-    from concsim.engine._trace import TraceEntry
+define_event("choose", ("outcome", "choices"), "{outcome}/{choices}")
 
 
 class Waitable(Protocol):
@@ -122,7 +122,6 @@ class Task:
         "atomic",
         "blocked_on",
         "coro",
-        "detail",
         "dynamic",
         "held",
         "id",
@@ -133,6 +132,7 @@ class Task:
         "op",
         "read",
         "state",
+        "values",
     )
 
     def __init__(self, tid: int, name: str, coro: Coroutine[Any, Any, Any]) -> None:
@@ -144,7 +144,7 @@ class Task:
         # when it is next resumed.  Strategies read these (DPOR's dependency relation).
         self.op = "start"
         self.obj = ""
-        self.detail: object = None
+        self.values: tuple[object, ...] = ()
         self.read = False
         self.blocked_on: Waitable | None = None
         # Locks held, in acquisition order (primitives maintain it; lock checks read it).
@@ -249,30 +249,35 @@ class Runtime:
     # ------------------------------------------------------------------ used by model code
 
     def point(
-        self, op: str, obj: str, detail: object = None, *, read: bool = False
+        self, op: str, obj: str, *values: object, read: bool = False
     ) -> Awaitable[None]:
         """A scheduling point: ``await rt.point("mutex_lock", "mreg_mutex")``.
 
         Announces the operation the task performs when it resumes; the strategy may run
         other tasks first.  ``read=True`` marks an operation that only reads ``obj`` (two
-        reads of one object commute; exploration with reduction uses this).  ``detail`` is
-        formatted with ``str()`` only when a trace is recorded.
+        reads of one object commute; exploration with reduction uses this).  ``values`` are
+        the fields of the op's trace record, in the order its declaration names them
+        (:func:`concsim.engine.define_event`): plain ints, strings, bools, stored as they
+        are and formatted only by a trace view.
         """
         t = self.current
         assert t is not None, "rt.point() awaited outside a model task"
         t.op = op
         t.obj = obj
-        t.detail = detail
+        t.values = values
         t.read = read
         return _switch()
 
-    def event(self, op: str, obj: str, detail: object = None) -> None:
-        """Record a non-yielding event in the trace (a state change inside a step)."""
+    def event(self, op: str, obj: str, *values: object) -> None:
+        """Record a non-yielding event in the trace (a state change inside a step).
+
+        ``values`` are the fields of the op's record (see :meth:`point`).  Model code that
+        computes them guards the call with ``if rt.tracing:`` so an untraced run builds
+        nothing."""
         if self.tracing:
             t = self.current
-            self.trace.append(
-                (self.step, t.name if t else "-", op, obj, "" if detail is None else str(detail))
-            )
+            entry = (self.step, t.name if t else "-", op, obj, values, False, False)
+            self.trace.append(_tuple_new(TraceEntry, entry))
 
     def choose(self, label: str, n: int) -> int:
         """An environment choice among ``n`` outcomes; ``0`` is the ordinary one.
@@ -286,7 +291,7 @@ class Runtime:
         self.choices.append(c)
         self.choice_envs.append(c)
         if self.tracing:
-            self.event("choose", label, f"{c}/{n}")
+            self.event("choose", label, c, n)
         return c
 
     @property
@@ -336,7 +341,7 @@ class Runtime:
         t.blocked_on = on
         t.op = "wake"
         t.obj = on.name
-        t.detail = None
+        t.values = ()
         t.read = False
         self._runnable.remove(t)
         return _switch()
@@ -405,6 +410,7 @@ class Runtime:
         hooks = self._step_hooks
         max_steps = self.max_steps
         step = self.step
+        new = _tuple_new
         cur: Task | None = None
         while True:
             n = len(runnable)
@@ -446,15 +452,17 @@ class Runtime:
             self.step = step
             self.current = nxt
             if tracing:
-                d = nxt.detail
-                trace.append((step, nxt.name, nxt.op, nxt.obj, "" if d is None else str(d)))
+                # A TraceEntry without NamedTuple's Python-level __new__ (hot path).
+                trace.append(
+                    new(TraceEntry, (step, nxt.name, nxt.op, nxt.obj, nxt.values, True, nxt.read))
+                )
             try:
                 req = nxt.coro.send(None)
             except StopIteration:
                 nxt.state = DONE
                 runnable.remove(nxt)
                 if tracing:
-                    trace.append((step, nxt.name, "exit", "", ""))
+                    trace.append(new(TraceEntry, (step, nxt.name, "exit", "", (), False, False)))
                 if nxt.joiners or nxt.dynamic:
                     self._exited(nxt)
                 cur = nxt
@@ -495,6 +503,9 @@ class Runtime:
                 with contextlib.suppress(BaseException):
                     t.coro.close()
         self._runnable.clear()
+
+
+_tuple_new: Callable[[type[TraceEntry], tuple[Any, ...]], TraceEntry] = tuple.__new__
 
 
 def _task_id(t: Task) -> int:

@@ -8,6 +8,7 @@ primary-MMU events (``mm_events``), the hypervisor's :class:`SLAT` and
 :class:`Hypervisor` hypercalls, and the :class:`KernelAllocator` (kmalloc/vmalloc).
 """
 
+from concsim.kernel import _tracepoints as _tracepoints  # declares the trace records
 from concsim.kernel._alloc import KMALLOC_MAX_SIZE as KMALLOC_MAX_SIZE
 from concsim.kernel._alloc import KernelAllocator as KernelAllocator
 from concsim.kernel._hmm import HMMRange as HMMRange

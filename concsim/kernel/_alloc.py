@@ -75,7 +75,7 @@ class KernelAllocator:
 
     async def kmalloc_array(self, n: int, size: int) -> npt.NDArray[np.uint64] | None:
         if n * size > KMALLOC_MAX_SIZE:
-            self.rt.event("kmalloc_array", "alloc", f"{n}x{size} > KMALLOC_MAX_SIZE: NULL")
+            self.rt.event("kmalloc_array", "alloc", n, size)
             return None
         if not await self.gfp_kernel("kmalloc_array"):
             return None

@@ -208,7 +208,7 @@ async def _walk(mm: MM, r: HMMRange, last: int) -> tuple[int, int]:
             addr = piece_end
             continue
         piece_end = min(pmd_end, vma.vm_end)
-        await rt.point("hmm_walk_pmd", "pt", f"[{addr},{piece_end})", read=True)
+        await rt.point("hmm_walk_pmd", "pt", addr, piece_end, read=True)
         out = r.hmm_pfns[addr - r.start : piece_end - r.start]
         if vma.vm_flags & (VM_IO | VM_PFNMAP) or not vma.vm_flags & VM_READ:
             if req_fault:

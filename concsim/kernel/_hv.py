@@ -255,11 +255,7 @@ class Hypervisor:
             # batching loop below, without it (nothing to roll back when it fails).
             deposited = False
             while True:
-                await rt.point(
-                    "hv_call_map_gpa_pages",
-                    "slat",
-                    f"gfn {gfn}+1 {flags:#x}" if rt.tracing else None,
-                )
+                await rt.point("hv_call_map_gpa_pages", "slat", gfn, 1, flags)
                 status = self._outcome_one(gfn, flags, "hv_call_map_gpa_pages", deposited)
                 if status == HV_STATUS_SUCCESS:
                     break
@@ -271,13 +267,14 @@ class Hypervisor:
                     deposited = True
                     continue
                 rt.count("hv_failures")
-                rt.event("hypercall_failed", "slat", f"gfn {gfn}+1 status {status}")
+                if rt.tracing:
+                    rt.event("hypercall_failed", "slat", gfn, 1, status)
                 return -EIO
             self._count_hypercall(1)
             pfn = 0 if flags & HV_MAP_GPA_NO_ACCESS or pfns is None else int(pfns[0])
             self.slat.write_one(gfn, flags & 0xFFFFFFFF, pfn)
             if rt.tracing:
-                rt.event("slat_map", "slat", f"gfn {gfn}+1 {flags:#x}")
+                rt.event("slat_map", "slat", gfn, 1, flags)
             return 0
         large = bool(flags & HV_MAP_GPA_LARGE_PAGE)
         if large and count % PAGES_PER_2M:
@@ -291,9 +288,7 @@ class Hypervisor:
         while done < count:
             n = min(count - done, self.batch * unit)
             g = gfn + done
-            await rt.point(
-                "hv_call_map_gpa_pages", "slat", f"gfn {g}+{n} {flags:#x}" if rt.tracing else None
-            )
+            await rt.point("hv_call_map_gpa_pages", "slat", g, n, flags)
             if n == 1:
                 status = self._outcome_one(g, flags, "hv_call_map_gpa_pages", deposited)
             else:
@@ -309,7 +304,8 @@ class Hypervisor:
             deposited = False
             if status != HV_STATUS_SUCCESS:
                 rt.count("hv_failures")
-                rt.event("hypercall_failed", "slat", f"gfn {g}+{n} status {status}")
+                if rt.tracing:
+                    rt.event("hypercall_failed", "slat", g, n, status)
                 ret = -EIO
                 break
             self._count_hypercall(n // unit)
@@ -323,7 +319,7 @@ class Hypervisor:
                 )
                 self.slat.write(gfns, np.full(n, entry_flags, dtype=np.uint32), page_pfns)
             if rt.tracing:
-                rt.event("slat_map", "slat", f"gfn {g}+{n} {flags:#x}")
+                rt.event("slat_map", "slat", g, n, flags)
             done += n
         if ret and done:
             await self.hv_call_unmap_gpa_pages(gfn, done, 0)
@@ -335,9 +331,7 @@ class Hypervisor:
         while done < count:
             n = min(count - done, HV_UMAP_GPA_PAGES)
             g = gfn + done
-            await rt.point(
-                "hv_call_unmap_gpa_pages", "slat", f"gfn {g}+{n}" if rt.tracing else None
-            )
+            await rt.point("hv_call_unmap_gpa_pages", "slat", g, n)
             if self.hv_fail == "all" and rt.choose("hv_call_unmap_gpa_pages", 2):
                 rt.count("hv_failures")
                 return -EIO
@@ -351,6 +345,6 @@ class Hypervisor:
                     np.zeros(n, dtype=np.int64),
                 )
             if rt.tracing:
-                rt.event("slat_unmap", "slat", f"gfn {g}+{n}")
+                rt.event("slat_unmap", "slat", g, n)
             done += n
         return 0

@@ -172,7 +172,9 @@ class MM:
         self.pte_pfn[vpns] = pfns
         self.pte_write[vpns] = write
         if self.rt.tracing:
-            self.rt.event("set_pte", "pt", f"{_span(vpns)} -> {PTE_NAMES[state]}")
+            n = int(vpns.size)
+            pfn = int(self.pte_pfn[vpns[0]]) if n == 1 and state == PTE_PRESENT else -1
+            self.rt.event("set_pte", "pt", int(vpns[0]), int(vpns[-1]), n, PTE_NAMES[state], pfn)
         for hook in self.on_pte_change:
             hook(vpns, old)
 
@@ -183,15 +185,10 @@ class MM:
         self.pte_pfn[vpn] = pfn
         self.pte_write[vpn] = write
         if self.rt.tracing:
-            self.rt.event("set_pte", "pt", f"vpn {vpn} -> {PTE_NAMES[state]}")
+            shown = pfn if state == PTE_PRESENT else -1
+            self.rt.event("set_pte", "pt", vpn, vpn, 1, PTE_NAMES[state], shown)
         for hook in self.on_pte_change_one:
             hook(vpn, old)
 
     def present_mask(self, start: int, end: int) -> npt.NDArray[np.bool_]:
         return np.asarray(self.pte_state[start:end] == PTE_PRESENT)
-
-
-def _span(vpns: npt.NDArray[np.int64]) -> str:
-    if vpns.size == 1:
-        return f"vpn {int(vpns[0])}"
-    return f"vpn {int(vpns[0])}..{int(vpns[-1])} ({vpns.size})"

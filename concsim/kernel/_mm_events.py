@@ -53,7 +53,7 @@ async def zap_page_range(mm: MM, start: int, end: int) -> None:
     rt = mm.rt
     end = min(end, mm.nr_vpns)
     for a, b in _pmd_pieces(start, end):
-        await rt.point("zap_pte_range", "pt", f"[{a},{b})")
+        await rt.point("zap_pte_range", "pt", a, b)
         st = mm.pte_state[a:b]
         mapped = (st == PTE_PRESENT) | (st == PTE_PROTNONE) | (st == PTE_DEVICE_EXCLUSIVE)
         vpns = np.nonzero(st != PTE_NONE)[0].astype(np.int64) + a
@@ -73,7 +73,8 @@ async def munmap(mm: MM, start: int, npages: int) -> None:
     await zap_page_range(mm, start, end)
     await mmu_notifier_invalidate_range_end(r)
     mm.remove_vmas(start, end)
-    rt.event("munmap", "vma", f"[{start},{end})")
+    if rt.tracing:
+        rt.event("munmap", "vma", start, end)
     mm.mmap_lock.up_write()
 
 
@@ -94,7 +95,7 @@ async def mprotect_readonly(mm: MM, start: int, npages: int) -> None:
     r = MMUNotifierRange(mm, start, end, MMU_NOTIFY_PROTECTION_VMA)
     await mmu_notifier_invalidate_range_start(r)
     for a, b in _pmd_pieces(start, end):
-        await rt.point("change_pte_range", "pt", f"[{a},{b}) ro")
+        await rt.point("change_pte_range", "pt", a, b, "ro")
         vpns = np.nonzero(mm.pte_state[a:b] == PTE_PRESENT)[0].astype(np.int64) + a
         if vpns.size:
             mm.set_ptes(vpns, PTE_PRESENT, mm.pte_pfn[vpns].copy(), False)
@@ -111,7 +112,7 @@ async def change_prot_numa(mm: MM, start: int, npages: int) -> None:
     r = MMUNotifierRange(mm, start, end, MMU_NOTIFY_PROTECTION_VMA)
     await mmu_notifier_invalidate_range_start(r)
     for a, b in _pmd_pieces(start, end):
-        await rt.point("change_pte_range", "pt", f"[{a},{b}) protnone")
+        await rt.point("change_pte_range", "pt", a, b, "protnone")
         st = mm.pte_state[a:b]
         pfns = mm.pte_pfn[a:b]
         # prot_numa_skip: a maybe-DMA-pinned page of a private (COW) mapping is left alone.
@@ -136,21 +137,21 @@ def _movable(mm: MM, vpn: int) -> bool:
 async def migrate_page(mm: MM, vpn: int) -> None:
     """Page migration / compaction (try_to_migrate via rmap): no mmap_lock."""
     rt = mm.rt
-    await rt.point("migrate_folio", "pt", f"vpn {vpn}", read=True)
+    await rt.point("migrate_folio", "pt", vpn, read=True)
     if not _movable(mm, vpn):
         return
     old = int(mm.pte_pfn[vpn])
     writable = bool(mm.pte_write[vpn])
     r = MMUNotifierRange(mm, vpn, vpn + 1, MMU_NOTIFY_MIGRATE)
     await mmu_notifier_invalidate_range_start(r)
-    await rt.point("try_to_migrate_one", "pt", f"vpn {vpn}")
+    await rt.point("try_to_migrate_one", "pt", vpn)
     if not _movable(mm, vpn) or int(mm.pte_pfn[vpn]) != old:  # gone, or pinned meanwhile
         await mmu_notifier_invalidate_range_end(r)
         return
     mm.set_pte(vpn, PTE_MIGRATION, old, writable)
     await mmu_notifier_invalidate_range_end(r)
     new = mm.pages.alloc_page()
-    await rt.point("remove_migration_ptes", "pt", f"vpn {vpn}")
+    await rt.point("remove_migration_ptes", "pt", vpn)
     # remove_migration_ptes walks the rmap with PVMW_MIGRATION: only a PTE that still holds
     # *this* migration entry is restored.  One zapped meanwhile (madvise, munmap, the OOM
     # reaper, exit) and maybe faulted in again since is left alone, and with no mapping
@@ -167,7 +168,8 @@ async def migrate_page(mm: MM, vpn: int) -> None:
         mm.migration_wq.wake_up_all()
         mm.pages.put_page(new)
         mm.pages.put_page(old)
-        rt.event("remove_migration_ptes", "pt", f"vpn {vpn}: entry gone, nothing restored")
+        if rt.tracing:
+            rt.event("migration_entry_gone", "pt", vpn)
         return
     mm.pages.copy_highpage(new, old)
     mm.set_pte(vpn, PTE_PRESENT, new, writable)
@@ -179,13 +181,13 @@ async def migrate_page(mm: MM, vpn: int) -> None:
 async def reclaim_page(mm: MM, vpn: int) -> None:
     """Reclaim / swap-out (try_to_unmap via rmap): no mmap_lock."""
     rt = mm.rt
-    await rt.point("shrink_folio_list", "pt", f"vpn {vpn}", read=True)
+    await rt.point("shrink_folio_list", "pt", vpn, read=True)
     if not _movable(mm, vpn):
         return
     old = int(mm.pte_pfn[vpn])
     r = MMUNotifierRange(mm, vpn, vpn + 1, MMU_NOTIFY_CLEAR)
     await mmu_notifier_invalidate_range_start(r)
-    await rt.point("try_to_unmap_one", "pt", f"vpn {vpn}")
+    await rt.point("try_to_unmap_one", "pt", vpn)
     # A page pinned meanwhile cannot be shared from the anon rmap: try_to_unmap backs off.
     if _movable(mm, vpn) and int(mm.pte_pfn[vpn]) == old:
         mm.swap_data[vpn] = mm.pages.data[old]  # pageout: the contents go to the swap slot
@@ -209,7 +211,7 @@ async def ksm_merge(mm: MM, keep: int, merge: int) -> None:
         for vpn in (keep, merge):
             r = MMUNotifierRange(mm, vpn, vpn + 1, MMU_NOTIFY_CLEAR)
             await mmu_notifier_invalidate_range_start(r)
-            await rt.point("write_protect_page", "pt", f"vpn {vpn}")
+            await rt.point("write_protect_page", "pt", vpn)
             # Under the PTE lock KSM re-checks what it saw (pte_same): a page zapped,
             # migrated, pinned or COW-broken meanwhile is not merged.
             keep_same = int(mm.pte_state[keep]) == PTE_PRESENT and int(mm.pte_pfn[keep]) == kpfn
@@ -238,7 +240,7 @@ async def split_huge_pmd(mm: MM, start: int) -> None:
     await mm.mmap_lock.down_read()
     r = MMUNotifierRange(mm, start, end, MMU_NOTIFY_CLEAR)
     await mmu_notifier_invalidate_range_start(r)
-    await rt.point("__split_huge_pmd", "pt", f"[{start},{end})")
+    await rt.point("__split_huge_pmd", "pt", start, end)
     seg = mm.pte_pfn[start : min(end, mm.nr_vpns)]
     mm.pages.order[seg[seg > 0]] = 0
     await mmu_notifier_invalidate_range_end(r)
@@ -253,9 +255,10 @@ async def oom_reap(mm: MM, start: int, npages: int) -> None:
         rt.count("oom_reap_skipped")
         return
     r = MMUNotifierRange(mm, start, end, MMU_NOTIFY_CLEAR, blockable=False)
-    if await mmu_notifier_invalidate_range_start(r):
+    err = await mmu_notifier_invalidate_range_start(r)
+    if err:
         rt.count("oom_reap_skipped")
-        rt.event("oom_reap", "vma", f"[{start},{end}) skipped: -EAGAIN")
+        rt.event("oom_reap", "vma", start, end, err)
     else:
         await zap_page_range(mm, start, end)
         await mmu_notifier_invalidate_range_end(r)

@@ -59,9 +59,7 @@ EFAULT = 14
 
 async def handle_mm_fault(mm: MM, vma: VMA, vpn: int, *, write: bool) -> int:
     rt = mm.rt
-    await rt.point(
-        "handle_mm_fault", "pt", f"vpn {vpn} {'write' if write else 'read'}" if rt.tracing else None
-    )
+    await rt.point("handle_mm_fault", "pt", vpn, "write" if write else "read")
     rt.count("mm_faults")
     state = int(mm.pte_state[vpn])
     may_write = bool(vma.vm_flags & VM_WRITE)
@@ -113,7 +111,7 @@ async def _wp_page_copy(mm: MM, vpn: int, may_write: bool) -> int:
     orig = (int(mm.pte_state[vpn]), int(mm.pte_pfn[vpn]), bool(mm.pte_write[vpn]))
     r = MMUNotifierRange(mm, vpn, vpn + 1, MMU_NOTIFY_CLEAR)
     await mmu_notifier_invalidate_range_start(r)
-    await rt.point("wp_page_copy", "pt", f"vpn {vpn}")
+    await rt.point("wp_page_copy", "pt", vpn)
     now = (int(mm.pte_state[vpn]), int(mm.pte_pfn[vpn]), bool(mm.pte_write[vpn]))
     if now != orig:
         # pte_same() failed under the PTE lock: someone (reclaim, migration) changed the

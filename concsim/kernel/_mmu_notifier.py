@@ -36,6 +36,7 @@ from concsim.engine import Runtime
 from concsim.kernel._lockbase import LockdepMap
 from concsim.kernel._mm import MM
 from concsim.kernel._sched import might_sleep, nonblock_context
+from concsim.kernel._tracepoints import WARN_BLOCKABLE_CALLBACK_FAILED
 from concsim.kernel._waitqueue import WaitQueue
 
 EAGAIN = 11
@@ -116,7 +117,8 @@ def subscriptions(mm: MM) -> MMUNotifierSubscriptions:
 
 
 def _seq_event(rt: Runtime, what: str, subs: MMUNotifierSubscriptions) -> None:
-    rt.event("seq", "subs.invalidate_seq", f"{what}: {subs.invalidate_seq}")
+    if rt.tracing:
+        rt.event("seq", "subs.invalidate_seq", what, subs.invalidate_seq)
 
 
 async def mmu_interval_notifier_insert(
@@ -141,7 +143,8 @@ async def mmu_interval_notifier_insert(
     else:
         mni.invalidate_seq = subs.invalidate_seq - 1
         subs._tree_insert(mni)
-    rt.event("seq", f"{mni.name}.invalidate_seq", f"insert: {mni.invalidate_seq}")
+    if rt.tracing:
+        rt.event("seq", f"{mni.name}.invalidate_seq", "insert", mni.invalidate_seq)
     return 0
 
 
@@ -187,7 +190,8 @@ async def mmu_interval_read_begin(mni: MMUIntervalNotifier) -> int:
     # lockdep: read_begin may wait for an invalidation, so it "takes" the start map.
     subs.start_map.lock_map_acquire()
     subs.start_map.lock_map_release()
-    rt.event("read_begin", mni.name, f"seq={seq} busy={is_invalidating}")
+    if rt.tracing:
+        rt.event("read_begin", mni.name, seq, is_invalidating)
     if is_invalidating:
         rt.count("read_begin_waits")
         await subs.wq.wait_event(lambda: subs.invalidate_seq != seq, "wait_event(read_begin)")
@@ -210,7 +214,9 @@ def mmu_interval_set_seq(mni: MMUIntervalNotifier, cur_seq: int) -> None:
     """Called by the driver's callback under its lock: makes in-flight readers retry."""
     mni.invalidate_seq = cur_seq
     assert mni.mm is not None
-    mni.mm.rt.event("seq", f"{mni.name}.invalidate_seq", f"set_seq: {cur_seq}")
+    rt = mni.mm.rt
+    if rt.tracing:
+        rt.event("seq", f"{mni.name}.invalidate_seq", "set_seq", cur_seq)
 
 
 def _mn_itree_inv_end(subs: MMUNotifierSubscriptions) -> None:
@@ -241,7 +247,7 @@ async def mmu_notifier_invalidate_range_start(r: MMUNotifierRange) -> int:
     mm = r.mm
     rt = mm.rt
     subs = subscriptions(mm)
-    await rt.point("invalidate_range_start", "subs", f"[{r.start},{r.end}) {r.event}")
+    await rt.point("invalidate_range_start", "subs", r.start, r.end, r.event)
     subs.active_invalidate_ranges += 1
     hits = [m for m in subs.itree if m.overlaps(r.start, r.end)]
     if hits:
@@ -265,7 +271,7 @@ async def mmu_notifier_invalidate_range_start(r: MMUNotifierRange) -> int:
             if not ok:
                 if r.blockable:
                     rt.count("kernel_warn")
-                    rt.event("WARN", mni.name, "invalidate callback failed on a blockable range")
+                    rt.event("WARN", mni.name, WARN_BLOCKABLE_CALLBACK_FAILED, 0)
                     continue
                 err = -EAGAIN
                 break
@@ -280,5 +286,5 @@ async def mmu_notifier_invalidate_range_start(r: MMUNotifierRange) -> int:
 async def mmu_notifier_invalidate_range_end(r: MMUNotifierRange) -> None:
     rt = r.mm.rt
     subs = subscriptions(r.mm)
-    await rt.point("invalidate_range_end", "subs", f"[{r.start},{r.end})")
+    await rt.point("invalidate_range_end", "subs", r.start, r.end)
     _mn_itree_inv_end(subs)

@@ -86,7 +86,7 @@ class Mutex(LockBase):
                 lock=self.name,
             )
         if self.owner is not None:
-            rt.event("mutex_trylock_failed", self.name, f"owner={self.owner.name}")
+            rt.event("mutex_trylock_failed", self.name, self.owner.name)
             return False
         self.owner = t
         self._acquired(t, trylock=True)

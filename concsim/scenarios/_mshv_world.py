@@ -162,7 +162,7 @@ class MshvWorld:
         rt = self.rt
         for mem in self.mems:
             ret = await d.mshv_map_user_memory(self.partition, mem)
-            rt.event("ioctl", "MSHV_SET_GUEST_MEMORY", f"map gfn {mem.guest_pfn}: {ret}")
+            rt.event("ioctl", "MSHV_SET_GUEST_MEMORY", "map", mem.guest_pfn, ret)
             if ret:
                 rt.count("create_errors")
         if self.params["overflow_region"]:
@@ -171,7 +171,7 @@ class MshvWorld:
             self.mm.mmap(uaddr, n, VM_READ | VM_WRITE)
             bad = MshvUserMemRegion((U64_MAX + 1) - n // 2, n, uaddr, 0)
             ret = await d.mshv_map_user_memory(self.partition, bad)
-            rt.event("ioctl", "MSHV_SET_GUEST_MEMORY", f"map gfn {bad.guest_pfn:#x}: {ret}")
+            rt.event("ioctl", "MSHV_SET_GUEST_MEMORY", "map", bad.guest_pfn, ret)
         self.ready.complete_all()
         if self.params["destroy"]:
             await rt.point("vmm", "ioctl")

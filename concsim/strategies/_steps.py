@@ -111,7 +111,7 @@ class StepObserver:
         n = len(trace)
         i = self._cursor
         while i < n:
-            step, name, op, obj, _detail = trace[i]
+            step, name, op, obj, _values, _point, _read = trace[i]
             i += 1
             cur = self._open
             if cur is None or step != cur[0]:

@@ -16,7 +16,7 @@ from concsim.artifacts import (
     to_perfetto,
     to_text,
 )
-from concsim.engine import Runtime, Task
+from concsim.engine import Runtime, Task, TraceEntry
 from concsim.kernel import Mutex, RWSem, SpinLock
 
 from ..engine.helpers import run_world
@@ -180,22 +180,32 @@ def test_the_checker_rejects_what_it_should() -> None:
     assert any("never ended" in p for p in problems)
 
 
-def _synthetic_hypercall_trace() -> list[tuple[int, str, str, str, str]]:
+def _p(step: int, task: str, op: str, obj: str, *values: object) -> TraceEntry:
+    """A scheduling-point record."""
+    return TraceEntry(step, task, op, obj, values, True)
+
+
+def _e(step: int, task: str, op: str, obj: str, *values: object) -> TraceEntry:
+    """An event record (inside a step)."""
+    return TraceEntry(step, task, op, obj, values, False)
+
+
+def _synthetic_hypercall_trace() -> list[TraceEntry]:
     # The shape the mshv model emits: a chunked hypercall issued under a mutex that the
     # task drops inside the second chunk's step (so the call's span straddles the hold's
     # end), a sequence-number change by another task between chunks, and a fault.
     return [
-        (1, "vcpu0", "start", "", ""),
-        (2, "vcpu0", "mutex_lock", "mreg_mutex", ""),
-        (3, "vcpu0", "hv_call_map_gpa_pages", "slat", "gfn=0x0 count=512"),
-        (4, "inval", "start", "", ""),
-        (4, "inval", "mmu_interval_set_seq", "notifier", "seq=2"),
-        (5, "vcpu0", "hv_call_map_gpa_pages", "slat", "gfn=0x200 count=512"),
-        (5, "vcpu0", "mutex_unlock", "mreg_mutex", ""),
-        (6, "vcpu0", "hv_call_map_gpa_pages", "slat", "gfn=0x400 count=512"),
-        (7, "vcpu0", "hmm_range_fault", "mm", "pfn=0x1234"),
-        (8, "inval", "hvcall_unmap", "slat", ""),
-        (8, "inval", "exit", "", ""),
+        _p(1, "vcpu0", "start", ""),
+        _p(2, "vcpu0", "mutex_lock", "mreg_mutex"),
+        _p(3, "vcpu0", "hv_call_map_gpa_pages", "slat", 0x0, 512, 3),
+        _p(4, "inval", "start", ""),
+        _e(4, "inval", "mmu_interval_set_seq", "notifier", 2),
+        _p(5, "vcpu0", "hv_call_map_gpa_pages", "slat", 0x200, 512, 3),
+        _e(5, "vcpu0", "mutex_unlock", "mreg_mutex"),
+        _p(6, "vcpu0", "hv_call_map_gpa_pages", "slat", 0x400, 512, 3),
+        _p(7, "vcpu0", "hmm_range_fault", "mm", 0x1234),
+        _p(8, "inval", "hvcall_unmap", "slat"),
+        _e(8, "inval", "exit", ""),
     ]
 
 
@@ -220,11 +230,11 @@ def test_hypercall_spans_and_instants_follow_the_configured_patterns() -> None:
     assert fail["ts"] == 8
     # Another scheduling point of the task ends a run: two calls, not one.
     broken = [
-        (1, "vcpu0", "hv_call_map_gpa_pages", "slat", ""),
-        (2, "vcpu0", "cond_resched", "", ""),
-        (3, "vcpu0", "hv_call_map_gpa_pages", "slat", ""),
-        (4, "vcpu0", "hv_call_map_gpa_pages", "slat", ""),
-        (5, "vcpu0", "hvcall_unmap", "slat", ""),
+        _p(1, "vcpu0", "hv_call_map_gpa_pages", "slat"),
+        _p(2, "vcpu0", "cond_resched", ""),
+        _p(3, "vcpu0", "hv_call_map_gpa_pages", "slat"),
+        _p(4, "vcpu0", "hv_call_map_gpa_pages", "slat"),
+        _p(5, "vcpu0", "hvcall_unmap", "slat"),
     ]
     doc_b = to_perfetto(broken, None)
     assert [e["args"]["count"] for e in doc_b["traceEvents"] if e.get("cat") == "op"] == [1, 2, 1]

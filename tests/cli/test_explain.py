@@ -8,7 +8,6 @@ click's runner (one test runs the real ``python -m concsim`` entry point).
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -62,13 +61,17 @@ def _before_failure(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return [ln for ln in doc["chain"] if ln["step"] < doc["step"]]
 
 
-def _covers(detail: str, n: int, pattern: str) -> bool:
-    """Does a trace detail's ``gfn G+N`` run or ``[a,b)`` range contain ``n``?"""
+def _covers(fields: dict[str, Any], n: int, pattern: str) -> bool:
+    """Does a record's ``gfn``/``count`` run, ``[start, end)`` range or ``vpn..last`` PTE
+    span contain ``n``?"""
     if pattern == "gfn":
-        m = re.search(r"gfn (\d+)\+(\d+)", detail)
-        return bool(m) and int(m[1]) <= n < int(m[1]) + int(m[2])  # type: ignore[index]
-    m = re.search(r"\[(\d+),(\d+)\)", detail)
-    return bool(m) and int(m[1]) <= n < int(m[2])  # type: ignore[index]
+        g, c = fields.get("gfn"), fields.get("count")
+        return isinstance(g, int) and isinstance(c, int) and g <= n < g + c
+    a, b = fields.get("start"), fields.get("end")
+    if isinstance(a, int) and isinstance(b, int):
+        return a <= n < b
+    v, last = fields.get("vpn"), fields.get("last", fields.get("vpn"))
+    return isinstance(v, int) and isinstance(last, int) and v <= n <= last
 
 
 # What each mutant's explanation must contain beyond the invariant and the failing step:
@@ -135,9 +138,9 @@ def test_explain_names_the_invariant_and_the_steps_that_matter(
         touched = [
             ln
             for ln in _before_failure(doc)
-            if _covers(ln["detail"], gfn, "gfn")
+            if _covers(ln["fields"], gfn, "gfn")
             or ln["obj"] == f"gfn{gfn}"
-            or (isinstance(hva, int) and _covers(ln["detail"], hva, "vpn"))
+            or (isinstance(hva, int) and _covers(ln["fields"], hva, "vpn"))
         ]
         if doc["invariant"] != "S2" or doc["kind"] == "assertion":
             assert touched, f"no step before the failure touches gfn {gfn}"
@@ -157,11 +160,11 @@ def test_s1_explanation_follows_the_stale_pfn(mutant_files: dict[str, Path]) -> 
     for ln in chain:
         first.setdefault(ln["role"], ln)
     read = next(ln for ln in chain if ln["op"] == "read_begin")
-    seq = int(re.search(r"seq=(\d+)", read["detail"])[1])  # type: ignore[index]
-    bump = next(ln for ln in chain if ln["op"] == "seq" and "set_seq" in ln["detail"])
-    assert int(bump["detail"].split(": ")[1]) != seq
+    seq = read["fields"]["seq"]
+    bump = next(ln for ln in chain if ln["op"] == "seq" and ln["fields"]["what"] == "set_seq")
+    assert bump["fields"]["seq"] != seq
     pte = next(ln for ln in chain if ln["role"] == "pte")
-    assert f"vpn {d['hva']}" in pte["detail"]
+    assert pte["fields"]["vpn"] <= d["hva"] <= pte["fields"]["last"]
     assert read["step"] < bump["step"] < doc["step"]
     assert pte["step"] < doc["step"]
     assert read["task"] == doc["task"] != bump["task"]
@@ -244,3 +247,24 @@ def test_flag_names() -> None:
     assert flag_names(0x8003) == "READABLE|WRITABLE|ADJUSTABLE"
     assert flag_names(0x10000) == "NO_ACCESS"
     assert flag_names(0) == "0"
+
+
+def test_rewording_the_trace_text_does_not_change_any_explanation(
+    mutant_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Explain reads the records' fields: give every event kind another text and every
+    explanation (text and JSON) stays the same, while the text view of the trace changes."""
+    from concsim.artifacts import to_text
+
+    from ..engine.test_trace_records import _reword_every_kind
+
+    abba = Path(concsim.save_failure(concsim.run("abba", seed=0), str(tmp_path)))
+    files = [*mutant_files.values(), abba]
+    outs = [concsim.replay(str(p)).result for p in files]
+    before = [(explain(r).text(), explain(r).to_json()) for r in outs]
+    views = [to_text(r.trace, r.failure) for r in outs]
+    _reword_every_kind(monkeypatch)
+    assert [to_text(r.trace, r.failure) for r in outs] != views
+    after = [(explain(r).text(), explain(r).to_json()) for r in outs]
+    for p, b, a in zip(files, before, after, strict=True):
+        assert a == b, p.name
