@@ -248,9 +248,7 @@ class Runtime:
 
     # ------------------------------------------------------------------ used by model code
 
-    def point(
-        self, op: str, obj: str, *values: object, read: bool = False
-    ) -> Awaitable[None]:
+    def point(self, op: str, obj: str, *values: object, read: bool = False) -> Awaitable[None]:
         """A scheduling point: ``await rt.point("mutex_lock", "mreg_mutex")``.
 
         Announces the operation the task performs when it resumes; the strategy may run
