@@ -29,6 +29,7 @@ LAYERS: dict[str, set[str]] = {
     "checks": {"driver", "kernel", "engine"},
     "scenarios": {"checks", "driver", "kernel", "engine"},
     "artifacts": {"engine"},
+    "explain": {"checks", "driver", "kernel", "engine", "artifacts"},
     "runs": {"scenarios", "checks", "driver", "kernel", "strategies", "engine", "artifacts"},
     "exploration": {
         "runs",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from concsim.checks._catalogue import S4
 from concsim.engine import Runtime, Task
 
 
@@ -60,7 +61,7 @@ class LockDep:
                     f"possible deadlock: task {t.name!r} takes {new} while holding {held}, but "
                     f"the order {chain} was seen before (first {back[0]} -> {back[1]} by task "
                     f"{witness[0]!r} at step {witness[1]})",
-                    invariant="S4",
+                    invariant=S4,
                     where="lockdep",
                     cycle=[held, *back],
                     witness_task=witness[0],

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from concsim.checks._catalogue import GFN_OVERLAP, L4, S1, S2, S3, S5, S7
 from concsim.driver._region import (
     ACCESS_NAMES,
     HV_INTERCEPT_ACCESS_WRITE,
@@ -82,7 +83,11 @@ class MshvOracles:
         w.mm.on_pte_change.append(self.pte_changed)
         w.mm.on_pte_change_one.append(self.pte_changed_one)
         w.slat.on_write.append(self.slat_write)
-        w.slat.on_write_one.append(self._slat_write_one)
+        w.slat.on_write_one.append(self.slat_write_one)
+        # Where each SLAT entry was last written (step, task id): failures that the other
+        # side of an invariant breaks (a PTE change, a free) name it, and explain links it.
+        self.slat_step = np.full(w.slat.nr_gfns, -1, dtype=np.int64)
+        self.slat_task = np.full(w.slat.nr_gfns, -1, dtype=np.int64)
         w.partition.on_installed.append(self.installed)
         w.partition.on_region_created.append(self.region_created)
         w.partition.on_region_free.append(self.region_freed)
@@ -93,6 +98,7 @@ class MshvOracles:
     # ------------------------------------------------------------------ helpers
 
     def _fail(self, invariant: str, message: str, **details: object) -> BaseException:
+        """A safety failure of ``invariant`` (an id of concsim.checks._catalogue)."""
         return self.rt.fail("safety", message, invariant=invariant, **details)
 
     def _live_regions(self) -> list[MshvMemRegion]:
@@ -106,6 +112,15 @@ class MshvOracles:
             if not r.freed and r.start_gfn <= gfn < r.start_gfn + r.nr_pfns:
                 return r
         return None
+
+    def _slat_origin(self, gfn: int) -> dict[str, object]:
+        """The step and task of the SLAT write that left gfn's entry as it is."""
+        step = int(self.slat_step[gfn])
+        if step < 0:
+            return {}
+        tid = int(self.slat_task[gfn])
+        task = self.rt.tasks[tid].name if 0 <= tid < len(self.rt.tasks) else "-"
+        return {"slat_step": step, "slat_task": task}
 
     def _describe_pfn(self, pfn: int) -> str:
         rc = int(self.w.pages.refcount[pfn])
@@ -121,11 +136,12 @@ class MshvOracles:
         pfn = int(still[0])
         gfn = int(np.flatnonzero(grants_access(slat.flags) & (slat.pfn == pfn))[0])
         raise self._fail(
-            "S1",
+            S1,
             f"page pfn {pfn} freed while the SLAT still grants gfn {gfn} access to it",
             where="page_freed",
             gfn=gfn,
             pfn=pfn,
+            **self._slat_origin(gfn),
         )
 
     def pte_changed_one(self, vpn: int, old: int) -> None:
@@ -156,7 +172,7 @@ class MshvOracles:
             if lost.any():
                 i = int(np.flatnonzero(lost)[0])
                 raise self._fail(
-                    "S1",
+                    S1,
                     f"hva page {int(v[i])} stopped mapping pfn {int(o[i])} "
                     f"(now {PTE_NAMES[int(mm.pte_state[v[i]])]}) while the SLAT still grants "
                     f"gfn {int(gfns[i])} access to it",
@@ -165,18 +181,20 @@ class MshvOracles:
                     pfn=int(o[i]),
                     hva=int(v[i]),
                     region=r.name,
+                    **self._slat_origin(int(gfns[i])),
                 )
             wp = mapped_old & present_same & ((fl & HV_MAP_GPA_WRITABLE) != 0) & ~mm.pte_write[v]
             if wp.any():
                 i = int(np.flatnonzero(wp)[0])
                 raise self._fail(
-                    "S7",
+                    S7,
                     f"hva page {int(v[i])} was write-protected while the SLAT lets the guest "
                     f"write gfn {int(gfns[i])} (pfn {int(o[i])})",
                     where="pte_changed",
                     gfn=int(gfns[i]),
                     pfn=int(o[i]),
                     hva=int(v[i]),
+                    **self._slat_origin(int(gfns[i])),
                 )
 
     # ------------------------------------------------------------------ SLAT writes: S1, S3, S7
@@ -186,7 +204,7 @@ class MshvOracles:
 
     def _zero_writable(self, gfn: int) -> BaseException:
         return self._fail(
-            "S7",
+            S7,
             f"gfn {gfn} mapped writable to the shared zero page",
             where="slat_write",
             gfn=gfn,
@@ -195,7 +213,7 @@ class MshvOracles:
 
     def _unlocked_write(self, gfn: int, r: MshvMemRegion) -> BaseException:
         return self._fail(
-            "S3",
+            S3,
             f"SLAT entry of gfn {gfn} ({r.name}) changed without holding {r.mreg_mutex.name}",
             where="slat_write",
             gfn=gfn,
@@ -205,7 +223,7 @@ class MshvOracles:
     def _stale_install(self, gfn: int, pfn: int, v: int, r: MshvMemRegion) -> BaseException:
         state = PTE_NAMES[int(self.w.mm.pte_state[v])]
         return self._fail(
-            "S1",
+            S1,
             f"gfn {gfn} mapped to {self._describe_pfn(pfn)}, which hva page {v} no longer maps "
             f"(it is {state}): a stale pfn installed",
             where="slat_write",
@@ -217,7 +235,7 @@ class MshvOracles:
 
     def _writable_over_ro(self, gfn: int, pfn: int, v: int) -> BaseException:
         return self._fail(
-            "S7",
+            S7,
             f"gfn {gfn} mapped writable to pfn {pfn}, whose PTE at hva page {v} is read-only "
             "(COW / shared page)",
             where="slat_write",
@@ -233,6 +251,17 @@ class MshvOracles:
         return r.mreg_mni.in_tree or r.mreg_mni.deferred_insert
 
     def slat_write(
+        self,
+        gfns: npt.NDArray[np.int64],
+        flags: npt.NDArray[np.uint32],
+        pfns: npt.NDArray[np.int64],
+    ) -> None:
+        self._check_slat_write(gfns, flags, pfns)
+        t = self.rt.current
+        self.slat_step[gfns] = self.rt.step
+        self.slat_task[gfns] = t.id if t is not None else -1
+
+    def _check_slat_write(
         self,
         gfns: npt.NDArray[np.int64],
         flags: npt.NDArray[np.uint32],
@@ -310,6 +339,12 @@ class MshvOracles:
                 if flags[k] & HV_MAP_GPA_WRITABLE and not mm.pte_write[v]:
                     raise self._writable_over_ro(gfns[k], pfns[k], v)
 
+    def slat_write_one(self, gfn: int, flags: int, pfn: int) -> None:
+        self._slat_write_one(gfn, flags, pfn)
+        t = self.rt.current
+        self.slat_step[gfn] = self.rt.step
+        self.slat_task[gfn] = t.id if t is not None else -1
+
     def _slat_write_one(self, gfn: int, flags: int, pfn: int) -> None:
         # Runs at every one-rep hypercall: the helpers (flags_grant, _owner, _s3_applies,
         # _hva_of) are written out inline.
@@ -355,7 +390,7 @@ class MshvOracles:
         r = self._owner(gfn)
         if r is None:
             raise self._fail(
-                "S1",
+                S1,
                 f"guest reached pfn {pfn} through gfn {gfn}, which no live region owns",
                 where="guest_access",
                 gfn=gfn,
@@ -369,7 +404,7 @@ class MshvOracles:
         v = self._hva_of(r, gfn)
         if int(mm.pte_state[v]) != PTE_PRESENT or int(mm.pte_pfn[v]) != pfn:
             raise self._fail(
-                "S1",
+                S1,
                 f"guest {ACCESS_NAMES[access]} of gfn {gfn} reached {self._describe_pfn(pfn)}, "
                 f"but hva page {v} maps {PTE_NAMES[int(mm.pte_state[v])]} "
                 f"pfn {int(mm.pte_pfn[v])}: the hypervisor maps a page the process no longer owns",
@@ -378,10 +413,11 @@ class MshvOracles:
                 pfn=pfn,
                 hva=v,
                 region=r.name,
+                **self._slat_origin(gfn),
             )
         if access == HV_INTERCEPT_ACCESS_WRITE and (pfn == ZERO_PFN or not mm.pte_write[v]):
             raise self._fail(
-                "S7",
+                S7,
                 f"guest wrote gfn {gfn} (pfn {pfn}) whose PTE at hva page {v} is read-only"
                 + (" (the shared zero page)" if pfn == ZERO_PFN else ""),
                 where="guest_access",
@@ -398,7 +434,7 @@ class MshvOracles:
         slot = r.mreg_pfns[gfn - r.start_gfn] if r.mreg_pfns is not None else MSHV_INVALID_PFN
         if slot == MSHV_INVALID_PFN or int(slot) != pfn or not pages.folio_maybe_dma_pinned(pfn):
             raise self._fail(
-                "S1",
+                S1,
                 f"guest {ACCESS_NAMES[access]} of gfn {gfn} of pinned {r.name} reached "
                 f"{self._describe_pfn(pfn)}, which is not the page pinned for it "
                 f"({'none' if slot == MSHV_INVALID_PFN else f'pfn {int(slot)}'})",
@@ -423,7 +459,7 @@ class MshvOracles:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise self._fail(
-                "S2",
+                S2,
                 f"after collect_and_map, slot {off + i} of {region.name} holds "
                 f"{'MSHV_INVALID_PFN' if not valid[i] else int(slots[i])} but the SLAT "
                 f"{'grants' if g[i] else 'does not grant'} gfn {int(gfns[i])} access "
@@ -448,7 +484,7 @@ class MshvOracles:
                 overlap = a0 < b1 and b0 < a1
             if overlap:
                 raise self._fail(
-                    "gfn-overlap",
+                    GFN_OVERLAP,
                     f"{region.name} (gfn {a0:#x}+{region.nr_pfns}, ends at {a1:#x} after u64 "
                     f"wrap-around) overlaps {r.name} (gfn {b0}+{r.nr_pfns}): two regions own "
                     "one gfn",
@@ -461,7 +497,7 @@ class MshvOracles:
         mni = region.mreg_mni
         if mni.in_tree or mni.deferred_insert:
             raise self._fail(
-                "S5",
+                S5,
                 f"{region.name} freed while its interval notifier is still registered: the next "
                 "invalidation calls back into freed memory",
                 where="vfree",
@@ -484,7 +520,7 @@ class MshvOracles:
                 if bad.any() and not r.mreg_mutex.is_locked():
                     i = int(np.flatnonzero(bad)[0])
                     raise self._fail(
-                        "S1",
+                        S1,
                         f"audit: SLAT grants gfn {int(gfns[i])} access to pfn "
                         f"{int(slat.pfn[gfns[i]])}, which hva page {int(v[i])} does not map",
                         where="audit",
@@ -498,7 +534,7 @@ class MshvOracles:
                 if bad.any():
                     i = int(np.flatnonzero(bad)[0])
                     raise self._fail(
-                        "S2",
+                        S2,
                         f"audit: slot {i} of {r.name} is MSHV_INVALID_PFN but the SLAT grants "
                         f"gfn {int(gfns[i])} access",
                         where="audit",
@@ -512,7 +548,7 @@ class MshvOracles:
                     "deadlock",
                     f"{r.mreg_mutex.name} is still held by task {owner.name!r}, which has exited: "
                     "every later mutex_lock on it blocks forever",
-                    invariant="L4",
+                    invariant=L4,
                     where="audit",
                     lock=r.mreg_mutex.name,
                 )

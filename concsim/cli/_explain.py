@@ -22,8 +22,8 @@ from concsim.cli._common import _emit_json, _user_errors
 def explain_cmd(file: str, as_json: bool) -> None:
     """Explain why the run in a replay file failed: the chain of steps, in words."""
     from concsim._api import replay
-    from concsim._explain import explain
     from concsim.artifacts import load_replay
+    from concsim.explain import explain
 
     rf = load_replay(file)
     if rf.extra.get("adhoc") or rf.scenario.startswith("adhoc:"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from concsim.checks._catalogue import LOST_UPDATE
 from concsim.engine import Runtime
 from concsim.kernel import Mutex
 from concsim.scenarios._registry import Param, ParamValue, Scenario, register
@@ -67,6 +68,7 @@ def _build_counter(rt: Runtime, params: dict[str, ParamValue], variant: Any) -> 
         rt.check(
             state["counter"] == tasks * increments,
             f"lost update: counter is {state['counter']}, expected {tasks * increments}",
+            invariant=LOST_UPDATE,
             counter=state["counter"],
         )
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from concsim.checks._catalogue import L4
 from concsim.driver._driver import MshvDriverBase
 from concsim.driver._region import (
     HV_INTERCEPT_ACCESS_READ,
@@ -112,7 +113,7 @@ class MshvWorld:
         from concsim.checks import LockDep, MshvOracles
 
         rt.ext["lockdep"] = LockDep(rt)
-        rt.deadlock_invariant = "L4"
+        rt.deadlock_invariant = L4
         self.oracles = MshvOracles(self)
 
     # ------------------------------------------------------------------ setup

@@ -308,7 +308,9 @@ def test_text_marks_the_failing_step() -> None:
     marked = [ln for ln in text.splitlines() if ln.startswith(">>")]
     assert marked
     assert all(int(ln.split()[1]) == res.failure.step for ln in marked)
-    assert text.splitlines()[-1].startswith(f"# FAILURE assertion at step {res.failure.step}")
+    assert text.splitlines()[-1].startswith(
+        f"# FAILURE assertion [lost-update] at step {res.failure.step}"
+    )
 
 
 def test_unknown_view_is_a_usage_error() -> None:

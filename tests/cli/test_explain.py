@@ -15,9 +15,10 @@ import pytest
 from click.testing import CliRunner
 
 import concsim
-from concsim._explain import explain, flag_names
 from concsim.cli import cli
 from concsim.driver import MUTANTS
+from concsim.explain import explain
+from concsim.explain.mshv._layout import flag_names, hva_of
 
 from ..conftest import run_cli
 
@@ -228,7 +229,7 @@ def test_explain_cli_entry_point_and_errors(mutant_files: dict[str, Path], tmp_p
 def test_hva_layout_agrees_with_failures_that_name_both(mutant_files: dict[str, Path]) -> None:
     """The explanation derives an hva page from a gfn with the world's layout; check the
     formula against every failure that reports both."""
-    from concsim._explain import _Ctx
+    from concsim.explain import Context
 
     checked = 0
     for name in ("no-read-retry", "retry-before-lock"):
@@ -236,9 +237,9 @@ def test_hva_layout_agrees_with_failures_that_name_both(mutant_files: dict[str, 
         f = out.result.failure
         assert f is not None
         assert "hva" in f.details
-        ctx = _Ctx(out.result)
-        ctx.f = type(f)(f.kind, f.message, f.step, f.task, f.invariant, {})  # hide the hva
-        assert ctx.hva_of(int(f.details["gfn"])) == f.details["hva"]
+        ctx = Context(out.result)
+        ctx.failure = type(f)(f.kind, f.message, f.step, f.task, f.invariant, {})  # hide hva
+        assert hva_of(ctx, int(f.details["gfn"])) == f.details["hva"]
         checked += 1
     assert checked == 2
 

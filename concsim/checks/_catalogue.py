@@ -1,0 +1,187 @@
+"""The invariant catalogue: every rule a failure can name, in one table.
+
+Each entry says what the rule is (``id``, a short ``name``, what must hold), where it comes
+from (the section of the protocol specification, ``shared/spec/protocol.md`` section C, for
+the mshv rules) and which module of ``concsim.explain`` tells the story of a failure that
+breaks it (``explainer``: a dotted module path with an ``explain(ctx)`` function, so a
+newcomer goes from an invariant id straight to the file).  Model code names an invariant
+with the constants below, never with a bare string.
+
+The catalogue is open: a model that checks rules of its own (another driver, a test's
+ad-hoc world) registers them with :func:`register_invariant`, with its own explainer
+module if it has one (``concsim.explain._generic`` otherwise).  Registering an id twice with
+a different entry is an error, so two models cannot silently disagree about a rule.
+
+(The kernel and driver layers sit below ``checks`` and cannot import this module; the few
+assertion points they raise themselves name the same ids as strings, and a test checks
+that every id raised anywhere in the package is registered here.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from concsim._errors import UsageError
+
+#: Where the explainers live (``concsim.explain``: model-agnostic; ``concsim.explain.mshv``:
+#: the mshv model's), one module per concern.
+_X = "concsim.explain"
+
+
+@dataclass(frozen=True)
+class Invariant:
+    """One rule of the catalogue (see the module doc)."""
+
+    id: str
+    name: str
+    meaning: str
+    explainer: str = f"{_X}._generic"
+    #: Where the rule is stated (a section of the specification), if anywhere.
+    source: str = ""
+    #: True for rules about any model (lost update, deadlock freedom); False for the
+    #: rules of one model (the mshv driver's).
+    generic: bool = False
+
+
+_CATALOGUE: dict[str, Invariant] = {}
+
+
+def register_invariant(inv: Invariant) -> Invariant:
+    """Add ``inv`` to the catalogue (the same entry again is fine; a different one with the
+    same id is an error)."""
+    old = _CATALOGUE.get(inv.id)
+    if old is not None and old != inv:
+        raise UsageError(f"invariant {inv.id!r} is registered twice with different entries")
+    _CATALOGUE[inv.id] = inv
+    return inv
+
+
+def invariant(inv_id: str | None) -> Invariant | None:
+    """The catalogue entry of ``inv_id`` (None for None or an unregistered id)."""
+    return _CATALOGUE.get(inv_id) if inv_id is not None else None
+
+
+def invariants() -> dict[str, Invariant]:
+    """The whole catalogue, in registration order."""
+    return dict(_CATALOGUE)
+
+
+# ---------------------------------------------------------------------- ids
+
+#: mshv safety rules (specification section C).
+S1 = "S1"
+S2 = "S2"
+S3 = "S3"
+S4 = "S4"
+S5 = "S5"
+S6 = "S6"
+S7 = "S7"
+S8 = "S8"
+#: mshv liveness rules.
+L1 = "L1"
+L3 = "L3"
+L4 = "L4"
+#: Two live regions own one gfn (the region table's rule, checked at creation).
+GFN_OVERLAP = "gfn-overlap"
+#: Model-agnostic: a read-modify-write that overwrote another task's write.
+LOST_UPDATE = "lost-update"
+
+_MSHV = f"{_X}.mshv"
+
+for _inv in (
+    Invariant(
+        S1,
+        "no stale SLAT access",
+        "a gfn may grant access only to the page the process maps at its hva (no page is "
+        "freed or reused while the SLAT grants access to it)",
+        f"{_MSHV}._stale_access",
+        "C.S1",
+    ),
+    Invariant(
+        S2,
+        "mreg_pfns mirrors the SLAT",
+        "a slot holds a pfn iff the SLAT maps the gfn to it, MSHV_INVALID_PFN iff it grants "
+        "no access",
+        f"{_MSHV}._stale_access",
+        "C.S2",
+    ),
+    Invariant(
+        S3,
+        "SLAT writes under mreg_mutex",
+        "mreg_mutex (initialised) is held across every SLAT write of a movable region",
+        f"{_MSHV}._mreg_mutex",
+        "C.S3",
+    ),
+    Invariant(
+        S4,
+        "lock order",
+        "read_begin and mmap_lock are never taken under mreg_mutex",
+        f"{_X}._lock_order",
+        "C.S4",
+    ),
+    Invariant(
+        S5,
+        "no use after free of a region",
+        "a region is freed only after its interval notifier was removed",
+        f"{_MSHV}._region_lifetime",
+        "C.S5",
+    ),
+    Invariant(
+        S6,
+        "no sleep in a non-blockable invalidation",
+        "the non-blockable invalidate callback never sleeps (trylock only)",
+        f"{_X}._sleep_in_atomic",
+        "C.S6",
+    ),
+    Invariant(
+        S7,
+        "write access only to writable pages",
+        "guest write access only to a page whose PTE is writable (never the zero page)",
+        f"{_MSHV}._stale_access",
+        "C.S7",
+    ),
+    Invariant(
+        S8,
+        "invalidation clipped to the region",
+        "the invalidated range is clipped to the region",
+        f"{_X}._generic",
+        "C.S8",
+    ),
+    Invariant(
+        L1,
+        "the -EBUSY loop terminates",
+        "the -EBUSY retry loop terminates once invalidations stop",
+        f"{_X}._livelock",
+        "C.L1",
+    ),
+    Invariant(
+        L3,
+        "vCPU progress",
+        "a permitted guest access is eventually installed, so the vCPU makes progress",
+        f"{_MSHV}._progress",
+        "C.L3",
+    ),
+    Invariant(
+        L4,
+        "mreg_mutex is released",
+        "a blockable invalidate eventually gets mreg_mutex (nobody keeps it forever)",
+        f"{_X}._deadlock",
+        "C.L4",
+    ),
+    Invariant(
+        GFN_OVERLAP,
+        "one owner per gfn",
+        "no two live regions own the same gfn",
+        f"{_MSHV}._gfn_overlap",
+        "B1 (region creation's overlap check)",
+    ),
+    Invariant(
+        LOST_UPDATE,
+        "no lost update",
+        "every update of a shared value is based on its latest value (no task overwrites "
+        "another's write with a value computed from an older read)",
+        f"{_X}._lost_update",
+        generic=True,
+    ),
+):
+    register_invariant(_inv)
