@@ -151,7 +151,7 @@ for _inv in (
         L1,
         "the -EBUSY loop terminates",
         "the -EBUSY retry loop terminates once invalidations stop",
-        f"{_X}._livelock",
+        f"{_MSHV}._ebusy_loop",
         "C.L1",
     ),
     Invariant(

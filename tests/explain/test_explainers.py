@@ -16,6 +16,7 @@ import concsim
 from concsim._errors import UsageError
 from concsim.checks import _catalogue as catalogue
 from concsim.checks._catalogue import (
+    L1,
     L4,
     LOST_UPDATE,
     S1,
@@ -261,3 +262,33 @@ def test_a_stale_install_is_blamed_on_the_install() -> None:
     assert not [ln for ln in ex.chain if ln.role == "breaks"]
     assert {"read", "invalidate", "callback"} <= {ln.role for ln in ex.chain}
     assert any("B3.7" in n for n in ex.notes)
+
+
+def test_l1_tells_each_round_and_the_invalidation_that_spoiled_it() -> None:
+    """The -EBUSY loop past its bound (retry_bound 1): every round's read_begin, the other
+    task's invalidation callback that changed the seq during it, and the check_retry that
+    sent the task round again."""
+    params = {"retry_bound": 1, "events": "madvise,munmap", "vcpus": 2}
+    for seed in range(200):
+        res = concsim.run("default", params=params, seed=seed, strategy="pct", trace=False)
+        if res.failure is not None and res.failure.invariant == L1:
+            break
+    else:  # pragma: no cover - the model changed
+        pytest.fail("no L1 failure within 200 PCT seeds")
+    res = concsim.run("default", params=params, seed=seed, strategy="pct")
+    f = res.failure
+    assert f is not None
+    ex = explain(res)
+    assert ex.explainer == "concsim.explain.mshv._ebusy_loop"
+    reads = [ln for ln in ex.chain if ln.role == "read"]
+    checks = [ln for ln in ex.chain if ln.role == "retry"]
+    spoilers = [ln for ln in ex.chain if ln.role == "callback"]
+    assert len(reads) == len(checks) == ex.objects["rounds"] >= 2
+    assert all(ln.task == f.task for ln in reads + checks)
+    for n, (rd, ck) in enumerate(zip(reads, checks, strict=True), 1):
+        assert rd.text.startswith(f"round {n}: ")
+        # Some other task's callback changed the seq between the read and the check.
+        assert any(rd.step < s.step <= ck.step and s.task != f.task for s in spoilers)
+    assert checks[-1].step == f.step
+    assert "past the retry bound" in checks[-1].text
+    assert any("went round the -EBUSY loop" in n for n in ex.notes)

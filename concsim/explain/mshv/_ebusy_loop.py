@@ -1,0 +1,106 @@
+"""L1, the -EBUSY loop around ``hmm_range_fault`` that does not terminate: round by round,
+the sequence number the task read, the invalidation whose callback changed it before the
+walk was done, and the ``mmu_interval_check_retry`` that saw the change and retried (B2.3).
+
+L1 promises termination only once invalidations stop; the story says who kept them coming.
+"""
+
+from __future__ import annotations
+
+from concsim.explain._context import Context, Record, range_text
+from concsim.explain._livelock import explain as explain_livelock
+
+
+def _rounds(ctx: Context, task: str) -> list[list[Record]]:
+    """The task's last run of rounds: records from one read_begin to the next, on the
+    notifier of its last read_begin."""
+    mine = [r for r in ctx.upto if r.task == task]
+    rbs = [r for r in mine if r.op == "read_begin"]
+    if not rbs:
+        return []
+    mni = rbs[-1].obj
+    starts = [r.i for r in rbs if r.obj == mni]
+    out = []
+    for k, a in enumerate(starts):
+        b = starts[k + 1] if k + 1 < len(starts) else ctx.failure_index + len(ctx.at_failure)
+        out.append([r for r in ctx.upto if a <= r.i < b])
+    return out
+
+
+def _retry_point(recs: list[Record], task: str, bump: Record | None) -> Record | None:
+    """Where the task saw the change: its first lockless ``mmu_interval_check_retry`` after
+    the bump, else its last acquisition of the region's mutex in the round (the
+    ``mmu_interval_read_retry`` under it has no scheduling point of its own)."""
+    mine = [r for r in recs if r.task == task and r.point and (bump is None or r.i > bump.i)]
+    check = next((r for r in mine if r.op == "mmu_interval_check_retry"), None)
+    if check is not None:
+        return check
+    locks = [r for r in mine if r.obj.endswith(".mreg_mutex") and r.op in ("mutex_lock", "wake")]
+    return locks[-1] if locks else (mine[-1] if mine else None)
+
+
+def explain(ctx: Context) -> None:
+    f = ctx.failure
+    t = f.task
+    if t is None:
+        return
+    rounds = _rounds(ctx, t)
+    if not rounds:
+        explain_livelock(ctx)
+        return
+    mni = rounds[-1][0].obj
+    ctx.objects["notifier"] = mni
+    ctx.objects["rounds"] = len(rounds)
+    movers: list[str] = []
+    for n, recs in enumerate(rounds, 1):
+        rb = recs[0]
+        seq = rb.get("seq")
+        ctx.link(rb, "read", f"round {n}: mmu_interval_read_begin on {mni} reads seq {seq}")
+        bumps = [
+            r
+            for r in recs
+            if r.task != t
+            and r.op == "seq"
+            and r.obj == f"{mni}.invalidate_seq"
+            and r.get("what") == "set_seq"
+        ]
+        for b in bumps[:2]:
+            inv = ctx.last(
+                r for r in ctx.upto[: b.i] if r.task == b.task and r.op == "invalidate_range_start"
+            )
+            if inv is not None:
+                ctx.link(
+                    inv,
+                    "invalidate",
+                    f"invalidate_range_start {range_text(inv)} {inv.get('event', '')} "
+                    f"(by {inv.task}) covers the range being walked",
+                )
+            ctx.link(b, "callback", f"its callback sets seq {b.get('seq')}: round {n} is stale")
+            movers.append(b.task)
+        seen = _retry_point(recs, t, bumps[0] if bumps else None)
+        if seen is not None:
+            then = f"round {n + 1}" if n < len(rounds) else "past the retry bound"
+            if seen.op == "mmu_interval_check_retry":
+                how = f"mmu_interval_check_retry: seq is no longer {seq}"
+            else:
+                how = f"takes {seen.obj}; mmu_interval_read_retry under it: seq is no longer {seq}"
+            ctx.link(seen, "retry", f"{how}: -EBUSY, {then}")
+        if bumps:
+            ctx.notes.append(
+                f"round {n} (from step {rb.step}) read seq {seq}; "
+                + ", ".join(
+                    f"{b.task}'s invalidation set seq {b.get('seq')} at step {b.step}"
+                    for b in bumps
+                )
+                + " before the walk was checked"
+            )
+        else:
+            ctx.notes.append(f"round {n} (from step {rb.step}) read seq {seq}")
+    bound = ctx.params.get("retry_bound")
+    who = ", ".join(dict.fromkeys(movers)) or "other tasks"
+    ctx.notes.append(
+        f"task {t} went round the -EBUSY loop {len(rounds)} times"
+        + (f" (retry_bound {bound})" if bound is not None else "")
+        + f": each time an invalidation ({who}) changed the seq before the walk finished; "
+        "L1 promises termination only once invalidations stop"
+    )
