@@ -83,6 +83,11 @@ L3 = "L3"
 L4 = "L4"
 #: Two live regions own one gfn (the region table's rule, checked at creation).
 GFN_OVERLAP = "gfn-overlap"
+#: The dmirror driver's (lib/test_hmm.c) device page table rules (concsim.checks._dmirror).
+D1 = "D1"
+D2 = "D2"
+D3 = "D3"
+D4 = "D4"
 #: Model-agnostic: a read-modify-write that overwrote another task's write.
 LOST_UPDATE = "lost-update"
 
@@ -150,8 +155,9 @@ for _inv in (
     Invariant(
         L1,
         "the -EBUSY loop terminates",
-        "the -EBUSY retry loop terminates once invalidations stop",
-        f"{_MSHV}._ebusy_loop",
+        "the -EBUSY retry loop around hmm_range_fault terminates once invalidations stop "
+        "(the mshv driver's B2.3 loop; dmirror's fault loop, whose C driver times out)",
+        f"{_X}._ebusy_loop",
         "C.L1",
     ),
     Invariant(
@@ -174,6 +180,34 @@ for _inv in (
         "no two live regions own the same gfn",
         f"{_MSHV}._gfn_overlap",
         "B1 (region creation's overlap check)",
+    ),
+    Invariant(
+        D1,
+        "no stale device access",
+        "the device never reaches a page the CPU has unmapped or replaced at that address",
+        f"{_X}._generic",
+        "concsim.checks._dmirror",
+    ),
+    Invariant(
+        D2,
+        "device writes land where the process writes",
+        "a write through the mirror lands in the page the process maps there, writable",
+        f"{_X}._generic",
+        "concsim.checks._dmirror",
+    ),
+    Invariant(
+        D3,
+        "snapshots are current",
+        "a snapshot reports only pfns the CPU maps there when it is reported",
+        f"{_X}._generic",
+        "concsim.checks._dmirror",
+    ),
+    Invariant(
+        D4,
+        "atomic device access is exclusive",
+        "a page mapped for the device's atomic access is not reachable by the CPU",
+        f"{_X}._generic",
+        "concsim.checks._dmirror",
     ),
     Invariant(
         LOST_UPDATE,

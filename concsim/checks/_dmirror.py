@@ -30,19 +30,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from concsim.checks._catalogue import D1, D2, D3, D4, L1
 from concsim.kernel._hmm import HMM_PFN_ORDER_SHIFT, HMM_PFN_VALID, HMM_PFN_WRITE, HMMRange
 from concsim.kernel._mm import MM, PTE_DEVICE_EXCLUSIVE, PTE_NAMES, PTE_PRESENT
 
 if TYPE_CHECKING:
     from concsim.driver.dmirror._test_hmm import Dmirror, DmirrorDriver
     from concsim.engine import Runtime
-
-INVARIANTS = {
-    "D1": "the device never reaches a page the CPU has unmapped or replaced at that address",
-    "D2": "a write through the mirror lands in the page the process maps there, writable",
-    "D3": "a snapshot reports only pfns the CPU maps there when it is reported",
-    "D4": "a page mapped for the device's atomic access is not reachable by the CPU",
-}
 
 
 class DmirrorOracles:
@@ -92,7 +86,7 @@ class DmirrorOracles:
         if ok and (not write or mm.pte_write[vpn]):
             return
         if ok:
-            inv = "D2" if inv == "D1" else inv
+            inv = D2 if inv == D1 else inv
         raise self.rt.fail(
             "safety",
             f"{what}: {d.name} reaches pfn {pfn}{' for write' if write else ''} at vpn {vpn}, "
@@ -122,7 +116,7 @@ class DmirrorOracles:
             return
         i = int(np.argmax(~good))
         self._check_entry(
-            d, int(vpns[i]), int(pfns[i]), bool(writes[i]), "D1", "stale device page-table entry"
+            d, int(vpns[i]), int(pfns[i]), bool(writes[i]), D1, "stale device page-table entry"
         )
 
     def _check_atomic(self, d: Dmirror, vpn: int, what: str) -> None:
@@ -136,14 +130,14 @@ class DmirrorOracles:
             "safety",
             f"{what}: {d.name} maps vpn {vpn} for atomic access, but the process's PTE is "
             f"{self._pte(mm, vpn)} (the CPU can reach the page too)",
-            invariant="D4",
+            invariant=D4,
             vpn=vpn,
             mirror=d.name,
         )
 
     def accessed(self, d: Dmirror, vpn: int, pfn: int, write: bool) -> None:
         self._check_entry(
-            d, vpn, pfn, write, "D2" if write else "D1", "device write" if write else "device read"
+            d, vpn, pfn, write, D2 if write else D1, "device write" if write else "device read"
         )
 
     def snapshot(self, d: Dmirror, r: HMMRange) -> None:
@@ -153,7 +147,7 @@ class DmirrorOracles:
                 continue
             pfn = v & ((1 << HMM_PFN_ORDER_SHIFT) - 1)
             self._check_entry(
-                d, r.start + i, pfn, bool(v & int(HMM_PFN_WRITE)), "D3", "stale snapshot"
+                d, r.start + i, pfn, bool(v & int(HMM_PFN_WRITE)), D3, "stale snapshot"
             )
 
     def pte_changed(self, mm: MM, vpns: npt.NDArray[np.int64]) -> None:
@@ -168,7 +162,7 @@ class DmirrorOracles:
                     vpn,
                     int(d.pt[vpn]),
                     bool(d.pt_write[vpn]),
-                    "D1",
+                    D1,
                     "PTE changed under a device page-table entry",
                 )
 
@@ -181,7 +175,7 @@ class DmirrorOracles:
                 raise self.rt.fail(
                     "safety",
                     f"pfn {pfn} freed while {d.name}'s page table still maps it at vpn {vpn}",
-                    invariant="D1",
+                    invariant=D1,
                     vpn=vpn,
                     pfn=pfn,
                     mirror=d.name,
@@ -194,8 +188,8 @@ class DmirrorOracles:
                 "liveness",
                 f"the fault loop hit its retry bound ({self.driver.retry_bound}) {n} time(s) "
                 "with finitely many invalidations",
-                invariant="L1",
+                invariant=L1,
             )
         for d in self._live():
             for vpn in np.nonzero(d.pt)[0].tolist():
-                self._check_entry(d, vpn, int(d.pt[vpn]), bool(d.pt_write[vpn]), "D1", "at the end")
+                self._check_entry(d, vpn, int(d.pt[vpn]), bool(d.pt_write[vpn]), D1, "at the end")

@@ -149,8 +149,11 @@ def render_detail(op: str, values: tuple[object, ...]) -> str:
     if not values:
         return ""
     kind = _KINDS.get(op)
-    if kind is not None and len(kind.fields) >= len(values):
-        return kind.render(values)
+    if kind is not None and len(kind.fields) == len(values):
+        try:
+            return kind.render(values)
+        except (KeyError, ValueError, TypeError, IndexError):
+            pass  # a value of another type than the format expects: shown as it is
     return " ".join(str(v) for v in values)
 
 

@@ -206,7 +206,7 @@ async def remove_device_exclusive_entry(mm: MM, vma: VMA, vpn: int) -> int:
     await folio_lock(mm, pfn)
     r = MMUNotifierRange(mm, vpn, vpn + 1, MMU_NOTIFY_EXCLUSIVE)
     await mmu_notifier_invalidate_range_start(r)
-    await rt.point("restore_exclusive_pte", "pt", f"vpn {vpn}")
+    await rt.point("restore_exclusive_pte", "pt", vpn)
     if int(mm.pte_state[vpn]) == PTE_DEVICE_EXCLUSIVE and int(mm.pte_pfn[vpn]) == pfn:
         mm.set_pte(vpn, PTE_PRESENT, pfn, bool(vma.vm_flags & VM_WRITE))
     await mmu_notifier_invalidate_range_end(r)

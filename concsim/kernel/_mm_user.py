@@ -71,10 +71,10 @@ async def cpu_access(mm: MM, vpn: int, *, write: bool, value: int = 0) -> tuple[
     ``(-EFAULT, 0)`` for SIGSEGV / an unrecoverable fault."""
     rt = mm.rt
     while True:
-        await rt.point("user_access", f"{mm.name}.pt", f"vpn {vpn}", read=not write)
+        await rt.point("user_access", f"{mm.name}.pt", vpn, read=not write)
         vma = mm.vma_lookup(vpn)
         if vma is None or not vma.vm_flags & VM_READ or (write and not vma.vm_flags & VM_WRITE):
-            rt.event("SIGSEGV", f"{mm.name}.pt", f"vpn {vpn}")
+            rt.event("SIGSEGV", f"{mm.name}.pt", vpn)
             return -EFAULT, 0
         state = int(mm.pte_state[vpn])
         if state == PTE_PRESENT and (not write or mm.pte_write[vpn]):
@@ -111,7 +111,7 @@ async def mprotect(mm: MM, start: int, npages: int, prot: int) -> int:
             await mmu_notifier_invalidate_range_start(r)
             for a in range(start, end, PTRS_PER_PMD):
                 b = min(end, (a // PTRS_PER_PMD + 1) * PTRS_PER_PMD)
-                await rt.point("change_pte_range", f"{mm.name}.pt", f"[{a},{b})")
+                await rt.point("change_pte_range", f"{mm.name}.pt", a, b, "mprotect")
                 if not prot & VM_WRITE:
                     sel = (mm.pte_state[a:b] == PTE_PRESENT) & mm.pte_write[a:b]
                     vpns = np.nonzero(sel)[0].astype(np.int64) + a
@@ -119,7 +119,8 @@ async def mprotect(mm: MM, start: int, npages: int, prot: int) -> int:
                         mm.set_ptes(vpns, PTE_PRESENT, mm.pte_pfn[vpns].copy(), False)
             await mmu_notifier_invalidate_range_end(r)
         mm.set_vma_flags(start, end, prot, (VM_READ | VM_WRITE) & ~prot)
-        rt.event("mprotect", f"{mm.name}.vma", f"[{start},{end}) prot={prot:#x}")
+        if rt.tracing:
+            rt.event("mprotect", f"{mm.name}.vma", start, end, prot)
         return 0
     finally:
         mm.mmap_lock.up_write()
@@ -152,7 +153,7 @@ async def dup_mm(parent: MM, name: str = "child") -> MM:
                 await mmu_notifier_invalidate_range_start(r)
             for a in range(vma.vm_start, vma.vm_end, PTRS_PER_PMD):
                 b = min(vma.vm_end, (a // PTRS_PER_PMD + 1) * PTRS_PER_PMD)
-                await rt.point("copy_pte_range", f"{parent.name}.pt", f"[{a},{b})")
+                await rt.point("copy_pte_range", f"{parent.name}.pt", a, b)
                 while (parent.pte_state[a:b] == PTE_MIGRATION).any():
                     v = a + int(np.argmax(parent.pte_state[a:b] == PTE_MIGRATION))
                     await migration_entry_wait(parent, v)
@@ -163,7 +164,7 @@ async def dup_mm(parent: MM, name: str = "child") -> MM:
             if cow:
                 await mmu_notifier_invalidate_range_end(r)
         child.vmas.sort(key=lambda v: v.vm_start)
-        rt.event("fork", parent.name, f"-> {name}")
+        rt.event("fork", parent.name, name)
         return child
     finally:
         parent.mmap_lock.up_write()
@@ -221,7 +222,7 @@ async def make_device_exclusive(mm: MM, vpn: int) -> int:
         await folio_lock(mm, pfn)
         r = MMUNotifierRange(mm, vpn, vpn + 1, MMU_NOTIFY_EXCLUSIVE)
         await mmu_notifier_invalidate_range_start(r)
-        await rt.point("make_device_exclusive", f"{mm.name}.pt", f"vpn {vpn}")
+        await rt.point("make_device_exclusive", f"{mm.name}.pt", vpn)
         same = (
             int(mm.pte_state[vpn]) == PTE_PRESENT
             and int(mm.pte_pfn[vpn]) == pfn

@@ -84,6 +84,13 @@ define_event(
     doc="remove_migration_ptes found the PTE no longer holding its migration entry",
 )
 define_event("munmap", ("start", "end"), "[{start},{end})")
+define_event("mprotect", ("start", "end", "prot"), "[{start},{end}) prot={prot:#x}")
+define_event("copy_pte_range", ("start", "end"), "[{start},{end})")
+define_event("fork", ("child",), "-> {child}")
+define_event("user_access", ("vpn",), "vpn {vpn}")
+define_event("make_device_exclusive", ("vpn",), "vpn {vpn}")
+define_event("restore_exclusive_pte", ("vpn",), "vpn {vpn}")
+define_event("SIGSEGV", ("vpn",), "vpn {vpn}")
 define_event("oom_reap", ("start", "end", "ret"), _oom_reap)
 
 # ---------------------------------------------------------------------- mmu notifiers

@@ -153,7 +153,8 @@ class DmirrorWorld:
             allowed = (0, -EINVAL)
         cmd = HmmDmirrorCmd(BASE, npages, buf)
         ret = await self.driver.dmirror_fops_unlocked_ioctl(d, command, cmd)
-        rt.event("ioctl", f"HMM_DMIRROR_{command}", f"{d.name}: {ret} cpages={cmd.cpages}")
+        if rt.tracing:
+            rt.event("dmirror_ioctl", f"HMM_DMIRROR_{command}", d.name, ret, cmd.cpages)
         rt.count(f"ioctl_{command.lower()}_{'ok' if ret == 0 else 'err'}")
         rt.check(
             ret in allowed,

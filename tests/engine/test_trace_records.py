@@ -115,17 +115,19 @@ def test_no_trace_reader_uses_regular_expressions(where: str) -> None:
 
 def test_every_record_the_mshv_model_writes_matches_its_declaration() -> None:
     """Model code passes each op's values in the order its kind declares: every record of
-    the mshv model (every event, pinned regions, failures injected) has a declared kind
+    the mshv model (every event, pinned regions, failures injected) and of the dmirror
+    model has a declared kind
     with exactly that many fields, so no reader gets a field under the wrong name."""
     worlds = [
         {"events": "migrate,reclaim,munmap,oom,madvise,mprotect,numa,ksm,thp"},
         {"events": "exit,migrate", "destroy": True, "pinned": True},
         {"pages": 16, "hv_fail": "holes", "alloc_fail": True, "events": "madvise"},
     ]
+    runs = [("default", p) for p in worlds] + [("dmirror", {})]
     seen: set[str] = set()
-    for params in worlds:
+    for scenario, params in runs:
         for seed in range(4):
-            res = concsim.run("default", params=params, seed=seed)
+            res = concsim.run(scenario, params=params, seed=seed)
             for e in res.trace:
                 if not e.values:
                     continue
@@ -134,3 +136,4 @@ def test_every_record_the_mshv_model_writes_matches_its_declaration() -> None:
                 assert len(e.values) == len(kind.fields), (e.op, e.values, kind.fields)
                 seen.add(e.op)
     assert {"slat_map", "set_pte", "seq", "read_begin", "invalidate_range_start"} <= seen
+    assert "dmirror_ioctl" in seen

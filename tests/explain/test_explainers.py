@@ -279,7 +279,7 @@ def test_l1_tells_each_round_and_the_invalidation_that_spoiled_it() -> None:
     f = res.failure
     assert f is not None
     ex = explain(res)
-    assert ex.explainer == "concsim.explain.mshv._ebusy_loop"
+    assert ex.explainer == "concsim.explain._ebusy_loop"
     reads = [ln for ln in ex.chain if ln.role == "read"]
     checks = [ln for ln in ex.chain if ln.role == "retry"]
     spoilers = [ln for ln in ex.chain if ln.role == "callback"]

@@ -36,6 +36,10 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from concsim.driver.dmirror._tracepoints import (
+    WARN_INVALID_ENTRY_AFTER_FAULT,
+    WARN_WRITE_FAULT_LEFT_READ_ONLY,
+)
 from concsim.engine import Runtime
 from concsim.kernel._hmm import (
     HMM_PFN_ERROR,
@@ -210,18 +214,18 @@ class DmirrorDriver:
     async def dmirror_do_fault(self, d: Dmirror, r: HMMRange) -> int:
         """Store every page of the range in the device page table (under d.mutex)."""
         rt = self.rt
-        await rt.point("xa_store", f"{d.name}.pt", f"[{r.start},{r.end})")
+        await rt.point("xa_store", f"{d.name}.pt", r.start, r.end)
         v = r.hmm_pfns
         bad = ((v & HMM_PFN_ERROR) != 0) | ((v & HMM_PFN_VALID) == 0)
         if bad.any():
             # WARN_ON: with HMM_PFN_REQ_FAULT every entry of a successful walk is valid.
             rt.count("kernel_warn")
-            rt.event("WARN", d.name, "dmirror_do_fault: an invalid entry after a fault")
+            rt.event("WARN", d.name, WARN_INVALID_ENTRY_AFTER_FAULT, -EFAULT)
             return -EFAULT
         write = (v & HMM_PFN_WRITE) != 0
         if r.default_flags & HMM_PFN_REQ_WRITE and not write.all():
             rt.count("kernel_warn")
-            rt.event("WARN", d.name, "dmirror_do_fault: a write fault left a page read-only")
+            rt.event("WARN", d.name, WARN_WRITE_FAULT_LEFT_READ_ONLY, -EFAULT)
             return -EFAULT
         vpns = np.arange(r.start, r.end, dtype=np.int64)
         pfns = (v & np.uint64((1 << HMM_PFN_ORDER_SHIFT) - 1)).astype(np.int64)
@@ -230,7 +234,8 @@ class DmirrorDriver:
         d.pt[r.start : r.end] = pfns
         d.pt_write[r.start : r.end] = write
         d.pt_atomic[r.start : r.end] = False
-        rt.event("dmirror_do_fault", f"{d.name}.pt", f"[{r.start},{r.end}) stored")
+        if rt.tracing:
+            rt.event("dmirror_do_fault", f"{d.name}.pt", r.start, r.end)
         return 0
 
     def dmirror_do_update(self, d: Dmirror, start: int, end: int) -> None:
@@ -241,7 +246,8 @@ class DmirrorDriver:
             d.pt[start:hi] = 0
             d.pt_write[start:hi] = False
             d.pt_atomic[start:hi] = False
-        self.rt.event("dmirror_do_update", f"{d.name}.pt", f"[{start},{end}] erased")
+        if self.rt.tracing:
+            self.rt.event("dmirror_do_update", f"{d.name}.pt", start, end)
 
     async def dmirror_interval_invalidate(
         self, mni: MMUIntervalNotifier, r: MMUNotifierRange, cur_seq: int
@@ -309,7 +315,7 @@ class DmirrorDriver:
         return ret
 
     async def dmirror_do_read(self, d: Dmirror, start: int, end: int, b: DmirrorBounce) -> int:
-        await self.rt.point("memcpy_from_page", f"{d.name}.pt", f"[{start},{end})", read=True)
+        await self.rt.point("memcpy_from_page", f"{d.name}.pt", start, end, read=True)
         data = d.mm.pages.data
         for vpn in range(start, end):
             pfn = int(d.pt[vpn])
@@ -343,7 +349,7 @@ class DmirrorDriver:
         return ret
 
     async def dmirror_do_write(self, d: Dmirror, start: int, end: int, b: DmirrorBounce) -> int:
-        await self.rt.point("memcpy_to_page", f"{d.name}.pt", f"[{start},{end})")
+        await self.rt.point("memcpy_to_page", f"{d.name}.pt", start, end)
         data = d.mm.pages.data
         for vpn in range(start, end):
             pfn = int(d.pt[vpn])
@@ -395,7 +401,7 @@ class DmirrorDriver:
 
     async def dmirror_atomic_map(self, d: Dmirror, vpn: int, pfn: int) -> int:
         await d.mutex.lock()
-        await self.rt.point("xa_store", f"{d.name}.pt", f"vpn {vpn} atomic")
+        await self.rt.point("xa_store_atomic", f"{d.name}.pt", vpn)
         d.pt[vpn] = pfn
         d.pt_write[vpn] = False
         d.pt_atomic[vpn] = True

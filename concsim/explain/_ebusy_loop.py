@@ -1,6 +1,8 @@
-"""L1, the -EBUSY loop around ``hmm_range_fault`` that does not terminate: round by round,
-the sequence number the task read, the invalidation whose callback changed it before the
-walk was done, and the ``mmu_interval_check_retry`` that saw the change and retried (B2.3).
+"""L1, an -EBUSY loop around ``hmm_range_fault`` that does not terminate (the mshv driver's
+B2.3 loop, dmirror's fault loop): round by round, the sequence number the task read, the
+invalidation whose callback changed it before the walk was done, and where the task saw the
+change and retried (``mmu_interval_check_retry``, or ``mmu_interval_read_retry`` under the
+driver's mutex).  Model-agnostic: it reads the kernel's notifier records only.
 
 L1 promises termination only once invalidations stop; the story says who kept them coming.
 """
@@ -29,13 +31,13 @@ def _rounds(ctx: Context, task: str) -> list[list[Record]]:
 
 def _retry_point(recs: list[Record], task: str, bump: Record | None) -> Record | None:
     """Where the task saw the change: its first lockless ``mmu_interval_check_retry`` after
-    the bump, else its last acquisition of the region's mutex in the round (the
+    the bump, else its last acquisition of a mutex in the round (the driver's: the
     ``mmu_interval_read_retry`` under it has no scheduling point of its own)."""
     mine = [r for r in recs if r.task == task and r.point and (bump is None or r.i > bump.i)]
     check = next((r for r in mine if r.op == "mmu_interval_check_retry"), None)
     if check is not None:
         return check
-    locks = [r for r in mine if r.obj.endswith(".mreg_mutex") and r.op in ("mutex_lock", "wake")]
+    locks = [r for r in mine if r.op == "mutex_lock" or (r.op == "wake" and "mutex" in r.obj)]
     return locks[-1] if locks else (mine[-1] if mine else None)
 
 
