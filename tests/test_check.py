@@ -26,7 +26,7 @@ def lost_update(locked: bool) -> Callable[[Runtime], Any]:
             await rt.point("store", "n", v + 1)
             state["n"] = v + 1
             if locked:
-                lock.unlock()
+                await lock.unlock()
 
         rt.add_final_hook(lambda rt: rt.check(state["n"] == 2, f"lost update: n={state['n']}"))
         return [inc(), inc()]

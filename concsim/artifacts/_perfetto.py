@@ -123,8 +123,8 @@ def derive_holds(
       attempt.  A failed trylock says so with ``<op>_failed`` in the same step.
     * the task's events between the attempt and its next point (an unlock in the same step)
       are applied once the attempt is resolved, so a hold opens before it closes.
-    * a release event (``mutex_unlock``...) ends the task's latest open hold of that object
-      at the end of its step.
+    * a release (``mutex_unlock``..., a scheduling point of its own, or an event) ends the
+      task's latest open hold of that object at the end of its step.
     * at the end of the trace an unresolved attempt is a wait if the failure says the task
       is blocked (a deadlock names them) or if the lock is still held in a conflicting mode;
       otherwise the task is taken to hold it.  (The model's rwsem also queues readers
@@ -198,8 +198,8 @@ def derive_holds(
                 continue
         if is_point and op in acquire:
             pending[task] = _Pending(op, obj, step, step)
-        elif not is_point:
-            apply_event(step, task, op, obj)
+        elif not is_point or op in cfg.release_ops or op == "downgrade_write":
+            apply_event(step, task, op, obj)  # a release is a point of its own
 
     # Unresolved attempts at the end of the trace, in the order they were made.
     blocked_names: set[str] = set()

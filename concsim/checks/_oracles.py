@@ -26,6 +26,12 @@ SLAT maps exactly it" is the installer's promise, checked on the slots collect_a
 installed; elsewhere the kernel itself breaks it when an invalidate callback's NO_ACCESS
 remap fails (B5.5: the slots keep stale pfns while the SLAT grants nothing), which is not
 by itself unsafe, so the audit reports only the unsafe half.
+
+Every check reports what it reads to the step's footprint (``rt.access(obj,
+write=False)``): a check runs inside the step that changes the state, and what it reads
+there (the SLAT, the page table, a region's ``mreg_pfns`` or mutex) is that step's read
+set, so partial-order reduction never treats as independent two steps whose order the
+check can tell apart.
 """
 
 from __future__ import annotations
@@ -101,7 +107,13 @@ class MshvOracles:
         """A safety failure of ``invariant`` (an id of concsim.checks._catalogue)."""
         return self.rt.fail("safety", message, invariant=invariant, **details)
 
+    def _reads(self, *objs: str) -> None:
+        access = self.rt.access
+        for obj in objs:
+            access(obj, write=False)
+
     def _live_regions(self) -> list[MshvMemRegion]:
+        self.rt.access("regions", write=False)
         return [r for r in self.w.partition.all_regions if not r.freed]
 
     def _hva_of(self, region: MshvMemRegion, gfn: int) -> int:
@@ -129,6 +141,7 @@ class MshvOracles:
     # ------------------------------------------------------------------ S1 at free and PTE change
 
     def page_freed(self, pfns: npt.NDArray[np.int64]) -> None:
+        self._reads("slat")
         slat = self.w.slat
         still = pfns[slat.refs[pfns] > 0]
         if still.size == 0:
@@ -145,10 +158,12 @@ class MshvOracles:
         )
 
     def pte_changed_one(self, vpn: int, old: int) -> None:
+        self._reads("slat", "pt")
         if self.w.slat.refs[old]:  # else no SLAT entry grants the page it mapped
             self.pte_changed(np.array([vpn], dtype=np.int64), np.array([old], dtype=np.int64))
 
     def pte_changed(self, vpns: npt.NDArray[np.int64], old: npt.NDArray[np.int64]) -> None:
+        self._reads("slat", "pt")
         mm = self.w.mm
         slat = self.w.slat
         if vpns.size == 1:
@@ -244,10 +259,10 @@ class MshvOracles:
             hva=v,
         )
 
-    @staticmethod
-    def _s3_applies(r: MshvMemRegion) -> bool:
+    def _s3_applies(self, r: MshvMemRegion) -> bool:
         # S3 binds while callbacks can run: once destroy has removed the notifier (and the
         # region is unlisted) mshv_region_unmap rightly runs without the mutex.
+        self._reads("subs", r.mreg_mutex.name)
         return r.mreg_mni.in_tree or r.mreg_mni.deferred_insert
 
     def slat_write(
@@ -256,6 +271,7 @@ class MshvOracles:
         flags: npt.NDArray[np.uint32],
         pfns: npt.NDArray[np.int64],
     ) -> None:
+        self._reads("slat", "pt")
         self._check_slat_write(gfns, flags, pfns)
         t = self.rt.current
         self.slat_step[gfns] = self.rt.step
@@ -311,6 +327,7 @@ class MshvOracles:
     def _slat_write_few(self, gfns: list[int], flags: list[int], pfns: list[int]) -> None:
         """:meth:`slat_write` of a few entries with plain ints: the same checks, reporting
         the same first violation (numpy costs a microsecond a call whatever the size)."""
+        self._reads("slat", "pt")
         mm = self.w.mm
         old_flags = self.w.slat.flags
         grants_new = [bool(f & ACCESS_MASK) and not f & HV_MAP_GPA_NO_ACCESS for f in flags]
@@ -349,6 +366,7 @@ class MshvOracles:
         # Runs at every one-rep hypercall: the helpers (flags_grant, _owner, _s3_applies,
         # _hva_of) are written out inline.
         w = self.w
+        self._reads("slat", "pt", "regions")
         grants_new = bool(flags & ACCESS_MASK) and not flags & HV_MAP_GPA_NO_ACCESS
         if grants_new and flags & HV_MAP_GPA_WRITABLE and pfn == ZERO_PFN:
             raise self._zero_writable(gfn)
@@ -365,6 +383,7 @@ class MshvOracles:
             old = int(w.slat.flags[gfn])
             touches = bool(old & ACCESS_MASK) and not old & HV_MAP_GPA_NO_ACCESS
         mni = r.mreg_mni
+        self._reads("subs", r.mreg_mutex.name)
         if (
             touches
             and (mni.in_tree or mni.deferred_insert)
@@ -384,6 +403,7 @@ class MshvOracles:
 
     def guest_access(self, gfn: int, access: int) -> None:
         """The guest touched ``gfn`` and the SLAT let it through."""
+        self._reads("slat", "pt", "pages")
         slat = self.w.slat
         mm = self.w.mm
         pfn = int(slat.pfn[gfn])
@@ -449,6 +469,7 @@ class MshvOracles:
     def installed(self, region: MshvMemRegion, off: int, count: int) -> None:
         if region.mreg_pfns is None or count == 0:
             return
+        self._reads("slat")
         slat = self.w.slat
         slots = region.mreg_pfns[off : off + count]
         gfns = np.arange(region.start_gfn + off, region.start_gfn + off + count)
@@ -494,6 +515,7 @@ class MshvOracles:
                 )
 
     def region_freed(self, region: MshvMemRegion) -> None:
+        self._reads("subs")
         mni = region.mreg_mni
         if mni.in_tree or mni.deferred_insert:
             raise self._fail(
@@ -507,10 +529,12 @@ class MshvOracles:
     # ------------------------------------------------------------------ audit
 
     def audit(self, *, final: bool) -> None:
+        self._reads("slat", "pt")
         w = self.w
         slat = w.slat
         mm = w.mm
         for r in self._live_regions():
+            self._reads(r.mreg_mutex.name)
             gfns = np.arange(r.start_gfn, r.start_gfn + r.nr_pfns)
             g = grants_access(slat.flags[gfns])
             if r.mreg_type == MSHV_REGION_TYPE_MEM_MOVABLE and g.any():

@@ -65,6 +65,8 @@ def _print(res: ExploreResult) -> None:
         + (f", seed {res.seed}" if res.strategy != "dfs" else "")
     )
     done = "complete" if res.complete else f"stopped ({res.stopped_by})"
+    if not res.complete and res.open_backtracks is not None:
+        done += f", {res.open_backtracks:,} backtrack points still open"
     click.echo(
         f"schedules: {res.schedules_run}   executions: {res.executions}   {done}   "
         f"elapsed: {res.elapsed_s:.3f}s"

@@ -47,7 +47,7 @@ class NoReadRetry(Mutant, AfterPatch):
 
     mshv_region_hmm_fault_and_lock = patched(
         MshvRegions.mshv_region_hmm_fault_and_lock,
-        ("if mmu_interval_read_retry(mni, seq):  # B3.7", "if False:  # B3.7 removed"),
+        ("if await mmu_interval_read_retry(mni, seq):  # B3.7", "if False:  # B3.7 removed"),
     )
 
 
@@ -61,11 +61,11 @@ class RetryBeforeLock(Mutant, AfterPatch):
         MshvRegions.mshv_region_hmm_fault_and_lock,
         (
             "    await region.mreg_mutex.lock()  # B3.6\n"
-            "    if mmu_interval_read_retry(mni, seq):  # B3.7\n"
-            "        region.mreg_mutex.unlock()\n"
+            "    if await mmu_interval_read_retry(mni, seq):  # B3.7\n"
+            "        await region.mreg_mutex.unlock()\n"
             "        await cond_resched(self.rt)\n"
             "        return -EBUSY\n",
-            "    if mmu_interval_read_retry(mni, seq):  # checked too early\n"
+            "    if await mmu_interval_read_retry(mni, seq):  # checked too early\n"
             "        await cond_resched(self.rt)\n"
             "        return -EBUSY\n"
             "    await region.mreg_mutex.lock()\n",
@@ -147,7 +147,7 @@ class RemapFailNoUnlock(Mutant, AfterPatch):
     mshv_region_interval_invalidate = patched(
         MshvRegions.mshv_region_interval_invalidate,
         (
-            "    if ret:  # B5.5\n        region.mreg_mutex.unlock()\n",
+            "    if ret:  # B5.5\n        await region.mreg_mutex.unlock()\n",
             "    if ret:  # B5.5, jumping to out_fail\n",
         ),
     )

@@ -3,6 +3,13 @@
 Field names follow drivers/hv/mshv_root.h as changed by the series ("mshv: Convert
 mreg_pages to PFNs" renames ``nr_pages`` to ``nr_pfns`` and ``mreg_pages[]`` to
 ``mreg_pfns[]``).  Addresses are in pages: ``start_uaddr`` is the first hva page number.
+
+Footprint (``rt.access``, for partial-order reduction): every use of ``region.mreg_pfns``
+counts as a write of ``"<region>.mreg_pfns"`` (the attribute reports it, so a variant's
+or a mutant's code is covered too; a reference kept across a scheduling point is not, so
+the driver never keeps one); the region's refcount is ``"<region>.kref"``; the set of live
+regions (creation, ``mreg_type``, the free) is ``"regions"``; the partition's list
+``"pt_mem_regions"``.
 """
 
 from __future__ import annotations
@@ -75,11 +82,23 @@ class MshvMemRegion:
         self.mreg_mni.owner = self
         # Not initialised until mshv_region_create (or, in mainline, movable_init) says so.
         self.mreg_mutex = Mutex(rt, f"{name}.mreg_mutex", "mreg_mutex", initialized=False)
-        self.mreg_pfns: npt.NDArray[np.uint64] | None = None
+        self._rt = rt
+        self._pfns_obj = f"{name}.mreg_pfns"
+        self._mreg_pfns: npt.NDArray[np.uint64] | None = None
         self.mreg_mmio_pfn = 0
         # Model bookkeeping (not kernel fields): lifetime and list membership.
         self.freed = False
         self.listed = False
+
+    @property
+    def mreg_pfns(self) -> npt.NDArray[np.uint64] | None:
+        self._rt.access(self._pfns_obj)
+        return self._mreg_pfns
+
+    @mreg_pfns.setter
+    def mreg_pfns(self, value: npt.NDArray[np.uint64] | None) -> None:
+        self._rt.access(self._pfns_obj)
+        self._mreg_pfns = value
 
     def gfn_of(self, vpn: int) -> int:
         return self.start_gfn + (vpn - self.start_uaddr)

@@ -105,6 +105,7 @@ class MshvRegions(MshvDriverState):
         and at least 512 pages remain (B7); else 1."""
         assert region.mreg_pfns is not None
         pfn = int(region.mreg_pfns[off])
+        self.rt.access("pages", write=False)  # the folio's order
         if (
             count >= PAGES_PER_2M
             and self.mm.pages.order[pfn] >= PMD_ORDER
@@ -124,6 +125,7 @@ class MshvRegions(MshvDriverState):
         """A run of valid slots: cut it into chunks of equal stride and hand each over."""
         assert region.mreg_pfns is not None
         pfns = region.mreg_pfns
+        self.rt.access("pages", write=False)  # folio orders
         order = self.mm.pages.order
         # Fast path: no page of the run belongs to a PMD-sized folio, so the stride is 1
         # everywhere and the whole run is one chunk.
@@ -255,8 +257,9 @@ class MshvRegions(MshvDriverState):
     async def mshv_region_movable_fini(self, region: MshvMemRegion) -> None:
         await mmu_interval_notifier_remove(region.mreg_mni)
 
-    def mshv_region_get(self, region: MshvMemRegion) -> bool:
-        """kref_get_unless_zero."""
+    async def mshv_region_get(self, region: MshvMemRegion) -> bool:
+        """kref_get_unless_zero: an atomic on the refcount, a scheduling point."""
+        await self.rt.point("kref_get_unless_zero", f"{region.name}.kref")
         self._check_alive(region, "mshv_region_get")
         if region.mreg_refcount == 0:
             return False
@@ -264,6 +267,8 @@ class MshvRegions(MshvDriverState):
         return True
 
     async def mshv_region_put(self, region: MshvMemRegion) -> None:
+        """kref_put: an atomic on the refcount, a scheduling point; the last one destroys."""
+        await self.rt.point("kref_put", f"{region.name}.kref")
         self._check_alive(region, "mshv_region_put")
         region.mreg_refcount -= 1
         if region.mreg_refcount == 0:
@@ -332,12 +337,12 @@ class MshvRegions(MshvDriverState):
             if ret:
                 break
             addr = piece_end
-        mm.mmap_lock.up_read()  # B3.4
+        await mm.mmap_lock.up_read()  # B3.4
         if ret:
             return ret  # B3.5: -EBUSY bubbles up to the caller's loop
         await region.mreg_mutex.lock()  # B3.6
-        if mmu_interval_read_retry(mni, seq):  # B3.7
-            region.mreg_mutex.unlock()
+        if await mmu_interval_read_retry(mni, seq):  # B3.7
+            await region.mreg_mutex.unlock()
             await cond_resched(self.rt)
             return -EBUSY
         return 0
@@ -401,7 +406,7 @@ class MshvRegions(MshvDriverState):
         self.mshv_region_collect_pfns(region, off, count, pfns, do_fault)  # B2.5
         ret = await self.mshv_region_remap_pfns(region, region.hv_map_flags, off, count)
         self._installed(region, off, count, ret)
-        region.mreg_mutex.unlock()  # B2.7
+        await region.mreg_mutex.unlock()  # B2.7
         return ret
 
     async def hmm_fault_and_lock_loop(
@@ -476,14 +481,14 @@ class MshvRegions(MshvDriverState):
             self.rt.event("WARN", region.name, WARN_NONBLOCK_TRYLOCK_FAILED, 0)
             self.rt.count("invalidate_trylock_failed")
             return False
-        mmu_interval_set_seq(mni, cur_seq)  # B5.3
+        await mmu_interval_set_seq(mni, cur_seq)  # B5.3
         ret = await self.mshv_region_remap_pfns(region, HV_MAP_GPA_NO_ACCESS, off, count)
         if ret:  # B5.5
-            region.mreg_mutex.unlock()
+            await region.mreg_mutex.unlock()
             self.rt.event("WARN", region.name, WARN_INVALIDATE_REMAP_FAILED, ret)
             return False
         self.mshv_region_invalidate_pfns(region, off, count)  # B5.6
-        region.mreg_mutex.unlock()  # B5.7
+        await region.mreg_mutex.unlock()  # B5.7
         self.rt.count("invalidate_callbacks")
         return True
 
@@ -496,9 +501,12 @@ class MshvRegions(MshvDriverState):
         done = 0
         while done < region.nr_pfns:
             nr = min(region.nr_pfns - done, MSHV_PIN_PAGES_BATCH_SIZE)
-            ret = await pin_user_pages_fast(
-                self.mm, region.start_uaddr + done, nr, region.mreg_pfns[done : done + nr]
-            )
+            # GUP fills the slots as it goes; the model hands it a scratch array and copies
+            # it into mreg_pfns when it returns (nobody else can see the region yet).
+            pages = np.full(nr, MSHV_INVALID_PFN, dtype=np.uint64)
+            ret = await pin_user_pages_fast(self.mm, region.start_uaddr + done, nr, pages)
+            if ret > 0:
+                region.mreg_pfns[done : done + ret] = pages[:ret]
             if ret != nr:
                 self.mshv_region_invalidate(region)  # unpins the pages pinned so far
                 return ret if ret < 0 else -ENOMEM  # a short pin, as mshv_region_pin says

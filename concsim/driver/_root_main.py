@@ -47,14 +47,15 @@ class MshvRootMain(MshvRegions):
         if self.check_add_overflow(start_gfn, nr_pfns):  # later fix: end gfn overflow
             return -EINVAL, None
         await partition.pt_mem_regions_lock.lock()
+        self.rt.access("pt_mem_regions", write=False)
         for rg in partition.pt_mem_regions:
             new_end = (start_gfn + nr_pfns) & U64_MAX
             rg_end = (rg.start_gfn + rg.nr_pfns) & U64_MAX
             if new_end <= rg.start_gfn or rg_end <= start_gfn:
                 continue
-            partition.pt_mem_regions_lock.unlock()
+            await partition.pt_mem_regions_lock.unlock()
             return -EEXIST, None
-        partition.pt_mem_regions_lock.unlock()
+        await partition.pt_mem_regions_lock.unlock()
         flags = HV_MAP_GPA_READABLE | HV_MAP_GPA_ADJUSTABLE
         if mem.flags & (1 << MSHV_SET_MEM_BIT_WRITABLE):
             flags |= HV_MAP_GPA_WRITABLE
@@ -65,6 +66,7 @@ class MshvRootMain(MshvRegions):
             return -ENOMEM, None
         for hook in partition.on_region_created:
             hook(region)
+        self.rt.access("regions")  # mreg_type, read by whoever looks the region up
         if is_mmio:
             region.mreg_type = MSHV_REGION_TYPE_MMIO
         elif partition.encrypted or not await self.mshv_region_movable_init(region):
@@ -82,7 +84,7 @@ class MshvRootMain(MshvRegions):
         await mm.mmap_lock.down_read()
         vma = mm.vma_lookup(mem.userspace_addr)
         is_mmio = bool(vma and vma.vm_flags & (VM_IO | VM_PFNMAP))
-        mm.mmap_lock.up_read()
+        await mm.mmap_lock.up_read()
         if vma is None:
             return -EINVAL
         ret, region = await self.mshv_partition_create_region(partition, mem, is_mmio)
@@ -104,9 +106,10 @@ class MshvRootMain(MshvRegions):
             await self.mshv_map_user_memory_errout(region)
             return ret
         await partition.pt_mem_regions_lock.lock()
+        await self.rt.point("hlist_add_head", "pt_mem_regions")
         partition.pt_mem_regions.insert(0, region)  # hlist_add_head
         region.listed = True
-        partition.pt_mem_regions_lock.unlock()
+        await partition.pt_mem_regions_lock.unlock()
         self.rt.event("region_listed", region.name)
         return 0
 
@@ -120,18 +123,19 @@ class MshvRootMain(MshvRegions):
         await partition.pt_mem_regions_lock.lock()
         region = self._region_by_gfn(partition, mem.guest_pfn)
         if region is None:
-            partition.pt_mem_regions_lock.unlock()
+            await partition.pt_mem_regions_lock.unlock()
             return -ENOENT
         if (
             region.start_uaddr != mem.userspace_addr
             or region.start_gfn != mem.guest_pfn
             or region.nr_pfns != mem.size
         ):
-            partition.pt_mem_regions_lock.unlock()
+            await partition.pt_mem_regions_lock.unlock()
             return -EINVAL
+        await self.rt.point("hlist_del", "pt_mem_regions")
         partition.pt_mem_regions.remove(region)  # hlist_del
         region.listed = False
-        partition.pt_mem_regions_lock.unlock()
+        await partition.pt_mem_regions_lock.unlock()
         await self.mshv_region_put(region)
         return 0
 
@@ -143,6 +147,7 @@ class MshvRootMain(MshvRegions):
         return int(grants_access(slat.flags[a:b]).sum())
 
     def _region_by_gfn(self, partition: MshvPartition, gfn: int) -> MshvMemRegion | None:
+        self.rt.access("pt_mem_regions", write=False)
         for rg in partition.pt_mem_regions:
             if rg.start_gfn <= gfn < rg.start_gfn + rg.nr_pfns:
                 return rg
@@ -153,9 +158,9 @@ class MshvRootMain(MshvRegions):
     ) -> MshvMemRegion | None:
         await partition.pt_mem_regions_lock.lock()
         region = self._region_by_gfn(partition, gfn)
-        if region is not None and not self.mshv_region_get(region):
+        if region is not None and not await self.mshv_region_get(region):
             region = None
-        partition.pt_mem_regions_lock.unlock()
+        await partition.pt_mem_regions_lock.unlock()
         return region
 
     def mshv_intercept_access_allowed(self, region: MshvMemRegion, access: int) -> bool:

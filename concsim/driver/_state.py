@@ -34,6 +34,7 @@ class MshvDriverState:
     def _new_region(
         self, start_gfn: int, nr_pfns: int, start_uaddr: int, flags: int
     ) -> MshvMemRegion:
+        self.rt.access("regions")
         name = f"region{self._regions_made}"
         self._regions_made += 1
         region = MshvMemRegion(
@@ -44,6 +45,7 @@ class MshvDriverState:
 
     def _check_alive(self, region: MshvMemRegion, where: str) -> None:
         """S5: touching a freed region is a use-after-free."""
+        self.rt.access("regions", write=False)
         if region.freed:
             raise self.rt.fail(
                 "safety",
@@ -54,6 +56,7 @@ class MshvDriverState:
             )
 
     def _vfree(self, region: MshvMemRegion) -> None:
+        self.rt.access("regions")
         for hook in self.partition.on_region_free:
             hook(region)
         region.freed = True

@@ -79,7 +79,7 @@ class BeforePatch(MshvDriverBase):
         region.mreg_pfns[off : off + count] = pfns & ~HMM_PFN_FLAGS
         ret = await self.mshv_region_remap_pfns(region, region.hv_map_flags, off, count)
         self._installed(region, off, count, ret)
-        region.mreg_mutex.unlock()
+        await region.mreg_mutex.unlock()
         return ret
 
 
@@ -155,7 +155,7 @@ class Stateless(V3):
         tmp = np.where(keep, pfns & ~HMM_PFN_FLAGS, MSHV_INVALID_PFN).astype(np.uint64)
         ret = await self._remap_from(region, region.hv_map_flags, off, tmp)
         self._installed(region, off, count, ret)
-        region.mreg_mutex.unlock()
+        await region.mreg_mutex.unlock()
         return ret
 
     async def _remap_from(
@@ -199,9 +199,9 @@ class Stateless(V3):
         elif not await region.mreg_mutex.trylock():
             self.rt.count("invalidate_trylock_failed")
             return False
-        mmu_interval_set_seq(mni, cur_seq)
+        await mmu_interval_set_seq(mni, cur_seq)
         ret = await self.mshv_region_map_no_access(region, off, count)
-        region.mreg_mutex.unlock()
+        await region.mreg_mutex.unlock()
         if ret:
             self.rt.event("WARN", region.name, WARN_INVALIDATE_REMAP_FAILED, ret)
             return False

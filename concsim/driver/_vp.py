@@ -81,6 +81,7 @@ class Vcpu:
         return not (access == HV_INTERCEPT_ACCESS_WRITE and not vma.vm_flags & VM_WRITE)
 
     def _env_failures(self) -> int:
+        self.d.rt.access("env-failures", write=False)  # written by env-choice steps (ALL)
         st = self.d.rt.stats
         return st.get("hv_failures", 0) + st.get("alloc_failures", 0)
 
@@ -94,6 +95,7 @@ class Vcpu:
         faults = 0
         while True:
             await rt.point("guest_access", f"gfn{gfn}", gfn, ACCESS_NAMES[access], read=True)
+            rt.access("slat", write=False)
             fl = int(slat.flags[gfn])
             if flags_grant(fl) and fl & need:
                 self.on_access(gfn, access)

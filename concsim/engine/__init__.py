@@ -12,6 +12,7 @@ from concsim.engine._runtime import ENV_CHOICE as ENV_CHOICE
 from concsim.engine._runtime import RUNNABLE as RUNNABLE
 from concsim.engine._runtime import TASK_CHOICE as TASK_CHOICE
 from concsim.engine._runtime import Runtime as Runtime
+from concsim.engine._runtime import StepListener as StepListener
 from concsim.engine._runtime import Strategy as Strategy
 from concsim.engine._runtime import Task as Task
 from concsim.engine._runtime import Waitable as Waitable

@@ -82,6 +82,26 @@ class Waitable(Protocol):
     def holders(self) -> list[Task]: ...
 
 
+class StepListener(Protocol):
+    """Watches what every step touches (the footprint), for partial-order reduction.
+
+    Attach one as ``rt.observer`` before :meth:`Runtime.run`.  The engine calls
+    :meth:`begin_step` right before it resumes a task (``choice`` is the index in
+    ``rt.choices`` of the task choice that picked it, or -1 when only one task could run);
+    model code reports each shared-state access of the running step with
+    :meth:`Runtime.access`, which forwards to :meth:`touch`; :meth:`Runtime.choose`
+    forwards environment choices to :meth:`env`.  Everything a step does between its
+    ``begin_step`` and the next one belongs to it, including what a step hook or a failing
+    check reads right after it.
+    """
+
+    def begin_step(self, task: Task, choice: int) -> None: ...
+
+    def touch(self, obj: str, write: bool) -> None: ...
+
+    def env(self, label: str, n: int) -> None: ...
+
+
 class Strategy(Protocol):
     """The one interface every exploration strategy implements.
 
@@ -203,6 +223,13 @@ class Runtime:
         self._final_hooks: list[Callable[[Runtime], None]] = []
         # Per-run state that higher layers attach (the kernel's lock tracker, oracles).
         self.ext: dict[str, Any] = {}
+        #: The footprint observer (see :class:`StepListener`); ``None`` on the hot path,
+        #: where :meth:`access` costs one attribute test.
+        self.observer: StepListener | None = None
+        #: After the run: the ids of the tasks that were still runnable when it stopped
+        #: (empty unless a failure cut it short).  DPOR treats their next steps as racing
+        #: with the failure: had one of them run first, the run might have failed otherwise.
+        self.unfinished: tuple[int, ...] = ()
         self._ran = False
         self._finished = False
 
@@ -222,6 +249,10 @@ class Runtime:
         self._runnable.append(task)  # the largest id: the list stays sorted
         if self._ran:
             task.dynamic = True
+            if self.current is not None:
+                task.obj = name  # its first step reads what the spawn wrote
+                task.read = True
+                self.access(name)
             self.event("spawn", name)
         return task
 
@@ -266,6 +297,20 @@ class Runtime:
         t.read = read
         return _switch()
 
+    def access(self, obj: str, write: bool = True) -> None:
+        """Report that the running step reads (``write=False``) or writes ``obj``.
+
+        This is the step's *footprint*, what partial-order reduction decides dependence
+        by: two steps of different tasks are dependent when they access a common object
+        and not both only read it.  Every model object another task can observe reports
+        its accesses here (a lock, the page table, the SLAT, a refcount, and whatever an
+        oracle or assertion reads inside the step).  Recorded only when an observer is
+        attached; otherwise one attribute test.
+        """
+        obs = self.observer
+        if obs is not None:
+            obs.touch(obj, write)
+
     def event(self, op: str, obj: str, *values: object) -> None:
         """Record a non-yielding event in the trace (a state change inside a step).
 
@@ -288,6 +333,9 @@ class Runtime:
         self._env_at.append(len(self.choices))
         self.choices.append(c)
         self.choice_envs.append(c)
+        obs = self.observer
+        if obs is not None:
+            obs.env(label, n)
         if self.tracing:
             self.event("choose", label, c, n)
         return c
@@ -392,6 +440,9 @@ class Runtime:
                     hook(self)
         except FailureSignal as sig:
             self.failure = sig.failure
+            # The task whose step failed has no next step; a step limit stops before one.
+            failing = self.current if sig.failure.kind != "step-limit" else None
+            self.unfinished = tuple(t.id for t in self._runnable if t is not failing)
         finally:
             self._finished = True
             self._close_all()
@@ -409,6 +460,7 @@ class Runtime:
         max_steps = self.max_steps
         step = self.step
         new = _tuple_new
+        obs = self.observer
         cur: Task | None = None
         while True:
             n = len(runnable)
@@ -418,6 +470,7 @@ class Runtime:
                 return
             if n == 1:
                 nxt = runnable[0]
+                ci = -1
             else:
                 self.step = step
                 self.current = cur
@@ -433,6 +486,7 @@ class Runtime:
                 else:
                     nxt = runnable[k]
                 picked.append(nxt.id)
+                ci = len(choices) - 1
             step += 1
             if step > max_steps:
                 self.step = step - 1
@@ -449,6 +503,8 @@ class Runtime:
                 )
             self.step = step
             self.current = nxt
+            if obs is not None:
+                obs.begin_step(nxt, ci)
             if tracing:
                 # A TraceEntry without NamedTuple's Python-level __new__ (hot path).
                 trace.append(
@@ -459,6 +515,8 @@ class Runtime:
             except StopIteration:
                 nxt.state = DONE
                 runnable.remove(nxt)
+                if obs is not None:
+                    obs.touch(nxt.name, True)  # the exit, which its joiners read
                 if tracing:
                     trace.append(new(TraceEntry, (step, nxt.name, "exit", "", (), False, False)))
                 if nxt.joiners or nxt.dynamic:

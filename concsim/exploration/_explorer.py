@@ -90,6 +90,8 @@ class ExploreResult:
     elapsed_s: float
     coverage: Coverage
     stopped_by: str = ""
+    #: DFS only: backtrack options still open when the search stopped (0 when complete)
+    open_backtracks: int | None = None
     failures: int = 0
     options: dict[str, Any] = field(default_factory=dict)
     #: failing schedules per failure signature
@@ -114,6 +116,7 @@ class ExploreResult:
             "params": self.params,
             "seed": self.seed,
             "stopped_by": self.stopped_by,
+            "open_backtracks": self.open_backtracks,
             "options": self.options,
             "failures": self.failures,
             "signatures": dict(self.signatures),
@@ -314,9 +317,14 @@ class Exploration:
             coverage=self.coverage,
             stopped_by=self.stopped_by,
             failures=self.failures,
+            open_backtracks=self._open_backtracks(),
             options=dict(self.options),
             signatures=dict(self.signatures),
         )
+
+    def _open_backtracks(self) -> int | None:
+        search = getattr(self.runs.planner, "search", None)
+        return search.open_points() if search is not None else None
 
 
 def _save(result: RunResult, directory: str, original: str) -> str:

@@ -106,11 +106,59 @@ def shrink_on_target(
             "replayed: nothing to shrink"
         )
 
+    if f.kind == "step-limit":
+        quick = _quick_livelock_shrink(target, original, same, max_runs, strategy, seed)
+        if quick is not None:
+            return quick
     sr = shrink_by_replay(
         lambda strat: attempt_on(target, strat), original, same=same, max_runs=max_runs
     )
     final = execute(target, Replay(sr.best.choices, strict=True), strategy, seed)
     return Shrunk(original, sr.best, sr.runs, final.result)
+
+
+def _quick_livelock_shrink(
+    target: Target,
+    original: Attempt,
+    same: Same,
+    max_runs: int,
+    strategy: str,
+    seed: int | None,
+) -> Shrunk | None:
+    """Shrink a step-limit failure with a short step limit, then check the result once at
+    the real one.
+
+    A livelock runs until the limit, so every attempt of the shrinker would cost the whole
+    limit (seconds each on a large world).  Past its last choice, a run that loops forever
+    keeps looping: attempts with a limit just past their choices (2,000 steps more than
+    twice the original's choices; at most 200 attempts) tell a loop from a finished run as
+    well.  The shrunk
+    schedule is then replayed at the real limit; if it does not hit it there (it only took
+    long), None: the caller shrinks at the real limit.
+    """
+    limit = target.max_steps or target.scenario.steps_for(target.params)
+    quick = 2_000 + 2 * len(original.choices)
+    if quick >= limit:
+        return None
+    short = target.with_settings(target.config.replace(max_steps=quick))
+    first = attempt_on(short, Replay(original.choices, strict=False))
+    if first.failure is None or first.failure.kind != "step-limit":
+        return None
+    sr = shrink_by_replay(
+        lambda strat: attempt_on(short, strat), first, same=same, max_runs=min(max_runs, 200)
+    )
+    final = execute(target, Replay(sr.best.choices, strict=True), strategy, seed)
+    if final.failure is None or final.failure.kind != "step-limit":
+        return None
+    best = Attempt(
+        final.failure,
+        list(final.result.choices),
+        final.preemptions,
+        final.result.steps,
+        final.tasks,
+        final.envs,
+    )
+    return Shrunk(original, best, sr.runs + 2, final.result)
 
 
 @dataclass

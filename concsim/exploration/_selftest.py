@@ -173,7 +173,7 @@ class Selftest:
         cannot be added to a running world); the completion is its join."""
         done = Completion(self.rt, f"{name}.done")
         self._jobs.append((name, coro, done))
-        self._wq.wake_up_all()
+        self._wq._wake()  # harness bookkeeping from a plain call: a wake-up without a point
         return done
 
     async def thread(self) -> None:
@@ -187,12 +187,12 @@ class Selftest:
             try:
                 await coro
             finally:
-                done.complete_all()
+                await done.complete_all()
 
     def close_threads(self) -> None:
         """The process is done: an idle thread task exits."""
         self._closing = True
-        self._wq.wake_up_all()
+        self._wq._wake()  # harness bookkeeping from a plain call: a wake-up without a point
 
     # ------------------------------------------------------------------ the device
 

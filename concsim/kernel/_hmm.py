@@ -216,6 +216,7 @@ async def _walk(mm: MM, r: HMMRange, last: int) -> tuple[int, int]:
             out[:] = HMM_PFN_ERROR
             addr = piece_end
             continue
+        rt.access("pages", write=False)  # folio orders
         if piece_end - addr <= SMALL_PIECE:
             ret, nxt = await _walk_small(mm, vma, out, addr, piece_end, req_fault, req_write)
             if ret != _DONE:

@@ -5,6 +5,9 @@ The SLAT of a partition is three numpy arrays indexed by gfn: ``flags`` (0 = unm
 reverse-map counter ``refs[pfn]`` counts the gfns that currently grant access to each pfn,
 so "is any SLAT entry still pointing at this page?" is O(1) when a page is freed.
 
+Footprint: the SLAT is the object ``"slat"``: :meth:`SLAT.write` writes it, and whoever
+looks at an entry (the guest, the oracles, a hypercall's outcome) reads it.
+
 Hypercalls are rep hypercalls: ``hv_call_map_ram_pfns`` maps at most
 ``HV_MAP_GPA_BATCH_SIZE`` (509) reps per call (2 MiB units with ``HV_MAP_GPA_LARGE_PAGE``),
 ``hv_call_unmap_gpa_pages`` at most ``HV_UMAP_GPA_PAGES`` (512).  Each call is atomic (one
@@ -89,10 +92,12 @@ class SLAT:
         self.on_write_one: list[SlatOneHook] = []
 
     def grants(self, gfn: int) -> bool:
+        self.rt.access("slat", write=False)
         return flags_grant(int(self.flags[gfn]))
 
     def write_one(self, gfn: int, flags: int, pfn: int) -> None:
         """:meth:`write` of one entry, with plain ints (the common hypercall)."""
+        self.rt.access("slat")
         for hook in self.on_write_one:
             hook(gfn, flags, pfn)
         old = int(self.flags[gfn])
@@ -110,6 +115,7 @@ class SLAT:
         pfns: npt.NDArray[np.int64],
     ) -> None:
         """Atomically set entries (one hypercall's reps)."""
+        self.rt.access("slat")
         for hook in self.on_write:
             hook(gfns, flags, pfns)
         if gfns.size == 1:

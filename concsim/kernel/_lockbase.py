@@ -47,7 +47,11 @@ class LockBase:
             tracker.release(t, self)
 
     def _release_owned(self, what: str) -> None:
-        """Unlock of an owner lock (mutex, spinlock): only the owner may, then wake all."""
+        """Unlock of an owner lock (mutex, spinlock): only the owner may, then wake all.
+
+        The caller awaited the release's scheduling point (``what`` on the lock) first: a
+        release publishes the critical section, so other tasks may run right before it.
+        """
         rt = self.rt
         t = rt.current
         assert t is not None
@@ -61,7 +65,7 @@ class LockBase:
             )
         self.owner: Task | None = None
         self._released(t)
-        rt.event(what, self.name)
+        rt.access(self.name)
         if self.waiters:
             rt.wake_all(self.waiters)
 

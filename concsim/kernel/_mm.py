@@ -12,6 +12,10 @@ The page table changes only inside an invalidation of a covering range, except w
 fault adds a mapping (none/protnone/swap -> present), as in the kernel.  Every change goes
 through :meth:`MM.set_ptes`, which runs the ``on_pte_change`` hooks (the S1 oracle checks
 there that no SLAT entry still grants access to the page being unmapped).
+
+Footprint (``rt.access``, for partial-order reduction): the page table is the object
+``"pt"`` (written by :meth:`MM.set_ptes`, read by whoever looks at an entry: the HMM walk,
+the fault handler, the mutators, the oracles) and the VMA list ``"mm.vmas"``.
 """
 
 from __future__ import annotations
@@ -103,6 +107,7 @@ class MM:
     def mmap(
         self, start: int, npages: int, flags: int, vm_file: object | None = None, vm_pgoff: int = 0
     ) -> VMA:
+        self.rt.access("mm.vmas")
         vma = VMA(start, start + npages, flags, vm_file, vm_pgoff)
         if start < 0 or vma.vm_end > self.nr_vpns:
             raise ValueError(f"mmap of [{start}, {vma.vm_end}) outside the address space")
@@ -114,6 +119,7 @@ class MM:
         return vma
 
     def vma_lookup(self, vpn: int) -> VMA | None:
+        self.rt.access("mm.vmas", write=False)
         for v in self.vmas:
             if vpn in v:
                 return v
@@ -121,6 +127,7 @@ class MM:
 
     def remove_vmas(self, start: int, end: int) -> None:
         """Drop [start, end) from the VMA list, splitting VMAs that straddle it."""
+        self.rt.access("mm.vmas")
         out: list[VMA] = []
         for v in self.vmas:
             if v.vm_end <= start or end <= v.vm_start:
@@ -134,6 +141,7 @@ class MM:
 
     def set_vma_flags(self, start: int, end: int, set_: int, clear: int) -> None:
         """mprotect: split at the edges and change the flags of [start, end)."""
+        self.rt.access("mm.vmas")
         out: list[VMA] = []
         for v in self.vmas:
             if v.vm_end <= start or end <= v.vm_start:
@@ -167,6 +175,7 @@ class MM:
         """Change PTEs; hooks then see the changed vpns and the pfns they mapped before."""
         if vpns.size == 0:
             return
+        self.rt.access("pt")
         old = self.pte_pfn[vpns].copy()
         self.pte_state[vpns] = state
         self.pte_pfn[vpns] = pfns
@@ -180,6 +189,7 @@ class MM:
 
     def set_pte(self, vpn: int, state: int, pfn: int, write: bool) -> None:
         """:meth:`set_ptes` of one PTE, with plain ints (a page fault's change)."""
+        self.rt.access("pt")
         old = int(self.pte_pfn[vpn])
         self.pte_state[vpn] = state
         self.pte_pfn[vpn] = pfn
@@ -191,4 +201,5 @@ class MM:
             hook(vpn, old)
 
     def present_mask(self, start: int, end: int) -> npt.NDArray[np.bool_]:
+        self.rt.access("pt", write=False)
         return np.asarray(self.pte_state[start:end] == PTE_PRESENT)

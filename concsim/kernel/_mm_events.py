@@ -75,7 +75,7 @@ async def munmap(mm: MM, start: int, npages: int) -> None:
     mm.remove_vmas(start, end)
     if rt.tracing:
         rt.event("munmap", "vma", start, end)
-    mm.mmap_lock.up_write()
+    await mm.mmap_lock.up_write()
 
 
 async def madvise_dontneed(mm: MM, start: int, npages: int) -> None:
@@ -85,7 +85,7 @@ async def madvise_dontneed(mm: MM, start: int, npages: int) -> None:
     await mmu_notifier_invalidate_range_start(r)
     await zap_page_range(mm, start, end)
     await mmu_notifier_invalidate_range_end(r)
-    mm.mmap_lock.up_read()
+    await mm.mmap_lock.up_read()
 
 
 async def mprotect_readonly(mm: MM, start: int, npages: int) -> None:
@@ -101,7 +101,7 @@ async def mprotect_readonly(mm: MM, start: int, npages: int) -> None:
             mm.set_ptes(vpns, PTE_PRESENT, mm.pte_pfn[vpns].copy(), False)
     await mmu_notifier_invalidate_range_end(r)
     mm.set_vma_flags(start, end, 0, VM_WRITE)
-    mm.mmap_lock.up_write()
+    await mm.mmap_lock.up_write()
 
 
 async def change_prot_numa(mm: MM, start: int, npages: int) -> None:
@@ -116,18 +116,20 @@ async def change_prot_numa(mm: MM, start: int, npages: int) -> None:
         st = mm.pte_state[a:b]
         pfns = mm.pte_pfn[a:b]
         # prot_numa_skip: a maybe-DMA-pinned page of a private (COW) mapping is left alone.
+        rt.access("pages", write=False)
         sel = (st == PTE_PRESENT) & (pfns != ZERO_PFN) & (mm.pages.pincount[pfns] == 0)
         vpns = np.nonzero(sel)[0].astype(np.int64) + a
         if vpns.size:
             mm.set_ptes(vpns, PTE_PROTNONE, mm.pte_pfn[vpns].copy(), mm.pte_write[vpns].copy())
     await mmu_notifier_invalidate_range_end(r)
-    mm.mmap_lock.up_read()
+    await mm.mmap_lock.up_read()
 
 
 def _movable(mm: MM, vpn: int) -> bool:
     """A present, ordinary page that migration, reclaim or KSM may take.  A long-term pinned
     page is not: migration fails on its extra references, reclaim skips a maybe-DMA-pinned
     folio, and KSM's reference check refuses it."""
+    mm.rt.access("pt", write=False)
     if int(mm.pte_state[vpn]) != PTE_PRESENT:
         return False
     pfn = int(mm.pte_pfn[vpn])
@@ -162,10 +164,10 @@ async def migrate_page(mm: MM, vpn: int) -> None:
             mm.set_pte(vpn, PTE_PRESENT, old, writable)
         else:
             mm.pages.put_page(old)
-        mm.migration_wq.wake_up_all()
+        await mm.migration_wq.wake_up_all()
         return
     if not still:
-        mm.migration_wq.wake_up_all()
+        await mm.migration_wq.wake_up_all()
         mm.pages.put_page(new)
         mm.pages.put_page(old)
         if rt.tracing:
@@ -173,7 +175,7 @@ async def migrate_page(mm: MM, vpn: int) -> None:
         return
     mm.pages.copy_highpage(new, old)
     mm.set_pte(vpn, PTE_PRESENT, new, writable)
-    mm.migration_wq.wake_up_all()
+    await mm.migration_wq.wake_up_all()
     mm.pages.put_page(old)
     rt.count("migrations")
 
@@ -229,7 +231,7 @@ async def ksm_merge(mm: MM, keep: int, merge: int) -> None:
             await mmu_notifier_invalidate_range_end(r)
         rt.count("ksm_merges")
     finally:
-        mm.mmap_lock.up_read()
+        await mm.mmap_lock.up_read()
 
 
 async def split_huge_pmd(mm: MM, start: int) -> None:
@@ -241,10 +243,11 @@ async def split_huge_pmd(mm: MM, start: int) -> None:
     r = MMUNotifierRange(mm, start, end, MMU_NOTIFY_CLEAR)
     await mmu_notifier_invalidate_range_start(r)
     await rt.point("__split_huge_pmd", "pt", start, end)
+    rt.access("pages")
     seg = mm.pte_pfn[start : min(end, mm.nr_vpns)]
     mm.pages.order[seg[seg > 0]] = 0
     await mmu_notifier_invalidate_range_end(r)
-    mm.mmap_lock.up_read()
+    await mm.mmap_lock.up_read()
 
 
 async def oom_reap(mm: MM, start: int, npages: int) -> None:
@@ -263,7 +266,7 @@ async def oom_reap(mm: MM, start: int, npages: int) -> None:
         await zap_page_range(mm, start, end)
         await mmu_notifier_invalidate_range_end(r)
         rt.count("oom_reaped")
-    mm.mmap_lock.up_read()
+    await mm.mmap_lock.up_read()
 
 
 async def exit_mmap(mm: MM) -> None:
@@ -284,11 +287,13 @@ async def exit_mmap(mm: MM) -> None:
     await mmu_notifier_invalidate_range_start(u)
     await zap_page_range(mm, 0, mm.nr_vpns)
     await mmu_notifier_invalidate_range_end(u)
-    mm.mmap_lock.up_read()
+    await mm.mmap_lock.up_read()
     await mm.mmap_lock.down_write()
+    mm.rt.access("mm.vmas")
     mm.vmas = []
-    mm.mmap_lock.up_write()
+    await mm.mmap_lock.up_write()
 
 
 def populated(mm: MM, start: int, end: int) -> npt.NDArray[np.int64]:
+    mm.rt.access("pt", write=False)
     return np.nonzero(mm.pte_state[start:end] == PTE_PRESENT)[0].astype(np.int64) + start

@@ -195,7 +195,7 @@ async def folio_lock(mm: MM, pfn: int) -> None:
 
 def folio_unlock(mm: MM, pfn: int) -> None:
     mm.folio_locked.discard(pfn)
-    mm.folio_wq.wake_up_all()
+    mm.folio_wq._wake()  # a plain call (its callers are not async): no scheduling point
 
 
 async def remove_device_exclusive_entry(mm: MM, vma: VMA, vpn: int) -> int:
@@ -218,7 +218,7 @@ async def migration_entry_wait(mm: MM, vpn: int) -> None:
     """Sleep until the migration entry at ``vpn`` is replaced (remove_migration_ptes)."""
     mm.rt.count("migration_waits")
     await mm.migration_wq.wait_event(
-        lambda: int(mm.pte_state[vpn]) != PTE_MIGRATION, "migration_entry_wait"
+        lambda: int(mm.pte_state[vpn]) != PTE_MIGRATION, "migration_entry_wait", reads=("pt",)
     )
 
 
@@ -237,6 +237,7 @@ async def pin_user_pages_fast(mm: MM, start: int, nr: int, pages: npt.NDArray[np
             vma = mm.vma_lookup(vpn)
             if vma is None or not vma.vm_flags & VM_WRITE:
                 return i or -EFAULT
+            mm.rt.access("pt", write=False)
             while not (int(mm.pte_state[vpn]) == PTE_PRESENT and mm.pte_write[vpn]):
                 if int(mm.pte_state[vpn]) == PTE_MIGRATION:
                     await migration_entry_wait(mm, vpn)
@@ -249,4 +250,4 @@ async def pin_user_pages_fast(mm: MM, start: int, nr: int, pages: npt.NDArray[np
             pages[i] = np.uint64(pfn)
         return nr
     finally:
-        mm.mmap_lock.up_read()
+        await mm.mmap_lock.up_read()

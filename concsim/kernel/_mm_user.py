@@ -89,7 +89,7 @@ async def cpu_access(mm: MM, vpn: int, *, write: bool, value: int = 0) -> tuple[
         try:
             ret = await handle_mm_fault(mm, vma, vpn, write=write)
         finally:
-            mm.mmap_lock.up_read()
+            await mm.mmap_lock.up_read()
         if ret:
             return ret, 0
 
@@ -123,7 +123,7 @@ async def mprotect(mm: MM, start: int, npages: int, prot: int) -> int:
             rt.event("mprotect", f"{mm.name}.vma", start, end, prot)
         return 0
     finally:
-        mm.mmap_lock.up_write()
+        await mm.mmap_lock.up_write()
 
 
 async def madvise_hugepage(mm: MM, start: int, npages: int) -> int:
@@ -135,7 +135,7 @@ async def madvise_hugepage(mm: MM, start: int, npages: int) -> int:
         mm.set_vma_flags(start, start + npages, VM_HUGEPAGE, 0)
         return 0
     finally:
-        mm.mmap_lock.up_write()
+        await mm.mmap_lock.up_write()
 
 
 async def dup_mm(parent: MM, name: str = "child") -> MM:
@@ -167,7 +167,7 @@ async def dup_mm(parent: MM, name: str = "child") -> MM:
         rt.event("fork", parent.name, name)
         return child
     finally:
-        parent.mmap_lock.up_write()
+        await parent.mmap_lock.up_write()
 
 
 def _copy_ptes(parent: MM, child: MM, a: int, b: int, cow: bool) -> None:

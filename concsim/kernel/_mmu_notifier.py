@@ -24,6 +24,10 @@ The rules modelled (spec B1.5, B5 core side, B6), in the kernel's names:
 
 Each ``subs.lock`` critical section is one atomic step of the model (a scheduling point
 before it, none inside): nothing in those sections can be observed half done.
+
+Footprint: the mm-wide state (``subs.invalidate_seq``, the interval tree, the deferred
+list, ``active_invalidate_ranges``) is the object ``"subs"``; each notifier's sequence
+number is ``"<mni>.invalidate_seq"``.
 """
 
 from __future__ import annotations
@@ -143,6 +147,7 @@ async def mmu_interval_notifier_insert(
     else:
         mni.invalidate_seq = subs.invalidate_seq - 1
         subs._tree_insert(mni)
+    rt.access(f"{mni.name}.invalidate_seq")
     if rt.tracing:
         rt.event("seq", f"{mni.name}.invalidate_seq", "insert", mni.invalidate_seq)
     return 0
@@ -172,7 +177,9 @@ async def mmu_interval_notifier_remove(mni: MMUIntervalNotifier) -> None:
     subs.start_map.lock_map_release()
     if seq_to_wait:
         await subs.wq.wait_event(
-            lambda: subs.invalidate_seq != seq_to_wait, "wait_event(notifier_remove)"
+            lambda: subs.invalidate_seq != seq_to_wait,
+            "wait_event(notifier_remove)",
+            reads=("subs",),
         )
     rt.event("notifier_removed", mni.name)
 
@@ -185,6 +192,7 @@ async def mmu_interval_read_begin(mni: MMUIntervalNotifier) -> int:
     subs = subscriptions(mm)
     might_sleep(rt, "mmu_interval_read_begin")
     await rt.point("mmu_interval_read_begin", f"{mni.name}.invalidate_seq", read=True)
+    rt.access("subs", write=False)
     seq = mni.invalidate_seq
     is_invalidating = seq == subs.invalidate_seq
     # lockdep: read_begin may wait for an invalidation, so it "takes" the start map.
@@ -194,12 +202,18 @@ async def mmu_interval_read_begin(mni: MMUIntervalNotifier) -> int:
         rt.event("read_begin", mni.name, seq, is_invalidating)
     if is_invalidating:
         rt.count("read_begin_waits")
-        await subs.wq.wait_event(lambda: subs.invalidate_seq != seq, "wait_event(read_begin)")
+        await subs.wq.wait_event(
+            lambda: subs.invalidate_seq != seq, "wait_event(read_begin)", reads=("subs",)
+        )
     return seq
 
 
-def mmu_interval_read_retry(mni: MMUIntervalNotifier, seq: int) -> bool:
-    """B6 read_retry: called under the driver lock, so no scheduling point of its own."""
+async def mmu_interval_read_retry(mni: MMUIntervalNotifier, seq: int) -> bool:
+    """B6 read_retry: called under the driver lock.  A scheduling point all the same: the
+    sequence number is written by a callback that may run on another CPU right before it
+    (if the driver forgot its lock, that is the bug)."""
+    assert mni.mm is not None
+    await mni.mm.rt.point("mmu_interval_read_retry", f"{mni.name}.invalidate_seq", read=True)
     return mni.invalidate_seq != seq
 
 
@@ -210,16 +224,19 @@ async def mmu_interval_check_retry(mni: MMUIntervalNotifier, seq: int) -> bool:
     return mni.invalidate_seq != seq
 
 
-def mmu_interval_set_seq(mni: MMUIntervalNotifier, cur_seq: int) -> None:
-    """Called by the driver's callback under its lock: makes in-flight readers retry."""
-    mni.invalidate_seq = cur_seq
+async def mmu_interval_set_seq(mni: MMUIntervalNotifier, cur_seq: int) -> None:
+    """Called by the driver's callback under its lock: makes in-flight readers retry.  A
+    scheduling point (a WRITE_ONCE another CPU's lockless check_retry can see)."""
     assert mni.mm is not None
     rt = mni.mm.rt
+    await rt.point("mmu_interval_set_seq", f"{mni.name}.invalidate_seq")
+    mni.invalidate_seq = cur_seq
     if rt.tracing:
         rt.event("seq", f"{mni.name}.invalidate_seq", "set_seq", cur_seq)
 
 
-def _mn_itree_inv_end(subs: MMUNotifierSubscriptions) -> None:
+async def _mn_itree_inv_end(subs: MMUNotifierSubscriptions) -> None:
+    subs.rt.access("subs")
     subs.active_invalidate_ranges -= 1
     if subs.active_invalidate_ranges or not subs.invalidate_seq & 1:
         return
@@ -233,7 +250,7 @@ def _mn_itree_inv_end(subs: MMUNotifierSubscriptions) -> None:
             mni.in_tree = False
     subs.deferred_list.clear()
     _seq_event(subs.rt, "inv_end", subs)
-    subs.wq.wake_up_all()
+    await subs.wq.wake_up_all()  # after spin_unlock(&subs->lock): a point of its own
 
 
 async def mmu_notifier_invalidate_range_start(r: MMUNotifierRange) -> int:
@@ -279,7 +296,7 @@ async def mmu_notifier_invalidate_range_start(r: MMUNotifierRange) -> int:
         if r.blockable:
             subs.start_map.lock_map_release()
     if err:
-        _mn_itree_inv_end(subs)
+        await _mn_itree_inv_end(subs)
     return err
 
 
@@ -287,4 +304,4 @@ async def mmu_notifier_invalidate_range_end(r: MMUNotifierRange) -> None:
     rt = r.mm.rt
     subs = subscriptions(r.mm)
     await rt.point("invalidate_range_end", "subs", r.start, r.end)
-    _mn_itree_inv_end(subs)
+    await _mn_itree_inv_end(subs)

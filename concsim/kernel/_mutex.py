@@ -6,6 +6,8 @@ Semantics modelled after kernel/locking/mutex.c, reduced to what a race checker 
   the mutex or blocks until it is released.  Release wakes every waiter; the schedule
   decides which of them takes it (no hand-off), so every acquisition order is explored.
 * ``mutex_trylock`` never sleeps: it takes a free mutex or returns ``False``.
+* ``mutex_unlock`` is a scheduling point too (before the release), as every operation
+  another task can observe is.
 * With CONFIG_DEBUG_MUTEXES the kernel catches the misuses below; here each is a failure:
   locking a mutex that was never ``mutex_init``-ed, locking one the task already holds
   (a certain self-deadlock), and unlocking one the task does not own.
@@ -92,9 +94,11 @@ class Mutex(LockBase):
         self._acquired(t, trylock=True)
         return True
 
-    def unlock(self) -> None:
-        """``mutex_unlock``: not a scheduling point (see the engine doc: nothing another
-        task could do between the last access and the release would be observable)."""
+    async def unlock(self) -> None:
+        """``mutex_unlock``: a scheduling point, then the release (it publishes what the
+        critical section did: another task may run right before it, e.g. see the lock
+        still held, or take it right after)."""
+        await self.rt.point("mutex_unlock", self.name)
         self._release_owned("mutex_unlock")
 
     def is_locked(self) -> bool:

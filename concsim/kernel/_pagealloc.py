@@ -8,6 +8,10 @@ points at someone else's data quickly, which is what makes a use-after-free obse
 ``on_free`` hooks run for every page that is about to return to the free list (the S1
 oracle checks there that no SLAT entry still grants access to it).
 
+Footprint: the allocator (free list, refcounts, pins, folio orders) is one object,
+``"pages"``: every allocation, reference change and pin writes it; a pin or order test
+reads it.
+
 Long-term pins (``pin_user_pages`` with FOLL_LONGTERM) are counted apart from plain
 references, as the kernel's pin bias does, so that ``folio_maybe_dma_pinned`` can be asked:
 migration, reclaim, KSM and NUMA hinting leave a pinned page alone.  A pin also holds a
@@ -59,6 +63,7 @@ class PageAllocator:
 
     def alloc_page(self) -> int:
         """One 4 KiB page with refcount 1, or -1 when memory is exhausted."""
+        self.rt.access("pages")
         if self._free:
             pfn = self._free.pop()
         elif self._fresh < self.capacity:
@@ -75,6 +80,7 @@ class PageAllocator:
 
     def alloc_pages_bulk(self, n: int) -> npt.NDArray[np.int64]:
         """``n`` pages at once (used to pre-populate large regions)."""
+        self.rt.access("pages")
         if n > self.nr_free():
             raise MemoryError(f"page allocator exhausted: {n} pages wanted, {self.nr_free()} free")
         k = min(n, len(self._free))  # freed pages first, most recent first, then fresh ones
@@ -95,15 +101,18 @@ class PageAllocator:
         self.data[dst] = self.data[src]
 
     def get_page(self, pfn: int) -> None:
+        self.rt.access("pages")
         self.refcount[pfn] += 1
 
     def pin_user_page(self, pfn: int) -> None:
         """A FOLL_PIN | FOLL_LONGTERM pin: a reference that also marks the page pinned."""
+        self.rt.access("pages")
         self.refcount[pfn] += 1
         self.pincount[pfn] += 1
 
     def unpin_user_pages(self, pfns: npt.NDArray[np.int64]) -> None:
         """Drop one pin on each page (and its reference: the page may be freed)."""
+        self.rt.access("pages")
         pc = self.pincount
         u, c = np.unique(pfns, return_counts=True)
         pc[u] -= c.astype(np.int32)
@@ -113,12 +122,14 @@ class PageAllocator:
         self.put_pages(pfns)
 
     def folio_maybe_dma_pinned(self, pfn: int) -> bool:
+        self.rt.access("pages", write=False)
         return bool(self.pincount[pfn])
 
     def put_pages(self, pfns: npt.NDArray[np.int64]) -> None:
         """Drop one reference on each page; pages reaching zero are freed (hooks first)."""
         if pfns.size == 0:
             return
+        self.rt.access("pages")
         pfns = pfns[pfns != ZERO_PFN]
         if pfns.size == 0:
             return

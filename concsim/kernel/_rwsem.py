@@ -3,7 +3,8 @@
 Like the kernel's rwsem, a reader that arrives while a writer is *waiting* waits too
 (writers are not starved), so "read lock, then read lock again while a writer queues"
 deadlocks here as it does in the kernel.  ``down_read_trylock`` fails when a writer holds
-or waits.  Every acquisition may sleep except the trylocks.
+or waits.  Every acquisition may sleep except the trylocks.  Every operation, both sides
+(``up_read``, ``up_write``, ``downgrade_write`` too), is a scheduling point before it.
 """
 
 from __future__ import annotations
@@ -61,10 +62,11 @@ class RWSem(LockBase):
         self._acquired(t, read=True, trylock=True)
         return True
 
-    def up_read(self) -> None:
+    async def up_read(self) -> None:
         rt = self.rt
         t = rt.current
         assert t is not None
+        await rt.point("up_read", self.name)
         if t not in self.readers:
             raise rt.fail(
                 "lock-misuse",
@@ -73,7 +75,7 @@ class RWSem(LockBase):
             )
         self.readers.remove(t)
         self._released(t)
-        rt.event("up_read", self.name)
+        rt.access(self.name)
         if not self.readers and self.waiters:
             rt.wake_all(self.waiters)
 
@@ -93,10 +95,11 @@ class RWSem(LockBase):
         self.writer = t
         self._acquired(t)
 
-    def up_write(self) -> None:
+    async def up_write(self) -> None:
         rt = self.rt
         t = rt.current
         assert t is not None
+        await rt.point("up_write", self.name)
         if self.writer is not t:
             raise rt.fail(
                 "lock-misuse",
@@ -105,15 +108,16 @@ class RWSem(LockBase):
             )
         self.writer = None
         self._released(t)
-        rt.event("up_write", self.name)
+        rt.access(self.name)
         if self.waiters:
             rt.wake_all(self.waiters)
 
-    def downgrade_write(self) -> None:
+    async def downgrade_write(self) -> None:
         """``downgrade_write``: turn a held write lock into a read lock, atomically."""
         rt = self.rt
         t = rt.current
         assert t is not None
+        await rt.point("downgrade_write", self.name)
         if self.writer is not t:
             raise rt.fail(
                 "lock-misuse",
@@ -123,6 +127,6 @@ class RWSem(LockBase):
             )
         self.writer = None
         self.readers.append(t)
-        rt.event("downgrade_write", self.name)
+        rt.access(self.name)
         if self.waiters:
             rt.wake_all(self.waiters)

@@ -42,6 +42,7 @@ class SpinLock(LockBase):
         self.owner = t
         self._acquired(t)
 
-    def unlock(self) -> None:
-        """``spin_unlock``."""
+    async def unlock(self) -> None:
+        """``spin_unlock``: a scheduling point, then the release."""
+        await self.rt.point("spin_unlock", self.name)
         self._release_owned("spin_unlock")

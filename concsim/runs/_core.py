@@ -142,7 +142,6 @@ class _Counting:
         inner: object = self.inner  # DFS is its own observer
         if obs is not inner:
             obs.sync()
-            obs.note_choice(rt)
         return self.inner.pick_task(rt, n)
 
     def pick_env(self, rt: Runtime, label: str, n: int) -> int:
@@ -187,7 +186,7 @@ def execute(
     obs = observer if observer is not None else StepObserver()
     counting = _Counting(strategy, obs)
     scn = world.scenario
-    rt = Runtime(counting, max_steps=world.max_steps or scn.max_steps, trace=True)
+    rt = Runtime(counting, max_steps=world.max_steps or scn.steps_for(world.params), trace=True)
     scn.build_world(rt, dict(world.params), world.variant_obj)
     obs.attach(rt)
     pruned = False
@@ -218,7 +217,7 @@ def run_fast(
     """Run ``world`` once with nothing observed but the choices (the hot path of check and
     stress workers)."""
     scn = world.scenario
-    rt = Runtime(strategy, max_steps=world.max_steps or scn.max_steps, trace=trace)
+    rt = Runtime(strategy, max_steps=world.max_steps or scn.steps_for(world.params), trace=trace)
     scn.build_world(rt, dict(world.params), world.variant_obj)
     failure = rt.run()
     finish = getattr(strategy, "finish", None)

@@ -125,7 +125,7 @@ class DmirrorWorld:
     async def _open(self) -> None:
         for k in range(int(self.p["mirrors"])):
             self.mirrors.append(await self.driver.dmirror_fops_open(self.mm, mdevice=k))
-        self.ready.complete_all()
+        await self.ready.complete_all()
 
     async def _device(self, i: int, command: str) -> None:
         rt = self.rt

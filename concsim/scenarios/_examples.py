@@ -4,7 +4,8 @@ They exercise the engine alone (no memory-management model) and stay as its docu
 ``concsim run --scenario counter --variant racy`` shows a lost update,
 ``concsim run --scenario abba --variant abba`` a lock-order deadlock,
 ``concsim explore --scenario independent --strategy dfs`` what partial-order reduction saves
-(tasks that mostly touch objects of their own).
+(tasks that mostly touch objects of their own), ``concsim explore --scenario spin --strategy
+pct`` PCT's fair fallback (a correct busy-wait is not a livelock; a real one still is).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def _build_counter(rt: Runtime, params: dict[str, ParamValue], variant: Any) -> 
             await rt.point("store", "counter", v + 1)
             state["counter"] = v + 1
             if variant == "locked":
-                lock.unlock()
+                await lock.unlock()
             rt.count("increments")
 
     for i in range(tasks):
@@ -93,8 +94,8 @@ def _build_abba(rt: Runtime, params: dict[str, ParamValue], variant: Any) -> Non
             await rt.point("work", "shared")
             await second.lock()
             await rt.point("work", "shared")
-            second.unlock()
-            first.unlock()
+            await second.unlock()
+            await first.unlock()
             rt.count("rounds")
 
     rt.spawn("t_ab", worker(a, b))
@@ -144,6 +145,43 @@ def _build_independent(rt: Runtime, params: dict[str, ParamValue], variant: Any)
     rt.add_final_hook(final)
 
 
+def _spin_variants() -> dict[str, Any]:
+    return _variants(
+        busy_wait="a task spins until another sets a flag: correct, it always finishes",
+        livelock="a task spins on a flag nobody sets, after the others have finished",
+    )
+
+
+def _build_spin(rt: Runtime, params: dict[str, ParamValue], variant: Any) -> None:
+    """``waiter`` polls ``flag`` until it is set (no sleeping: a busy-wait); ``setter``
+    works ``work`` steps, then sets it ('busy-wait') or does not ('livelock'); ``worker``
+    does ``work`` steps of its own.  Under PCT a high-priority waiter starves the setter
+    until the fair fallback lets it run; the livelock reaches the step limit anyway."""
+    work = int(params["work"])
+    state = {"flag": False}
+
+    async def waiter() -> None:
+        while True:
+            await rt.point("poll", "flag", read=True)
+            if state["flag"]:
+                return
+
+    async def setter() -> None:
+        for _ in range(work):
+            await rt.point("work", "setter_data")
+        if variant == "busy-wait":
+            await rt.point("set", "flag")
+            state["flag"] = True
+
+    async def worker() -> None:
+        for _ in range(work):
+            await rt.point("work", "worker_data")
+
+    rt.spawn("waiter", waiter())
+    rt.spawn("setter", setter())
+    rt.spawn("worker", worker())
+
+
 register(
     Scenario(
         name="counter",
@@ -180,5 +218,18 @@ register(
         ),
         variants=_independent_variants,
         default_variant="disjoint",
+    )
+)
+
+register(
+    Scenario(
+        name="spin",
+        summary="a busy-wait: 'busy-wait' finishes (PCT's fair fallback), 'livelock' never does",
+        build=_build_spin,
+        params=(Param("work", int, 3, "steps of the setter and the worker", minimum=0),),
+        variants=_spin_variants,
+        default_variant="busy-wait",
+        max_steps=20_000,
+        pct_k=10,
     )
 )

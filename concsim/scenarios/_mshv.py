@@ -97,6 +97,20 @@ def _params(**defaults: ParamValue) -> tuple[Param, ...]:
     )
 
 
+def _step_limit(params: dict[str, ParamValue]) -> int:
+    """Steps a correct run of these parameters may take, with room to spare.
+
+    The work grows with the pages: creation maps a half-populated region with one hypercall
+    per run of equal validity (every page, when they alternate), invalidations remap and
+    zap what they cover, destroy unmaps; and with the guest's accesses, each of which may
+    fault in a 512-page window (a fault per page, a walk per PMD) up to ``refault_bound``
+    times.  A fixed limit called a correct 1 GiB region a livelock.
+    """
+    pages = int(params["pages"]) * int(params["regions"])
+    accesses = int(params["accesses"]) * int(params["vcpus"])
+    return 4 * pages + 2 * accesses * int(params["refault_bound"]) * 600
+
+
 def _build(rt: Any, params: dict[str, ParamValue], variant: Any) -> None:
     events = [e.strip() for e in str(params["events"]).split(",") if e.strip()]
     unknown = [e for e in events if e not in EVENTS]
@@ -131,6 +145,7 @@ register(
         max_steps=200_000,
         pct_k=150,
         check_params=_check_params,
+        step_limit=_step_limit,
     )
 )
 
@@ -145,5 +160,6 @@ register(
         max_steps=50_000,
         pct_k=16,
         check_params=_check_params,
+        step_limit=_step_limit,
     )
 )

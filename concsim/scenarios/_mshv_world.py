@@ -173,7 +173,7 @@ class MshvWorld:
             bad = MshvUserMemRegion((U64_MAX + 1) - n // 2, n, uaddr, 0)
             ret = await d.mshv_map_user_memory(self.partition, bad)
             rt.event("ioctl", "MSHV_SET_GUEST_MEMORY", "map", bad.guest_pfn, ret)
-        self.ready.complete_all()
+        await self.ready.complete_all()
         if self.params["destroy"]:
             await rt.point("vmm", "ioctl")
             for mem in self.mems:

@@ -79,6 +79,16 @@ class Scenario:
     max_steps: int = 100_000
     #: PCT's expected number of choices per run (measured on the default parameters)
     pct_k: int = 50
+    #: the step limit for given parameters when it follows the scenario's work (pages,
+    #: accesses, events); ``None``: ``max_steps`` whatever the parameters
+    step_limit: Callable[[dict[str, ParamValue]], int] | None = None
+
+    def steps_for(self, params: Mapping[str, ParamValue]) -> int:
+        """The step limit of a run with ``params`` (a run beyond it is a suspected livelock)."""
+        if self.step_limit is None:
+            return self.max_steps
+        return max(self.max_steps, self.step_limit(dict(params)))
+
     #: Checks the parameters together (one parameter's range against another's); raises
     #: :class:`UsageError`.
     check_params: Callable[[dict[str, ParamValue]], None] | None = None

@@ -36,16 +36,23 @@ dependency relation of :mod:`concsim.strategies._steps` (same object, not both r
   start with its step again until something dependent on it ran.  A run in which every
   runnable task is asleep is cut short ("pruned"): it is equivalent to one already run.
 
-Environment choices are branched exhaustively (all outcomes, no reduction), and a step that
-makes one is dependent on every other step.
+* a failure ends the run: every task that was still runnable then has a next step that
+  never ran, and a different order might have let it fail first (or fail otherwise).  Each
+  such pending step is treated as conflicting with everything, so the races between it and
+  the steps before the failure are reversed too, and the set of failures found with
+  reduction is the set found without.
 
-With a preemption bound, POR and bounding interact: reversing a race may need one more
-preemption than the bound allows, although an equivalent schedule within the bound exists.
-Following Coons, Musuvathi and McKinley ("Bounded partial-order reduction", OOPSLA 2013),
-the backtrack point is then also added where the racing task's current run of steps began
-(switching there costs no extra preemption).  ``complete`` under a bound means the reduced
-bounded tree was exhausted; the unbounded search is exact (every Mazurkiewicz trace of the
-dependency relation is run).
+Environment choices (``rt.choose``) are branched exhaustively at every place they occur
+(all outcomes, no reduction); a step's footprint is what it accessed, and the sleep sets
+use the union of its footprints over every outcome explored.
+
+With a preemption bound the search does not reduce: reversing a race may need a preemption
+the bound forbids, and neither source-DPOR's backtrack points (nor Coons, Musuvathi and
+McKinley's conservative ones, "Bounded partial-order reduction", OOPSLA 2013) nor sleep
+sets then guarantee that an equivalent schedule within the bound is run; the differential
+test of generated programs found such misses.  So ``complete`` means: every schedule with
+at most ``K`` preemptions was run (bounded), or one schedule of every Mazurkiewicz trace of
+the dependency relation (unbounded, with reduction), or every schedule (unbounded, without).
 """
 
 from __future__ import annotations
@@ -91,11 +98,26 @@ class Node:
     backtrack: list[int]
     #: TASK: explored task id -> accesses of its step.  ENV: explored outcomes as keys.
     done: dict[int, tuple[Access, ...]] = field(default_factory=dict)
-    #: accesses of the step taken with ``chosen`` (TASK).
-    step_access: tuple[Access, ...] = ALL
+    #: accesses of the step taken with ``chosen`` (TASK): the union over every run that
+    #: took it (they differ when the step makes environment choices), None before the first.
+    step_access: tuple[Access, ...] | None = None
 
     def cost(self, option: int) -> int:
         return 0 if self.kind == ENV or self.free or option == 0 else 1
+
+
+def union(a: tuple[Access, ...] | None, b: tuple[Access, ...]) -> tuple[Access, ...]:
+    """The footprint of a step that did ``a`` in some runs and ``b`` in others."""
+    if a is None or a == b:
+        return b
+    if a is ALL or b is ALL:
+        return ALL
+    acc: dict[str, tuple[str, bool]] = {obj: (op, read) for obj, op, read in a}
+    for obj, op, read in b:
+        old = acc.get(obj)
+        if old is None or (old[1] and not read):
+            acc[obj] = (op, read)
+    return tuple((obj, op, read) for obj, (op, read) in acc.items())
 
 
 class DfsSearch:
@@ -104,8 +126,15 @@ class DfsSearch:
     def __init__(self, *, reduction: bool = True, preemption_bound: int | None = None) -> None:
         if preemption_bound is not None and preemption_bound < 0:
             raise ValueError("the preemption bound must be >= 0")
-        self.reduction = reduction
+        # Reduction only without a bound: with one, the schedule that reverses a race may
+        # need a preemption the bound forbids, and neither source-DPOR's backtrack points
+        # (even with BPOR's conservative ones) nor sleep sets then guarantee that an
+        # equivalent schedule within the bound is run; differential testing of generated
+        # programs found such misses.  So a bounded search explores every option within
+        # the bound, and its "complete" means exactly that.
+        self.reduction = reduction and preemption_bound is None
         self.bound = preemption_bound
+        self.sleep_sets = self.reduction
         self.stack: list[Node] = []
         self.executions = 0
         self.pruned = 0
@@ -114,22 +143,50 @@ class DfsSearch:
     def new_run(self) -> DfsRun:
         return DfsRun(self, len(self.stack))
 
+    def open_points(self) -> int:
+        """Backtrack options still to explore on the current path: the size of what is
+        left of the tree when a budget stops the search (0 once it is complete).  Each one
+        is the root of a subtree not yet run, so this is a lower bound on the runs left."""
+        n = 0
+        for node in self.stack:
+            for opt in node.backtrack:
+                if opt == node.chosen:
+                    continue
+                if node.kind == TASK:
+                    tid = node.ids[opt]
+                    if tid in node.done or tid in node.sleep:
+                        continue
+                elif opt in node.done:
+                    continue
+                n += 1
+        return n
+
     def allowed(self, node: Node, option: int) -> bool:
         return self.bound is None or node.preemptions + node.cost(option) <= self.bound
 
     # ------------------------------------------------------------------ after a run
 
-    def finish_run(self, steps: list[StepRecord], *, pruned: bool) -> bool:
-        """Account for a finished run; move to the next path.  False when exhausted."""
+    def finish_run(
+        self, steps: list[StepRecord], *, pruned: bool, unfinished: tuple[int, ...] = ()
+    ) -> bool:
+        """Account for a finished run; move to the next path.  False when exhausted.
+
+        ``unfinished``: the tasks still runnable when a failure stopped the run.  Each one's
+        next step is added as a step that conflicts with everything, so the races between
+        the failing step (and its concurrent steps) and what those tasks would have done
+        next are reversed too: otherwise a failure that one interleaving reaches first
+        could hide another failure that a task it cut short reaches in an equivalent one.
+        """
         self.executions += 1
         if pruned:
             self.pruned += 1
         stack = self.stack
         for rec in steps:
             if 0 <= rec.choice < len(stack):
-                stack[rec.choice].step_access = rec.accesses
+                node = stack[rec.choice]
+                node.step_access = union(node.step_access, rec.accesses)
         if self.reduction:
-            self._add_backtracks(steps)
+            self._add_backtracks(steps, () if pruned else unfinished)
         return self._advance()
 
     def _advance(self) -> bool:
@@ -137,29 +194,44 @@ class DfsSearch:
         while stack:
             node = stack[-1]
             if node.kind == TASK:
-                node.done[node.ids[node.chosen]] = node.step_access
+                node.done[node.ids[node.chosen]] = (
+                    ALL if node.step_access is None else node.step_access
+                )
             else:
                 node.done[node.chosen] = ALL
             for opt in node.backtrack:
-                key = node.ids[opt] if node.kind == TASK else opt
-                if key in node.done or key in node.sleep:
-                    continue
+                if node.kind == TASK:
+                    tid = node.ids[opt]
+                    if tid in node.done or tid in node.sleep:
+                        continue
+                elif opt in node.done:
+                    continue  # (an outcome is never asleep: the sleep set holds task ids)
                 node.chosen = opt
-                node.step_access = ALL
+                node.step_access = None
                 return True
             stack.pop()
         self.complete = True
         return False
 
-    def _add_backtracks(self, steps: list[StepRecord]) -> None:
-        """Source-DPOR: for every race of the run, make sure it is reversed somewhere."""
+    def _add_backtracks(self, steps: list[StepRecord], pending: tuple[int, ...] = ()) -> None:
+        """Source-DPOR: for every race of the run, make sure it is reversed somewhere.
+
+        ``pending``: tasks whose next step a failure cut off; each is examined as a step
+        after the last one that conflicts with everything (one at a time: they are not
+        steps of the run, so they do not order each other).
+        """
         m = len(steps)
-        hb = [0] * m  # hb[j]: bit i set iff step i happens before step j
-        for j in range(m):
-            sj = steps[j]
+        hb = [0] * (m + 1)  # hb[j]: bit i set iff step i happens before step j
+        for j in range(m + len(pending)):
+            if j < m:
+                sj = steps[j]
+                seq = steps
+            else:
+                sj = StepRecord(m, pending[j - m], ALL, -1)
+                seq = [*steps, sj]
             direct = 0
             racing: list[int] = []
-            for i in range(j):
+            for i in range(min(j, m)):
                 si = steps[i]
                 if si.tid == sj.tid:
                     direct |= 1 << i
@@ -172,10 +244,10 @@ class DfsSearch:
                 low = bits & -bits
                 covered |= hb[low.bit_length() - 1]
                 bits ^= low
-            hb[j] = direct | covered
+            hb[min(j, m)] = direct | covered
             for i in racing:
                 if not (covered >> i) & 1:
-                    self._reverse(steps, hb, i, j)
+                    self._reverse(seq, hb, i, min(j, m))
 
     def _reverse(self, steps: list[StepRecord], hb: list[int], i: int, j: int) -> None:
         c = steps[i].choice
@@ -202,25 +274,7 @@ class DfsSearch:
         enabled = [t for t in order if t in ids]
         if not enabled:
             return  # not reversible: the later steps' tasks were blocked here
-        for tid in enabled:
-            opt = ids.index(tid)
-            if self.allowed(node, opt):
-                node.backtrack.append(opt)
-                return
-        # Over the bound here: add it where the racing task's run began (BPOR).
-        self._conservative(c, steps[i].tid, enabled[0])
-
-    def _conservative(self, c: int, p: int, q: int) -> None:
-        stack = self.stack
-        while c >= 0:
-            node = stack[c]
-            if node.kind == TASK and (node.free or node.chosen != 0):
-                if node.ids[node.chosen] == p and q in node.ids:
-                    opt = node.ids.index(q)
-                    if opt not in node.backtrack and self.allowed(node, opt):
-                        node.backtrack.append(opt)
-                return
-            c -= 1
+        node.backtrack.append(ids.index(enabled[0]))
 
 
 class DfsRun(StepObserver):
@@ -254,13 +308,12 @@ class DfsRun(StepObserver):
         if i == self.prefix_len - 1:
             self.tracking = True
             self.sleep = dict(node.sleep)
-            if kind == TASK and self.search.reduction:
+            if kind == TASK and self.search.sleep_sets:
                 self.sleep.update(node.done)
         return node
 
     def pick_task(self, rt: Runtime, n: int) -> int:
         self.sync()
-        self.note_choice(rt)
         i = len(rt.choices)
         if i < self.prefix_len:
             return self._replayed(i, TASK, n).chosen
@@ -268,7 +321,7 @@ class DfsRun(StepObserver):
         free = cur is None or cur.state != RUNNABLE
         ids = tuple(t.id for t in rt.candidates())
         search = self.search
-        sleep = dict(self.sleep) if search.reduction else {}
+        sleep = dict(self.sleep) if search.sleep_sets else {}
         node = Node(TASK, n, ids, free, self.preemptions, sleep, -1, [])
         options = [o for o in range(n) if ids[o] not in sleep and search.allowed(node, o)]
         if not options:

@@ -19,6 +19,16 @@ with a single candidate orders nothing), so ``k`` is the number of task choices 
 and the change points are numbered by the choices seen.  The explorer estimates ``k`` from
 the runs it has made.  Environment choices are drawn from the same generator, the
 non-ordinary outcomes each with probability ``env_p`` as in the random walk.
+
+Fairness.  PCT is unfair on purpose: the highest-priority task runs until it blocks.  A
+task that spins waiting for another (a correct busy-wait, a retry loop waiting for an
+invalidation to end) never blocks, so PCT would starve the task it waits for and the run
+would end as a "suspected livelock".  As Coyote and shuttle do, after a bounded number of
+choices without progress for the others (``fair_after`` consecutive choices that ran the
+same task while another could have run; by default ``10 * k``, past every change point a
+depth-``d`` bug of ``k`` points needs) the rest of the run is scheduled by a fair policy, a
+seeded uniform random walk.  A spin-wait that would finish then finishes; a task that
+retries forever while the others are done or blocked still reaches the step limit.
 """
 
 from __future__ import annotations
@@ -45,7 +55,13 @@ class PCT:
     name = "pct"
 
     def __init__(
-        self, seed: int, *, depth: int = DEFAULT_DEPTH, k: int = 50, env_p: float = 0.1
+        self,
+        seed: int,
+        *,
+        depth: int = DEFAULT_DEPTH,
+        k: int = 50,
+        env_p: float = 0.1,
+        fair_after: int | None = None,
     ) -> None:
         if not 1 <= depth <= MAX_DEPTH:
             raise ValueError(f"PCT depth must be between 1 and {MAX_DEPTH}")
@@ -62,6 +78,13 @@ class PCT:
         self.change_points: dict[int, int] = {c: i + 1 for i, c in enumerate(points)}
         self._priority: list[int] = []
         self._choices = 0
+        self.fair_after = fair_after if fair_after is not None else 10 * k
+        if self.fair_after < 1:
+            raise ValueError("PCT's fair_after must be at least 1")
+        #: the choice at which the run turned fair (0: it did not)
+        self.fair_from = 0
+        self._streak = 0
+        self._last = -1
 
     def _init_priorities(self, ntasks: int) -> None:
         prio = list(range(self.depth, self.depth + ntasks))
@@ -72,6 +95,8 @@ class PCT:
         if len(self._priority) < len(rt.tasks):
             self._init_priorities(len(rt.tasks))
         self._choices += 1
+        if self.fair_from:
+            return int(self._rng.random() * n)
         drop = self.change_points.get(self._choices)
         cur = rt.current
         if drop is not None and cur is not None:
@@ -79,10 +104,17 @@ class PCT:
         prio = self._priority
         best = 0
         best_p = -1
+        best_id = -1
         for i, t in enumerate(rt.candidates()):
             p = prio[t.id]
             if p > best_p:
-                best, best_p = i, p
+                best, best_p, best_id = i, p, t.id
+        # Choices that ran the same task while others waited: no progress for them.
+        self._streak = self._streak + 1 if best_id == self._last else 1
+        self._last = best_id
+        if self._streak > self.fair_after:
+            self.fair_from = self._choices
+            return int(self._rng.random() * n)
         return best
 
     def pick_env(self, rt: Runtime, label: str, n: int) -> int:

@@ -94,5 +94,7 @@ class DfsPlanner:
 
     def finished(self, plan: RunPlan, steps: list[StepRecord], *, pruned: bool) -> None:
         self.executions += 1
-        if not self.search.finish_run(steps, pruned=pruned):
+        obs = plan.observer
+        unfinished = obs.unfinished() if obs is not None and not pruned else ()
+        if not self.search.finish_run(steps, pruned=pruned, unfinished=unfinished):
             self.complete = True

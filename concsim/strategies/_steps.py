@@ -1,29 +1,29 @@
-"""What each step of a run touched: the input of partial-order reduction and of coverage.
+"""What each step of a run touched (its footprint): the input of partial-order reduction.
 
-A *step* is one resumption of one task (see the engine's module doc).  What it touches is
+A *step* is one resumption of one task (see the engine's module doc).  Its footprint is
 
 * the operation the task announced at the scheduling point it resumes from
-  (``op`` on ``obj``, a read when the point said ``read=True``): the model places a point
-  before every operation on shared state, so this is the step's main access;
-* every event the step recorded in the trace (``mutex_unlock`` of a lock, ``up_write``,
-  ``wake_up_all``): the kernel primitives release locks and wake waiters *inside* a step
-  without a scheduling point, and those are accesses too (an unlock enables the tasks
-  blocked on the lock).  Events count as writes;
-* a step that made an environment choice (``rt.choose``) is treated as touching
-  everything (:data:`ALL`): its effect depends on an outcome the search branches on, so it
-  is never reordered with anything (conservative, and rare: hypercalls, allocations).
+  (``op`` on ``obj``, a read when the point said ``read=True``; a blocked task announces
+  ``wake`` on what it waits for, so the step that wakes it conflicts with it);
+* every access the step reported with :meth:`Runtime.access
+  <concsim.engine.Runtime.access>` while it ran: the kernel model reports each shared
+  object it reads or writes (locks and their releases, wait queues, the page table, the
+  VMAs, the page allocator's refcounts, the SLAT, the notifier's sequence numbers, the
+  driver's ``mreg_pfns``, refcounts and region list), and so do the oracles and assertion
+  points for what they read inside the step.  A step hook (an audit every N steps) runs
+  right after a step, so what it reads counts for that step;
+* an environment choice (``rt.choose``) inside a step is no access of its own: the search
+  branches on every outcome wherever the step runs, so the step is like a task that took
+  a different local path; DFS's sleep sets use the union of the footprints the step had
+  over all its outcomes (:func:`concsim.strategies._dfs.union`).
 
-The first step of a task (announced as ``start`` on ``""``) touches nothing but its events.
+Nothing here reads the trace: the engine tells the observer where each step begins
+(:class:`concsim.engine.StepListener`), so the footprints are the same whether a trace is
+recorded or not.  What the final hooks read after the last step is not recorded: the final
+state is the same for every order of the same dependent pairs, since every write is.
 
 Two steps are *dependent* iff they belong to the same task, or they touch a common object
-and not both only read it.  Enabling is covered by the same rule: a task blocked on a
-lock announces ``wake`` on the lock's name, and the step that releases it records an event
-on that name.
-
-The observer gets the information without touching the engine's hot path: a step hook
-(``Runtime.add_step_hook``) notes each task's next announcement right after its step, and
-the trace (recorded with ``trace=True``) supplies the task and the events of every step,
-including a task's last step (which runs no hook) and a failing one.
+and not both only read it.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from concsim.engine import Runtime
+    from concsim.engine import Runtime, Task
 
 #: An access: (object, op, read).  ``ALL`` touches everything.
 Access = tuple[str, str, bool]
@@ -55,6 +55,8 @@ def dependent(a: tuple[Access, ...], b: tuple[Access, ...]) -> bool:
     """Do two steps of different tasks conflict (same object, not both reads)?"""
     if a is ALL or b is ALL:
         return True
+    if len(a) > len(b):
+        a, b = b, a
     for obj, _op, read in a:
         for obj2, _op2, read2 in b:
             if obj == obj2 and not (read and read2):
@@ -63,93 +65,82 @@ def dependent(a: tuple[Access, ...], b: tuple[Access, ...]) -> bool:
 
 
 class StepObserver:
-    """Rebuilds the list of :class:`StepRecord` of one run while it runs.
+    """Records the :class:`StepRecord` of every step of one run while it runs.
 
-    Attach with :meth:`attach` before ``rt.run()``; call :meth:`sync` whenever an
-    up-to-date list is needed (a strategy does it at every choice; the explorer after the
-    run).  ``on_step`` is called with each new record (sleep sets use it).
+    Attach with :meth:`attach` before ``rt.run()`` (it becomes ``rt.observer``); the
+    records are up to date at every choice (the step that is running is still open) and
+    :meth:`finish_steps` closes the last one after the run.  ``on_step`` is called with each
+    record as it closes (sleep sets use it).
     """
 
     def __init__(self) -> None:
         self.steps: list[StepRecord] = []
-        self._pending: dict[int, tuple[str, str, bool]] = {}
-        self._names: dict[str, int] = {}
-        self._cursor = 0  # next trace entry to read
-        self._open: tuple[int, int, str, str, list[Access], bool, int] | None = None
-        self._choice_at: dict[int, int] = {}  # step number -> index of the task choice
         self.rt: Runtime | None = None
+        # The open step: task id, choice index, accesses by object (obj -> (op, read)).
+        self._tid = -1
+        self._choice = -1
+        self._op = ""
+        self._acc: dict[str, tuple[str, bool]] | None = None
+        self._env = False
 
     def attach(self, rt: Runtime) -> None:
-        if not rt.tracing:
-            raise ValueError("the step observer needs a runtime recording its trace")
         self.rt = rt
-        for t in rt.tasks:
-            self._names[t.name] = t.id
-            self._pending[t.id] = (t.op, t.obj, t.read)
-        rt.add_step_hook(self._after_step)
+        rt.observer = self
 
-    def note_choice(self, rt: Runtime) -> None:
-        """Called by a strategy at a task choice: the next step follows choice #len."""
-        self._choice_at[rt.step + 1] = len(rt.choices)
+    # ------------------------------------------------------------------ StepListener
 
-    def _after_step(self, rt: Runtime) -> None:
-        self.sync()
-        t = rt.current
-        if t is not None:
-            self._pending[t.id] = (t.op, t.obj, t.read)
+    def begin_step(self, task: Task, choice: int) -> None:
+        if self._acc is not None:
+            self._close()
+        self._tid = task.id
+        self._choice = choice
+        self._op = task.op
+        self._env = False
+        self._acc = {} if task.obj == "" else {task.obj: (task.op, task.read)}
+
+    def touch(self, obj: str, write: bool) -> None:
+        acc = self._acc
+        if acc is None:
+            return  # the world is being built
+        rt = self.rt
+        if rt is not None and rt.current is None:
+            return  # the final hooks run (see the module doc)
+        old = acc.get(obj)
+        if old is None:
+            acc[obj] = (self._op, not write)
+        elif write and old[1]:
+            acc[obj] = (old[0], False)
+
+    def env(self, label: str, n: int) -> None:
+        if self._acc is not None:
+            self._env = True
+
+    # ------------------------------------------------------------------ records
 
     def sync(self) -> None:
-        """Read the trace entries written since the last call.
-
-        Call it only between steps (a step hook, a task choice, after the run): every step
-        up to ``rt.step`` is then complete.
-        """
-        rt = self.rt
-        if rt is None:
-            return
-        trace = rt.trace
-        n = len(trace)
-        i = self._cursor
-        while i < n:
-            step, name, op, obj, _values, _point, _read = trace[i]
-            i += 1
-            cur = self._open
-            if cur is None or step != cur[0]:
-                if cur is not None:
-                    self._close()
-                tid = self._names.get(name, -1)
-                if tid < 0:  # a task spawned while the run runs
-                    tid = next((t.id for t in rt.tasks if t.name == name), -1)
-                    if tid >= 0:
-                        self._names[name] = tid
-                if step == 0 or tid < 0:
-                    continue  # an event while the world was being built
-                pop, pobj, pread = self._pending.get(tid, ("start", "", False))
-                acc: list[Access] = [] if pobj == "" else [(pobj, pop, pread)]
-                self._open = (step, tid, pop, pobj, acc, False, self._choice_at.get(step, -1))
-                continue
-            if op == "choose":
-                self._open = (cur[0], cur[1], cur[2], cur[3], cur[4], True, cur[6])
-            elif op != "exit" and obj:
-                cur[4].append((obj, op, False))
-        self._cursor = n
-        if self._open is not None and self._open[0] <= rt.step:
+        """Close the step that just ran.  Call it only between steps (a strategy does at
+        every task choice, where the previous step is complete): its record is then in
+        :attr:`steps` and ``on_step`` has seen it."""
+        if self._acc is not None:
             self._close()
+
+    def unfinished(self) -> tuple[int, ...]:
+        """After a run that a failure stopped: the tasks that were still runnable."""
+        rt = self.rt
+        return rt.unfinished if rt is not None and rt.failure is not None else ()
 
     def finish_steps(self) -> list[StepRecord]:
         """After the run: close the last step and return every record."""
-        self.sync()
-        if self._open is not None:
+        if self._acc is not None:
             self._close()
         return self.steps
 
     def _close(self) -> None:
-        cur = self._open
-        assert cur is not None
-        self._open = None
-        _step, tid, _op, _obj, acc, env, choice = cur
-        accesses = ALL if env else tuple(acc)
-        rec = StepRecord(len(self.steps), tid, accesses, choice)
+        acc = self._acc
+        assert acc is not None
+        self._acc = None
+        accesses = tuple((o, op, r) for o, (op, r) in acc.items())
+        rec = StepRecord(len(self.steps), self._tid, accesses, self._choice)
         self.steps.append(rec)
         self.on_step(rec)
 

@@ -46,16 +46,16 @@ def _ab_then_ba(rt: Runtime) -> None:
     async def t1() -> None:
         await a.lock()
         await b.lock()
-        b.unlock()
-        a.unlock()
-        first_done.complete_all()
+        await b.unlock()
+        await a.unlock()
+        await first_done.complete_all()
 
     async def t2() -> None:
         await first_done.wait_for_completion()  # never concurrent: no real deadlock
         await b.lock()
         await a.lock()
-        a.unlock()
-        b.unlock()
+        await a.unlock()
+        await b.unlock()
 
     rt.spawn("t1", t1())
     rt.spawn("t2", t2())
@@ -82,9 +82,9 @@ def test_lock_instances_of_one_class_are_one_node() -> None:
         async def t1() -> None:
             await a0.lock()
             await b0.lock()
-            b0.unlock()
-            a0.unlock()
-            done.complete_all()
+            await b0.unlock()
+            await a0.unlock()
+            await done.complete_all()
 
         async def t2() -> None:
             await done.wait_for_completion()
@@ -112,14 +112,14 @@ def test_consistent_order_is_silent(seed: int) -> None:
                 await b.lock()
                 if take_c:
                     await c.lock()
-                    c.unlock()
-                b.unlock()
-                a.unlock()
+                    await c.unlock()
+                await b.unlock()
+                await a.unlock()
                 # B alone, then C under B: still consistent with A -> B -> C.
                 await b.lock()
                 await c.lock()
-                c.unlock()
-                b.unlock()
+                await c.unlock()
+                await b.unlock()
 
         rt.spawn("t1", t(True))
         rt.spawn("t2", t(False))
@@ -140,16 +140,16 @@ def test_trylock_adds_no_edge() -> None:
         async def t1() -> None:
             await a.lock()
             await b.lock()
-            b.unlock()
-            a.unlock()
-            done.complete_all()
+            await b.unlock()
+            await a.unlock()
+            await done.complete_all()
 
         async def t2() -> None:
             await done.wait_for_completion()
             await b.lock()
             assert await a.trylock()  # B -> A by trylock: cannot deadlock
-            a.unlock()
-            b.unlock()
+            await a.unlock()
+            await b.unlock()
 
         rt.spawn("t1", t1())
         rt.spawn("t2", t2())
@@ -177,27 +177,27 @@ def _notifier_world(rt: Runtime, second: str, *, blockable: bool = True) -> None
             await mreg_mutex.lock()
         elif not await mreg_mutex.trylock():
             return False
-        mreg_mutex.unlock()
+        await mreg_mutex.unlock()
         return True
 
     async def driver() -> None:
         await mmu_interval_notifier_insert(mni, mm, 100, 10, callback)
-        inserted.complete_all()
+        await inserted.complete_all()
         await done.wait_for_completion()
         if second == "read_begin_under_mutex":
             await mreg_mutex.lock()
             await mmu_interval_read_begin(mni)
-            mreg_mutex.unlock()
+            await mreg_mutex.unlock()
         elif second == "remove_under_mutex":
             await mreg_mutex.lock()
             await mmu_interval_notifier_remove(mni)
-            mreg_mutex.unlock()
+            await mreg_mutex.unlock()
         elif second == "read_begin_then_mutex":  # B3's order
             await mmu_interval_read_begin(mni)
             await mm.mmap_lock.down_read()
-            mm.mmap_lock.up_read()
+            await mm.mmap_lock.up_read()
             await mreg_mutex.lock()
-            mreg_mutex.unlock()
+            await mreg_mutex.unlock()
             await mmu_interval_notifier_remove(mni)
         else:  # pragma: no cover
             raise AssertionError(second)
@@ -207,7 +207,7 @@ def _notifier_world(rt: Runtime, second: str, *, blockable: bool = True) -> None
         r = MMUNotifierRange(mm, 100, 101, MMU_NOTIFY_CLEAR, blockable)
         if await mmu_notifier_invalidate_range_start(r) == 0:
             await mmu_notifier_invalidate_range_end(r)
-        done.complete_all()
+        await done.complete_all()
 
     rt.spawn("driver", driver())
     rt.spawn("inval", inval())
@@ -304,7 +304,7 @@ def _alloc_under_mreg_mutex(rt: Runtime, *, reclaim: bool) -> None:
 
     async def callback(m: MMUIntervalNotifier, r: MMUNotifierRange, cur_seq: int) -> bool:
         await mreg_mutex.lock()
-        mreg_mutex.unlock()
+        await mreg_mutex.unlock()
         return True
 
     async def driver() -> None:
@@ -314,7 +314,7 @@ def _alloc_under_mreg_mutex(rt: Runtime, *, reclaim: bool) -> None:
         await mmu_notifier_invalidate_range_end(r)
         await mreg_mutex.lock()
         assert await kalloc.gfp_kernel("hv_call_deposit_pages")
-        mreg_mutex.unlock()
+        await mreg_mutex.unlock()
 
     rt.spawn("driver", driver())
 

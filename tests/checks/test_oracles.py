@@ -130,7 +130,7 @@ def test_s1_installing_what_the_page_table_maps_is_silent() -> None:
         await w.hv.hv_call_map_ram_pfns(2, 3, RW, now)  # one multi-entry write
         assert r.mreg_pfns is not None
         r.mreg_pfns[2:5] = now.astype(np.uint64)
-        r.mreg_mutex.unlock()
+        await r.mreg_mutex.unlock()
 
     w, _, f = run_mshv(body)
     clean(f)
@@ -185,7 +185,7 @@ def test_s1_audit_is_silent_while_the_mutex_is_held_mid_update() -> None:
         w.mm.pte_state[U + 6] = PTE_NONE
         w.oracles.audit(final=False)
         w.mm.pte_state[U + 6] = PTE_PRESENT
-        r.mreg_mutex.unlock()
+        await r.mreg_mutex.unlock()
 
     clean(run_mshv(body)[2])
 
@@ -238,7 +238,7 @@ def test_s2_audit_ignores_a_stale_valid_slot_over_no_access() -> None:
     async def body(w: MshvWorld, r: MshvMemRegion) -> None:
         await r.mreg_mutex.lock()
         await w.hv.hv_call_map_ram_pfns(8, 1, HV_MAP_GPA_NO_ACCESS, None)
-        r.mreg_mutex.unlock()
+        await r.mreg_mutex.unlock()
         assert r.mreg_pfns is not None
         assert r.mreg_pfns[8] != MSHV_INVALID_PFN
 
@@ -264,7 +264,7 @@ def test_s3_the_same_write_under_the_mutex_is_silent(count: int) -> None:
         await w.hv.hv_call_map_ram_pfns(0, count, HV_MAP_GPA_NO_ACCESS, None)
         assert r.mreg_pfns is not None
         r.mreg_pfns[0:count] = MSHV_INVALID_PFN
-        r.mreg_mutex.unlock()
+        await r.mreg_mutex.unlock()
 
     clean(run_mshv(body)[2])
 
@@ -279,14 +279,14 @@ def test_s3_the_mutex_held_by_another_task_does_not_count(count: int, seed: int)
 
     async def vmm() -> None:
         assert await w.driver.mshv_map_user_memory(w.partition, w.mems[0]) == 0
-        created.complete_all()
+        await created.complete_all()
         await held.wait_for_completion()
         await w.hv.hv_call_map_ram_pfns(0, count, HV_MAP_GPA_NO_ACCESS, None)
 
     async def holder() -> None:
         await created.wait_for_completion()
         await w.partition.pt_mem_regions[0].mreg_mutex.lock()
-        held.complete_all()
+        await held.complete_all()
 
     rt.spawn("vmm", vmm())
     rt.spawn("holder", holder())
@@ -385,7 +385,7 @@ def test_s7_zero_page_mapped_read_only_is_silent_and_guest_reads_it() -> None:
         await w.hv.hv_call_map_ram_pfns(1, 1, RO, pfns(ZERO_PFN))
         assert r.mreg_pfns is not None
         r.mreg_pfns[1] = np.uint64(ZERO_PFN)  # S2: the slot mirrors the SLAT
-        r.mreg_mutex.unlock()
+        await r.mreg_mutex.unlock()
         w.oracles.guest_access(1, HV_INTERCEPT_ACCESS_READ)
 
     clean(run_mshv(body, variant=V3, zero_pages=1)[2])
@@ -395,7 +395,7 @@ def test_s7_guest_write_to_the_zero_page() -> None:
     async def body(w: MshvWorld, r: MshvMemRegion) -> None:
         await r.mreg_mutex.lock()
         await w.hv.hv_call_map_ram_pfns(1, 1, RO, pfns(ZERO_PFN))
-        r.mreg_mutex.unlock()
+        await r.mreg_mutex.unlock()
         w.oracles.guest_access(1, HV_INTERCEPT_ACCESS_WRITE)
 
     _, _, f = run_mshv(body, variant=V3, zero_pages=1)
@@ -444,7 +444,7 @@ def test_s7_read_only_mapping_over_a_read_only_pte_is_silent() -> None:
         await w.hv.hv_call_map_ram_pfns(2, 1, RO, pfns(p))
         assert r.mreg_pfns is not None
         r.mreg_pfns[2] = np.uint64(p)  # S2: the slot mirrors the SLAT
-        r.mreg_mutex.unlock()
+        await r.mreg_mutex.unlock()
         w.oracles.guest_access(2, HV_INTERCEPT_ACCESS_READ)
 
     clean(run_mshv(body)[2])
@@ -455,7 +455,7 @@ def test_s7_guest_write_to_a_read_only_page() -> None:
         p = await _write_protect(w, 2)
         await r.mreg_mutex.lock()
         await w.hv.hv_call_map_ram_pfns(2, 1, RO, pfns(p))
-        r.mreg_mutex.unlock()
+        await r.mreg_mutex.unlock()
         w.oracles.guest_access(2, HV_INTERCEPT_ACCESS_WRITE)
 
     _, _, f = run_mshv(body)
@@ -557,6 +557,6 @@ def test_l4_mutex_leaked_at_the_final_audit() -> None:
 def test_l4_mutex_released_is_silent() -> None:
     async def body(w: MshvWorld, r: MshvMemRegion) -> None:
         await r.mreg_mutex.lock()
-        r.mreg_mutex.unlock()
+        await r.mreg_mutex.unlock()
 
     clean(run_mshv(body)[2])

@@ -104,7 +104,7 @@ def test_pin_waits_out_a_migration_and_pins_the_new_page() -> None:
     async def finish_migration() -> None:
         new = t.pages.alloc_page()
         t.mm.set_ptes(np.array([t.base]), PTE_PRESENT, new, True)
-        t.mm.migration_wq.wake_up_all()
+        await t.mm.migration_wq.wake_up_all()
         t.out["new"] = new
 
     rt.spawn("pin", pin())

@@ -100,7 +100,7 @@ def test_compare_with_pct_and_a_user_variant(tmp_path: Path) -> None:
         class NoReadRetry(AfterPatch):
             mshv_region_hmm_fault_and_lock = patched(
                 MshvDriverBase.mshv_region_hmm_fault_and_lock,
-                ("if mmu_interval_read_retry(mni, seq):  # B3.7", "if False:"),
+                ("if await mmu_interval_read_retry(mni, seq):  # B3.7", "if False:"),
             )
         """
         )
@@ -175,7 +175,7 @@ def test_the_readme_variant_is_caught_and_its_plot_is_there(tmp_path: Path) -> N
     assert code is not None
     (tmp_path / "no_read_retry.py").write_text(code.group(1))
     res = concsim.run(
-        "default", variant=f"{tmp_path / 'no_read_retry.py'}:NoReadRetry", seed=8, trace=False
+        "default", variant=f"{tmp_path / 'no_read_retry.py'}:NoReadRetry", seed=16, trace=False
     )
     assert res.failure is not None
     assert res.failure.invariant == "S1"

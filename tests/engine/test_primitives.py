@@ -32,7 +32,7 @@ def _mutex_exclusion(rt: Runtime) -> None:
             rt.check(inside[0] == 1, "two tasks inside the mutex")
             await rt.point("work", "shared")
             inside[0] -= 1
-            m.unlock()
+            await m.unlock()
 
     for i in range(3):
         rt.spawn(f"t{i}", t())
@@ -68,11 +68,11 @@ def test_mutex_unlock_by_non_owner() -> None:
             await m.lock()
             await rt.point("work", "x")
             await rt.point("work", "x")
-            m.unlock()
+            await m.unlock()
 
         async def thief() -> None:
             await rt.point("work", "x")
-            m.unlock()
+            await m.unlock()
 
         rt.spawn("owner", owner())
         rt.spawn("thief", thief())
@@ -108,7 +108,7 @@ def test_mutex_uninitialised_then_initialised() -> None:
                 if init:
                     await m.mutex_init()
                 await m.lock()
-                m.unlock()
+                await m.unlock()
 
             rt.spawn("t", t())
 
@@ -130,13 +130,13 @@ def test_mutex_trylock_never_blocks() -> None:
         async def holder() -> None:
             await m.lock()
             await rt.point("work", "x")
-            m.unlock()
+            await m.unlock()
 
         async def trier() -> None:
             ok = await m.trylock()
             results.append(ok)
             if ok:
-                m.unlock()
+                await m.unlock()
 
         rt.spawn("holder", holder())
         rt.spawn("trier", trier())
@@ -154,8 +154,8 @@ def test_abba_deadlock_names_tasks_and_locks() -> None:
         async def w(x: Mutex, y: Mutex) -> None:
             await x.lock()
             await y.lock()
-            y.unlock()
-            x.unlock()
+            await y.unlock()
+            await x.unlock()
 
         rt.spawn("t1", w(a, b))
         rt.spawn("t2", w(b, a))
@@ -224,7 +224,7 @@ def test_spinlock_exclusion_and_no_false_alarm() -> None:
             rt.check(inside[0] == 1, "two inside spinlock")
             await rt.point("work", "x")
             inside[0] -= 1
-            s.unlock()
+            await s.unlock()
             await cond_resched(rt)
 
         for i in range(3):
@@ -254,7 +254,7 @@ def test_trylock_is_allowed_in_non_blockable_context() -> None:
         async def t() -> None:
             with nonblock_context(rt):
                 if await m.trylock():
-                    m.unlock()
+                    await m.unlock()
 
         rt.spawn("oom_reaper", t())
 
@@ -278,7 +278,7 @@ def test_rwsem_readers_share_writers_exclude() -> None:
             concurrent_readers.append(state["readers"])
             await rt.point("read", "pt", read=True)
             state["readers"] -= 1
-            sem.up_read()
+            await sem.up_read()
 
         async def writer() -> None:
             await sem.down_write()
@@ -286,7 +286,7 @@ def test_rwsem_readers_share_writers_exclude() -> None:
             rt.check(state["readers"] == 0 and state["writer"] == 1, "writer not exclusive")
             await rt.point("write", "pt")
             state["writer"] -= 1
-            sem.up_write()
+            await sem.up_write()
 
         rt.spawn("r1", reader())
         rt.spawn("r2", reader())
@@ -305,12 +305,12 @@ def test_rwsem_recursive_read_with_waiting_writer_deadlocks() -> None:
             await rt.point("work", "x")
             await rt.point("work", "x")
             await sem.down_read()
-            sem.up_read()
-            sem.up_read()
+            await sem.up_read()
+            await sem.up_read()
 
         async def writer() -> None:
             await sem.down_write()
-            sem.up_write()
+            await sem.up_write()
 
         rt.spawn("reader", reader())
         rt.spawn("writer", writer())
@@ -325,7 +325,7 @@ def test_rwsem_unlock_without_holding() -> None:
         sem = RWSem(rt, "mmap_lock")
 
         async def t() -> None:
-            sem.up_read()
+            await sem.up_read()
 
         rt.spawn("t", t())
 
@@ -343,15 +343,15 @@ def test_rwsem_trylock_and_downgrade() -> None:
         async def writer() -> None:
             await sem.down_write()
             await rt.point("work", "x")
-            sem.downgrade_write()
+            await sem.downgrade_write()
             await rt.point("work", "x")
-            sem.up_read()
+            await sem.up_read()
 
         async def trier() -> None:
             ok = await sem.down_read_trylock()
             got.append(ok)
             if ok:
-                sem.up_read()
+                await sem.up_read()
 
         rt.spawn("w", writer())
         rt.spawn("t", trier())
@@ -376,7 +376,7 @@ def test_wait_event_wakes_when_condition_becomes_true() -> None:
         async def ender() -> None:
             await rt.point("seq_inc", "subs.seq")
             seq[0] += 1
-            wq.wake_up_all()
+            await wq.wake_up_all()
 
         rt.spawn("waiter", waiter())
         rt.spawn("ender", ender())
@@ -417,7 +417,7 @@ def test_completion() -> None:
         async def doer() -> None:
             await rt.point("work", "x")
             order.append("complete")
-            c.complete()
+            await c.complete()
 
         rt.spawn("waiter", waiter())
         rt.spawn("doer", doer())

@@ -252,3 +252,59 @@ def test_hypothesis_round_trip() -> None:
         assert decode_schedule(encode_schedule(xs)) == xs
 
     prop()
+
+
+def test_a_running_task_spawns_and_joins() -> None:
+    order: list[str] = []
+
+    def build(rt: Runtime) -> None:
+        async def child() -> None:
+            await rt.point("work", "c")
+            order.append("child")
+
+        async def parent() -> None:
+            t = rt.spawn("child", child())
+            await rt.join(t)
+            order.append("parent")
+            await rt.join(t)  # joining a finished task returns at once
+
+        rt.spawn("parent", parent())
+
+    for seed in range(10):
+        order.clear()
+        res, _ = run_world(build, seed=seed)
+        assert res.failure is None
+        assert order == ["child", "parent"]
+
+
+def test_join_of_a_task_that_never_exits_is_a_deadlock() -> None:
+    def build(rt: Runtime) -> None:
+        from concsim.kernel import WaitQueue
+
+        wq = WaitQueue(rt, "never")
+
+        async def stuck() -> None:
+            await wq.wait_event(lambda: False)
+
+        async def parent() -> None:
+            await rt.join(rt.spawn("stuck", stuck()))
+
+        rt.spawn("parent", parent())
+
+    res, _ = run_world(build, seed=0)
+    assert res.failure is not None
+    assert res.failure.kind == "deadlock"
+    assert "stuck" in res.failure.message
+
+
+def test_spawn_after_the_run_is_refused() -> None:
+    rt = Runtime(Replay([], strict=False))
+
+    async def t() -> None:
+        await rt.point("x", "y")
+
+    rt.spawn("t", t())
+    rt.run()
+    coro = t()
+    with pytest.raises(Exception, match="single-use"):
+        rt.spawn("u", coro)

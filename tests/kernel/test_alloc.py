@@ -74,7 +74,7 @@ class KmallocCollectAndMap(AfterPatch):
         self.mshv_region_collect_pfns(region, off, count, pfns, do_fault)
         ret = await self.mshv_region_remap_pfns(region, region.hv_map_flags, off, count)
         self._installed(region, off, count, ret)
-        region.mreg_mutex.unlock()
+        await region.mreg_mutex.unlock()
         return ret
 
 

@@ -81,7 +81,7 @@ async def fault(
         await w.mm.mmap_lock.down_read()
     ret = await hmm_range_fault(w.mm, HMMRange(mni, s, start, end, out, np.uint64(flags)))
     if lock:
-        w.mm.mmap_lock.up_read()
+        await w.mm.mmap_lock.up_read()
     return ret, out
 
 
@@ -140,7 +140,7 @@ def test_with_mmap_lock_held_for_write_it_is_fine() -> None:
             await w.mm.mmap_lock.down_write()
             out = np.zeros(1, dtype=np.uint64)
             w.out["ret"] = await hmm_range_fault(w.mm, HMMRange(mni, s, BASE, BASE + 1, out))
-            w.mm.mmap_lock.up_write()
+            await w.mm.mmap_lock.up_write()
 
         rt.spawn("t", t())
         return w
@@ -312,7 +312,7 @@ def test_migration_entry_with_fault_waits_until_the_pte_changes_then_restarts(se
             w.log.append(("remove_migration_ptes",))
             # remove_migration_ptes: the new page in place (no invalidation needed).
             w.mm.set_ptes(np.array([BASE + 1]), PTE_PRESENT, new, True)
-            w.mm.migration_wq.wake_up_all()
+            await w.mm.migration_wq.wake_up_all()
 
         waiter = rt.spawn("hmm", hmm())
         rt.spawn("migration", migration_done())

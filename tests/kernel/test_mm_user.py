@@ -188,14 +188,14 @@ def test_device_exclusive_entries_are_restored_by_a_cpu_fault_and_freed_by_a_zap
         await w.insert("mirror", BASE, 4)
         await mm.mmap_lock.down_read()
         pfn = await make_device_exclusive(mm, BASE)  # faults the page in for write first
-        mm.mmap_lock.up_read()
+        await mm.mmap_lock.up_read()
         w.out["exclusive"] = int(mm.pte_state[BASE]) == PTE_DEVICE_EXCLUSIVE
         folio_unlock(mm, pfn)
         w.out["load"] = await cpu_access(mm, BASE, write=False)
         w.out["restored"] = (int(mm.pte_state[BASE]), int(mm.pte_pfn[BASE])) == (PTE_PRESENT, pfn)
         await mm.mmap_lock.down_read()
         pfn2 = await make_device_exclusive(mm, BASE + 1)
-        mm.mmap_lock.up_read()
+        await mm.mmap_lock.up_read()
         folio_unlock(mm, pfn2)
         await ev.munmap(mm, BASE + 1, 1)
         w.out["freed"] = (int(mm.pte_state[BASE + 1]), int(w.pages.refcount[pfn2]))

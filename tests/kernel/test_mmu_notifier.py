@@ -239,7 +239,7 @@ def test_read_begin_waits_when_our_callback_ran_and_returns_when_the_round_ends(
             mnis["a"] = await w.insert("a", 100, 10)
             r = rng(w, 100, 110)
             await mmu_notifier_invalidate_range_start(r)  # our callback sets seq 3
-            ran.complete_all()
+            await ran.complete_all()
             await until(rt, blocked_or_done(reader))
             log.append(("end", w.subs.invalidate_seq))
             await mmu_notifier_invalidate_range_end(r)
@@ -286,10 +286,10 @@ def test_read_begin_does_not_wait_when_the_round_has_not_reached_our_callback(
             await started.wait_for_completion()
             s = await mmu_interval_read_begin(mnis["b"])
             o["read_begin"] = (s, w.subs.invalidate_seq, [e[1] for e in w.log if e[0] == "cb"])
-            o["retry_now"] = mmu_interval_read_retry(mnis["b"], s)
-            gate.complete_all()
+            o["retry_now"] = await mmu_interval_read_retry(mnis["b"], s)
+            await gate.complete_all()
             await until(rt, lambda: ("range_start_returned",) in w.log)
-            o["retry_later"] = mmu_interval_read_retry(mnis["b"], s)
+            o["retry_later"] = await mmu_interval_read_retry(mnis["b"], s)
             o["check_retry_later"] = await mmu_interval_check_retry(mnis["b"], s)
 
         rt.spawn("inval", inval())
@@ -331,11 +331,14 @@ def test_read_retry_check_retry_and_set_seq_compare_mni_seq() -> None:
         async def t() -> None:
             a = await w.insert("a", 100, 10)
             s = await mmu_interval_read_begin(a)
-            o["same"] = (mmu_interval_read_retry(a, s), await mmu_interval_check_retry(a, s))
-            mmu_interval_set_seq(a, 7)
+            o["same"] = (await mmu_interval_read_retry(a, s), await mmu_interval_check_retry(a, s))
+            await mmu_interval_set_seq(a, 7)
             o["set"] = a.invalidate_seq
-            o["changed"] = (mmu_interval_read_retry(a, s), await mmu_interval_check_retry(a, s))
-            o["new"] = (mmu_interval_read_retry(a, 7), await mmu_interval_check_retry(a, 7))
+            o["changed"] = (
+                await mmu_interval_read_retry(a, s),
+                await mmu_interval_check_retry(a, s),
+            )
+            o["new"] = (await mmu_interval_read_retry(a, 7), await mmu_interval_check_retry(a, 7))
 
         rt.spawn("t", t())
         return w
@@ -350,9 +353,10 @@ def test_read_retry_check_retry_and_set_seq_compare_mni_seq() -> None:
     }
 
 
-def test_check_retry_is_a_scheduling_point_read_retry_is_not() -> None:
-    """check_retry is lockless (READ_ONCE inside hmm_range_fault): another task may run
-    before it reads; read_retry runs under the driver lock and reads at once."""
+def test_check_retry_and_read_retry_are_scheduling_points() -> None:
+    """check_retry is lockless (READ_ONCE inside hmm_range_fault) and read_retry runs
+    under the driver lock: both read a sequence number another CPU writes, so another task
+    may run right before either (issue 11: every operation another task can observe)."""
 
     def build(rt: Runtime) -> Tiny:
         w = Tiny(rt)
@@ -360,18 +364,16 @@ def test_check_retry_is_a_scheduling_point_read_retry_is_not() -> None:
         async def t() -> None:
             a = await w.insert("a", 100, 10)
             before = len(rt.trace)
-            mmu_interval_read_retry(a, 1)
-            w.out["read_retry_points"] = len(rt.trace) - before
+            await mmu_interval_read_retry(a, 1)
             await mmu_interval_check_retry(a, 1)
-            w.out["check_retry_ops"] = [e[2] for e in rt.trace[before:]]
+            w.out["ops"] = [e[2] for e in rt.trace[before:]]
 
         rt.spawn("t", t())
         return w
 
     w, _, f = run_tiny(build)
     clean(f)
-    assert w.out["read_retry_points"] == 0
-    assert "mmu_interval_check_retry" in w.out["check_retry_ops"]
+    assert w.out["ops"][:2] == ["mmu_interval_read_retry", "mmu_interval_check_retry"]
 
 
 # ---------------------------------------------------------------- remove
@@ -411,7 +413,7 @@ def test_remove_during_a_round_is_deferred_and_waits_for_the_round_end(seed: int
             mnis["a"] = await w.insert("a", 100, 10)
             r = rng(w, 100, 110)
             await mmu_notifier_invalidate_range_start(r)
-            ran.complete_all()
+            await ran.complete_all()
             await until(rt, blocked_or_done(remover))
             a = mnis["a"]
             o["while_waiting"] = (a.in_tree, ("remove", a) in w.subs.deferred_list)
@@ -573,7 +575,7 @@ def test_a_non_blockable_callback_that_may_sleep_is_caught() -> None:
     def build(rt: Runtime) -> Tiny:
         w = Tiny(rt)
         gate = w.completion("never_needed")
-        gate.complete_all()
+        gate._all = True  # already completed when the world is built
 
         async def t() -> None:
             await w.insert("a", 100, 10, gate=gate)  # wait_for_completion may sleep

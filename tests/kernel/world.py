@@ -85,11 +85,11 @@ class Tiny:
         async def cb(mni: MMUIntervalNotifier, r: MMUNotifierRange, cur_seq: int) -> bool:
             self.log.append(("cb", name, cur_seq, r.blockable))
             if started is not None:
-                started.complete_all()
+                await started.complete_all()
             if gate is not None:
                 await gate.wait_for_completion()
             if set_seq:
-                mmu_interval_set_seq(mni, cur_seq)
+                await mmu_interval_set_seq(mni, cur_seq)
             return ok
 
         return cb

@@ -95,7 +95,7 @@ def run_script(
     async def vmm() -> None:
         ret = await w.driver.mshv_map_user_memory(w.partition, w.mems[0])
         assert ret == 0, ret
-        ready.complete_all()
+        await ready.complete_all()
 
     rt.spawn("vmm", vmm())
     for name, coro in tasks(w, ready).items():

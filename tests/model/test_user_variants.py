@@ -24,7 +24,7 @@ NO_RETRY = textwrap.dedent(
     class NoReadRetry(AfterPatch):
         mshv_region_hmm_fault_and_lock = patched(
             MshvDriverBase.mshv_region_hmm_fault_and_lock,
-            ("if mmu_interval_read_retry(mni, seq):  # B3.7", "if False:"),
+            ("if await mmu_interval_read_retry(mni, seq):  # B3.7", "if False:"),
         )
 
 
@@ -37,8 +37,8 @@ NO_RETRY = textwrap.dedent(
     '''
 )
 
-#: seed 8 of the default scenario's random walk catches NoReadRetry (S1)
-CATCHING_SEED = "8"
+#: seed 16 of the default scenario's random walk catches NoReadRetry (S1)
+CATCHING_SEED = "16"
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ def counter_world(locked):
             await rt.point("store", "n", v + 1)
             state["n"] = v + 1
             if locked:
-                lock.unlock()
+                await lock.unlock()
 
         rt.add_final_hook(lambda rt: rt.check(state["n"] == 2, f"lost update: n={state['n']}"))
         return [inc(), inc()]

@@ -30,7 +30,7 @@ class NoReadRetry(DmirrorMutant):
 
     dmirror_range_fault = patched(
         DmirrorDriver.dmirror_range_fault,
-        ("if mmu_interval_read_retry(r.notifier, r.notifier_seq):", "if False:"),
+        ("if await mmu_interval_read_retry(r.notifier, r.notifier_seq):", "if False:"),
     )
 
 
@@ -44,15 +44,15 @@ class UpdateOutsideLock(DmirrorMutant):
         DmirrorDriver.dmirror_interval_invalidate,
         (
             "    if mmu_notifier_range_blockable(r):\n",
-            "    mmu_interval_set_seq(mni, cur_seq)\n"
+            "    await mmu_interval_set_seq(mni, cur_seq)\n"
             "    self.dmirror_do_update(d, r.start, r.end)\n"
             "    if mmu_notifier_range_blockable(r):\n",
         ),
         (
-            "    mmu_interval_set_seq(mni, cur_seq)\n"
+            "    await mmu_interval_set_seq(mni, cur_seq)\n"
             "    self.dmirror_do_update(d, r.start, r.end)\n"
-            "    d.mutex.unlock()\n",
-            "    d.mutex.unlock()\n",
+            "    await d.mutex.unlock()\n",
+            "    await d.mutex.unlock()\n",
         ),
     )
 
@@ -77,7 +77,7 @@ class NoSetSeq(DmirrorMutant):
 
     dmirror_interval_invalidate = patched(
         DmirrorDriver.dmirror_interval_invalidate,
-        ("    mmu_interval_set_seq(mni, cur_seq)\n", ""),
+        ("    await mmu_interval_set_seq(mni, cur_seq)\n", ""),
     )
 
 
@@ -113,7 +113,7 @@ class SnapshotNoRetry(DmirrorMutant):
 
     dmirror_range_snapshot = patched(
         DmirrorDriver.dmirror_range_snapshot,
-        ("if mmu_interval_read_retry(notifier, r.notifier_seq):", "if False:"),
+        ("if await mmu_interval_read_retry(notifier, r.notifier_seq):", "if False:"),
     )
 
 

@@ -258,9 +258,9 @@ class DmirrorDriver:
         elif not await d.mutex.trylock():
             self.rt.count("invalidate_trylock_failed")
             return False
-        mmu_interval_set_seq(mni, cur_seq)
+        await mmu_interval_set_seq(mni, cur_seq)
         self.dmirror_do_update(d, r.start, r.end)
-        d.mutex.unlock()
+        await d.mutex.unlock()
         return True
 
     async def dmirror_range_fault(self, d: Dmirror, r: HMMRange) -> int:
@@ -273,7 +273,7 @@ class DmirrorDriver:
             r.notifier_seq = await mmu_interval_read_begin(r.notifier)
             await mm.mmap_lock.down_read()
             ret = await hmm_range_fault(mm, r)
-            mm.mmap_lock.up_read()
+            await mm.mmap_lock.up_read()
             if ret:
                 if ret == -EBUSY:
                     retries += 1
@@ -281,14 +281,14 @@ class DmirrorDriver:
                     continue
                 return ret
             await d.mutex.lock()
-            if mmu_interval_read_retry(r.notifier, r.notifier_seq):
-                d.mutex.unlock()
+            if await mmu_interval_read_retry(r.notifier, r.notifier_seq):
+                await d.mutex.unlock()
                 retries += 1
                 self.rt.count("ebusy_retries")
                 continue
             break
         ret = await self.dmirror_do_fault(d, r)
-        d.mutex.unlock()
+        await d.mutex.unlock()
         return ret
 
     async def dmirror_fault(self, d: Dmirror, start: int, end: int, write: bool) -> int:
@@ -334,7 +334,7 @@ class DmirrorDriver:
         while True:
             await d.mutex.lock()
             ret = await self.dmirror_do_read(d, start, end, b)
-            d.mutex.unlock()
+            await d.mutex.unlock()
             if ret != -ENOENT:
                 break
             start = cmd.addr + b.cpages
@@ -369,7 +369,7 @@ class DmirrorDriver:
         while True:
             await d.mutex.lock()
             ret = await self.dmirror_do_write(d, start, end, b)
-            d.mutex.unlock()
+            await d.mutex.unlock()
             if ret != -ENOENT:
                 break
             start = cmd.addr + b.cpages
@@ -412,7 +412,7 @@ class DmirrorDriver:
                 np.array([pfn], dtype=np.int64),
                 np.zeros(1, dtype=np.bool_),
             )
-        d.mutex.unlock()
+        await d.mutex.unlock()
         return 0
 
     async def dmirror_exclusive(self, d: Dmirror, cmd: HmmDmirrorCmd) -> int:
@@ -432,13 +432,13 @@ class DmirrorDriver:
             folio_unlock(mm, pfn)
             if ret:
                 break
-        mm.mmap_lock.up_read()
+        await mm.mmap_lock.up_read()
         if ret:
             return ret
         b = DmirrorBounce(start, cmd.npages, np.zeros(cmd.npages, dtype=np.int64))
         await d.mutex.lock()
         ret = await self.dmirror_do_read(d, start, end, b)
-        d.mutex.unlock()
+        await d.mutex.unlock()
         if ret == 0 and cmd.ptr is not None:
             cmd.ptr[: cmd.npages] = b.ptr
         cmd.cpages = b.cpages
@@ -470,8 +470,8 @@ class DmirrorDriver:
         elif not await d.mutex.trylock():
             return False
         # Any invalidation in the interval invalidates the whole snapshot.
-        mmu_interval_set_seq(mni, cur_seq)
-        d.mutex.unlock()
+        await mmu_interval_set_seq(mni, cur_seq)
+        await d.mutex.unlock()
         return True
 
     async def dmirror_range_snapshot(
@@ -494,22 +494,22 @@ class DmirrorDriver:
             r.notifier_seq = await mmu_interval_read_begin(notifier)
             await mm.mmap_lock.down_read()
             ret = await hmm_range_fault(mm, r)
-            mm.mmap_lock.up_read()
+            await mm.mmap_lock.up_read()
             if ret:
                 if ret == -EBUSY:
                     retries += 1
                     continue
                 break
             await d.mutex.lock()
-            if mmu_interval_read_retry(notifier, r.notifier_seq):
-                d.mutex.unlock()
+            if await mmu_interval_read_retry(notifier, r.notifier_seq):
+                await d.mutex.unlock()
                 retries += 1
                 continue
             for hook in self.on_snapshot:
                 hook(d, r)
             for i in range(r.end - r.start):
                 perm[i] = self.dmirror_mkentry(d, r, int(r.hmm_pfns[i]))
-            d.mutex.unlock()
+            await d.mutex.unlock()
             break
         await mmu_interval_notifier_remove(notifier)
         return ret
