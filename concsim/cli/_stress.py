@@ -168,7 +168,13 @@ def build_spec(
         )
         n = cap
     if out_path is None:
-        out_path = OUT_ROOT / f"stress-{time.strftime('%Y%m%d-%H%M%S')}"
+        # A fresh folder named by the start time; two campaigns started within the same
+        # second get -2, -3, ... rather than colliding on one --out.
+        stem = OUT_ROOT / f"stress-{time.strftime('%Y%m%d-%H%M%S')}"
+        out_path, k = stem, 1
+        while out_path.exists():
+            k += 1
+            out_path = stem.with_name(f"{stem.name}-{k}")
     return CampaignSpec(
         job=Job(
             scn.name,
