@@ -171,10 +171,10 @@ def build_spec(
         # A fresh folder named by the start time; two campaigns started within the same
         # second get -2, -3, ... rather than colliding on one --out.
         stem = OUT_ROOT / f"stress-{time.strftime('%Y%m%d-%H%M%S')}"
-        out_path, k = stem, 1
+        out_path, again = stem, 1
         while out_path.exists():
-            k += 1
-            out_path = stem.with_name(f"{stem.name}-{k}")
+            again += 1
+            out_path = stem.with_name(f"{stem.name}-{again}")
     return CampaignSpec(
         job=Job(
             scn.name,
