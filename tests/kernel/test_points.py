@@ -46,12 +46,12 @@ def _without_point(build: Callable[[Runtime], None], op: str) -> Callable[[Runti
     def b(rt: Runtime) -> None:
         orig = rt.point
 
-        def point(o: str, obj: str, detail: object = None, *, read: bool = False) -> Any:
+        def point(o: str, obj: str, *values: object, read: bool = False) -> Any:
             if o == op:
                 t = rt.current
                 assert t is not None
                 return _no_switch()
-            return orig(o, obj, detail, read=read)
+            return orig(o, obj, *values, read=read)
 
         rt.point = point  # type: ignore[method-assign]
         build(rt)
