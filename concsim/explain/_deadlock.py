@@ -48,8 +48,27 @@ def explain(ctx: Context) -> None:
                     f"task {t} holds {held or 'nothing'} and waits for {sp.obj}"
                     + (f", which {', '.join(holder)} holds" if holder else "")
                 )
-    if "lock" in d:
-        _explain_left_held(ctx, str(d["lock"]))
+    # A lock left held by a task that exited: named by the end-of-run audit ("lock"), or
+    # found among the locks the blocked tasks wait for (a task blocked on it can be the
+    # last to run once its holder exited, so the failure is an all-blocked deadlock).
+    exited = {r.task for r in ctx.upto if r.op == "exit"}
+    left_held = (
+        [str(d["lock"])]
+        if "lock" in d
+        else [
+            lk
+            for lk in dict.fromkeys(locks)
+            if any(
+                h.kind == "hold"
+                and h.obj == lk
+                and h.args.get("still_held_at_end")
+                and h.task in exited
+                for h in holds
+            )
+        ]
+    )
+    for lock in left_held:
+        _explain_left_held(ctx, lock)
 
 
 def _explain_left_held(ctx: Context, lock: str) -> None:

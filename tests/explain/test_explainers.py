@@ -289,6 +289,6 @@ def test_l1_tells_each_round_and_the_invalidation_that_spoiled_it() -> None:
         assert rd.text.startswith(f"round {n}: ")
         # Some other task's callback changed the seq between the read and the check.
         assert any(rd.step < s.step <= ck.step and s.task != f.task for s in spoilers)
-    assert checks[-1].step == f.step
+    assert checks[-1].step <= f.step  # the last round (a release may follow it)
     assert "past the retry bound" in checks[-1].text
     assert any("went round the -EBUSY loop" in n for n in ex.notes)

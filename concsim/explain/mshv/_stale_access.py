@@ -198,6 +198,32 @@ def explain(ctx: Context) -> None:
         ctx.link(r, "access", f"guest {r.get('access', 'access')} of gfn {gfn}")
     if fx.where == "guest_access":
         _guest_access(ctx, fx, granting, before, breaker)
+    elif fx.where == "page_freed":
+        _pinned_page_freed(ctx, fx, before)
+
+
+def _pinned_page_freed(ctx: Context, fx: _Facts, before: list[Record]) -> None:
+    """A page freed while the SLAT grants it, in a pinned region: the pin kept the page
+    after the process unmapped it, so the free came from dropping the pin too early."""
+    created = next(
+        (
+            r
+            for r in before
+            if r.op == "region_created"
+            and fx.region is not None
+            and r.obj == fx.region
+            and r.get("type") == MSHV_REGION_TYPE_MEM_PINNED
+        ),
+        None,
+    )
+    if created is None:
+        return
+    ctx.link(created, "region", f"{fx.region} created pinned")
+    ctx.notes.append(
+        f"{fx.region} is pinned: its pin kept the page alive after the process unmapped it; "
+        f"the pin was dropped while the SLAT still granted gfn {fx.gfn}, which freed the page "
+        "(destroy must unmap the SLAT before it unpins and vfree's the region)"
+    )
 
 
 def _recorded_install(ctx: Context, granting: list[Record]) -> Record | None:
