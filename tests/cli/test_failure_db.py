@@ -22,7 +22,7 @@ BROKEN = textwrap.dedent(
     class Fix(AfterPatch):
         mshv_region_hmm_fault_and_lock = patched(
             MshvDriverBase.mshv_region_hmm_fault_and_lock,
-            ("if mmu_interval_read_retry(mni, seq):  # B3.7", "if False:"),
+            ("if await mmu_interval_read_retry(mni, seq):  # B3.7", "if False:"),
         )
     """
 )
