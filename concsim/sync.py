@@ -12,8 +12,8 @@ show)::
         async def worker():
             await lock.lock()
             ...
-            lock.unlock()
-            done.complete()
+            await lock.unlock()
+            await done.complete()
         async def waiter():
             await done.wait_for_completion()
         rt.spawn("worker", worker())

@@ -26,7 +26,7 @@ def _counter(locked: bool) -> Callable[[Runtime], None]:
             await rt.point("write", "n")
             box["n"] = v + 1
             if locked:
-                lock.unlock()
+                await lock.unlock()
 
         async def parent() -> None:
             kids = [spawn(rt, f"inc{i}", inc()) for i in range(2)]

@@ -376,7 +376,7 @@ def build(rt, locked=False):
         await rt.point("write", "n")
         box["n"] = v + 1
         if locked:
-            lock.unlock()
+            await lock.unlock()
 
     rt.spawn("a", inc())
     rt.spawn("b", inc())
