@@ -161,7 +161,7 @@ def test_save_that_cannot_be_written_reports_the_failure_and_exits_2(tmp_path: P
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder\n")
     bad = str(blocker / "out")
-    code, out, err = invoke("run", "--variant", "no-read-retry", "--seed", "8", "--save", bad)
+    code, out, err = invoke("run", "--variant", "no-read-retry", "--seed", "16", "--save", bad)
     assert_one_line(code, err, "--save", "not written")
     assert "FAILURE safety" in out
     assert "schedule: cs1:" in out
