@@ -86,7 +86,7 @@ class CampaignSpec:
 
     def identity(self) -> dict[str, Any]:
         """What a resumed campaign must agree on (the budget and workers may change)."""
-        return {
+        ident = {
             "scenario": self.job.scenario,
             "variant": self.job.variant,
             "params": self.job.params,
@@ -96,6 +96,9 @@ class CampaignSpec:
             "seeds": [self.seeds.lo, self.seeds.hi],
             **self._settings(),
         }
+        if self.job.sweep is not None:
+            ident["sweep"] = self.job.sweep
+        return ident
 
     def _settings(self) -> dict[str, Any]:
         """The strategy settings that differ from the defaults (older manifests have none)."""
@@ -155,6 +158,8 @@ class CampaignResult:
         return {
             "schedules": t.schedules,
             "failures": t.failures,
+            "new_failures": t.new_failures,
+            "known_findings": t.known,
             "distinct_failures": len(t.signatures),
             "schedules_per_s": round(self.schedules_per_s, 1),
             "workers": self.workers,
@@ -308,6 +313,8 @@ def _write_state(
         "complete": complete,
         "schedules": tally.schedules,
         "failures": tally.failures,
+        "new_failures": tally.new_failures,
+        "known_findings": tally.known,
         "distinct_failures": len(tally.signatures),
         "signatures": [
             dict(
@@ -336,7 +343,7 @@ class _FailureFiles:
         kept = self.kept.get(slug)
         if kept is None:
             kept = []
-            d = self.out / "failures" / slug
+            d = self.out / slug
             if d.is_dir():  # a resumed campaign: what an earlier session kept
                 for p in d.glob("seed-*.json"):
                     with contextlib.suppress(ValueError):
@@ -348,19 +355,20 @@ class _FailureFiles:
     def write(self, done: Done) -> None:
         assert done.result is not None
         for f in done.result.failures:
-            slug = signature_slug(f.signature)
+            # A sweep's known findings go to known/, apart from new failures.
+            slug = ("known/" if f.known else "failures/") + signature_slug(f.signature)
             kept = self._folder(slug)
             if f.seed in kept:
                 continue
             if len(kept) >= self.keep and f.seed > kept[-1]:
                 continue
-            path = self.out / "failures" / slug / f"seed-{f.seed}.json"
+            path = self.out / slug / f"seed-{f.seed}.json"
             atomic_write_text(path, json.dumps(f.replay, indent=2) + "\n")
             bisect.insort(kept, f.seed)
             while len(kept) > self.keep:
                 drop = kept.pop()
                 with contextlib.suppress(OSError):
-                    (self.out / "failures" / slug / f"seed-{drop}.json").unlink()
+                    (self.out / slug / f"seed-{drop}.json").unlink()
 
 
 # ---------------------------------------------------------------------------- the loop
@@ -459,13 +467,14 @@ def _run_locked(
         result.startup_s = startup
         backend.close()
         backend = None
-        if spec.shrink_runs > 0 and not result.interrupted and tally.signatures:
+        new_sigs = [s for s in _by_count(tally) if not s.known]
+        if spec.shrink_runs > 0 and not result.interrupted and new_sigs:
             stop["shrinking"] = 1
             try:
                 result.shrunk = shrink_signatures(
                     spec.job,
                     spec.out,
-                    _by_count(tally),
+                    new_sigs,
                     max_runs=spec.shrink_runs,
                     stop=lambda: stop["requested"] > 0,
                     event=event,

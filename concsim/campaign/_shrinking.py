@@ -51,11 +51,12 @@ def shrink_signatures(
 ) -> dict[str, dict[str, Any]]:
     """Shrink the smallest seed of each signature; return signature -> figures (``file``,
     ``preemptions``, ``steps``, ``runs``, or ``error``)."""
-    target = _world(job, 0)
+    # A sweep's seeds each have their own point: the file's own configuration is the target.
+    target = _world(job, 0) if job.sweep is None else None
     done: dict[str, dict[str, Any]] = {}
     todo = []
     for s in signatures:
-        dest = out / "failures" / s.slug / SHRUNK
+        dest = out / s.folder / SHRUNK
         if dest.exists():
             try:
                 done[s.signature] = _figures(dest)
@@ -66,7 +67,7 @@ def shrink_signatures(
     if todo:
         event(f"shrinking the smallest seed of {len(todo)} failure signature(s)")
     for s, dest in todo:
-        src = out / "failures" / s.slug / f"seed-{s.seeds[0]}.json"
+        src = out / s.folder / f"seed-{s.seeds[0]}.json"
         try:
             if stop():
                 raise ShrinkInterrupted

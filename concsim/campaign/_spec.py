@@ -1,8 +1,10 @@
 """What a campaign runs: its definition, named campaign files, and the argument parsers.
 
 A *named campaign* is a small TOML (or JSON) file: ``scenario``, ``variant``, ``strategy``,
-``seeds`` (``"A:B"``), ``budget`` (``"60s"``), ``params`` (a table), ``max_steps`` and a
-``description``.  ``concsim stress --campaign NAME`` looks for ``stress/NAME.toml`` (or
+``seeds`` (``"A:B"``), ``budget`` (``"60s"``), ``params`` (a table), ``max_steps``, a
+``description``, and ``sweep`` (a parameter-space sweep, ``"mshv"``: each seed draws its
+own point, see ``concsim.campaign._sweep``; ``params``, ``variant`` and ``strategy`` then
+pin dimensions of the space).  ``concsim stress --campaign NAME`` looks for ``stress/NAME.toml`` (or
 ``.json``) under the current folder first, then among the campaigns shipped inside the
 package (``concsim/campaign/campaigns/``).  Command-line options override the file.
 """
@@ -34,6 +36,7 @@ CAMPAIGN_KEYS = (
     "depth",
     "k",
     "preemption_bound",
+    "sweep",
 )
 #: The strategy settings a campaign may set (RunConfig fields); the rest are defaults.
 SETTING_KEYS = ("depth", "k", "preemption_bound")
@@ -142,7 +145,7 @@ def load_campaign(name: str, cwd: Path | None = None) -> dict[str, Any]:
         raise UsageError(
             f"campaign {path}: unknown key {unknown[0]!r} (known: {', '.join(CAMPAIGN_KEYS)})"
         )
-    for key in ("scenario", "variant", "strategy", "seeds", "description"):
+    for key in ("scenario", "variant", "strategy", "seeds", "description", "sweep"):
         if key in data and not isinstance(data[key], str):
             raise UsageError(f"campaign {path}: {key} must be a string")
     if "budget" in data:

@@ -36,6 +36,8 @@ class SignatureTally:
     message: str
     count: int = 0
     seeds: list[int] = field(default_factory=list)
+    #: the known finding these failures are (a sweep's), or None for new failures
+    known: str | None = None
 
     def add(self, seed: int, message: str) -> None:
         self.count += 1
@@ -52,6 +54,12 @@ class SignatureTally:
     def slug(self) -> str:
         return signature_slug(self.signature)
 
+    @property
+    def folder(self) -> str:
+        """Where its replay files go: ``failures/<slug>``, or ``known/<slug>`` for a known
+        finding of a sweep."""
+        return f"{'known' if self.known else 'failures'}/{self.slug}"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "signature": self.signature,
@@ -60,8 +68,9 @@ class SignatureTally:
             "where": self.where,
             "count": self.count,
             "seeds": self.seeds,
-            "folder": f"failures/{self.slug}",
+            "folder": self.folder,
             "message": self.message,
+            "known": self.known,
         }
 
 
@@ -108,6 +117,8 @@ def subtract(lo: int, hi: int | None, done: list[list[int]]) -> list[list[Any]]:
 class Tally:
     schedules: int = 0
     failures: int = 0
+    #: how many of ``failures`` are known findings (a sweep's); the rest are new
+    known: int = 0
     digest: int = 0
     done: list[list[int]] = field(default_factory=list)
     lost: list[dict[str, Any]] = field(default_factory=list)
@@ -129,12 +140,19 @@ class Tally:
                 rmine[key] = rmine.get(key, 0) + c
         for f in r.failures:
             self.failures += 1
+            if f.known:
+                self.known += 1
             st = self.signatures.get(f.signature)
             if st is None:
                 st = self.signatures[f.signature] = SignatureTally(
-                    f.signature, f.kind, f.invariant, f.where, f.message
+                    f.signature, f.kind, f.invariant, f.where, f.message, known=f.known
                 )
             st.add(f.seed, f.message)
+
+    @property
+    def new_failures(self) -> int:
+        """Failures that are not known findings: what makes a campaign fail."""
+        return self.failures - self.known
 
     def add_lost(self, start: int, stop: int, reason: str) -> None:
         add_interval(self.done, start, stop)
@@ -170,6 +188,7 @@ class Tally:
         return {
             "schedules": self.schedules,
             "failures": self.failures,
+            "known": self.known,
             "digest": f"{self.digest:016x}",
             "done": self.done,
             "lost": self.lost,
@@ -188,13 +207,21 @@ class Tally:
         t = cls(
             schedules=int(d["schedules"]),
             failures=int(d["failures"]),
+            known=int(d.get("known", 0)),
             digest=int(d["digest"], 16),
             done=[[int(a), int(b)] for a, b in d["done"]],
             lost=list(d.get("lost", [])),
         )
         for k, s in d["signatures"].items():
             t.signatures[k] = SignatureTally(
-                k, s["kind"], s["invariant"], s["where"], s["message"], s["count"], s["seeds"]
+                k,
+                s["kind"],
+                s["invariant"],
+                s["where"],
+                s["message"],
+                s["count"],
+                s["seeds"],
+                s.get("known"),
             )
         t.hist = {k: {int(v): int(c) for v, c in h.items()} for k, h in d["hist"].items()}
         t.ratios = {k: {(n, dd): c for n, dd, c in rows} for k, rows in d["ratios"].items()}

@@ -53,6 +53,10 @@ class Job:
     #: :class:`concsim.runs.RunConfig` whose scenario, variant, params, strategy and max
     #: steps are the fields above; ``None``: the defaults.
     settings: RunConfig | None = None
+    #: A parameter-space sweep (``concsim.campaign._sweep``): each seed runs its own point.
+    #: ``params`` then holds only the pinned parameters, and an empty ``variant`` or
+    #: ``strategy`` is drawn per seed.
+    sweep: str | None = None
 
     def config(self, seed: int = 0) -> RunConfig:
         """The run configuration of seed ``seed`` of this job."""
@@ -76,6 +80,8 @@ class FailureRecord:
     where: str
     message: str
     replay: dict[str, Any]
+    #: the known finding (docs/findings.md) a sweep classified this failure as, if any
+    known: str | None = None
 
 
 @dataclass
@@ -123,6 +129,54 @@ def _world(job: Job, seed: int) -> World:
     return World(scn, vname, vobj, params, cfg.max_steps, cfg.replace(params=params))
 
 
+_sweep_variants: dict[tuple[str, str], tuple[Any, str, Any]] = {}
+
+
+def _sweep_world(job: Job, seed: int) -> tuple[World, Any]:
+    """Seed ``seed`` of a sweep: the world of its point (with the job's strategy settings
+    and the point's strategy), and the point."""
+    from concsim.campaign._sweep import draw_point
+
+    assert job.sweep is not None
+    point = draw_point(
+        seed,
+        job.sweep,
+        fixed=job.params,
+        variant=job.variant or None,
+        strategy=job.strategy or None,
+    )
+    key = (point.scenario, point.variant)
+    got = _sweep_variants.get(key)
+    if got is None:
+        for mod in job.imports:
+            importlib.import_module(mod)
+        scn = get_scenario(point.scenario)
+        vname, vobj = resolve_variant(scn, point.variant)
+        got = _sweep_variants[key] = (scn, vname, vobj)
+    scn, vname, vobj = got
+    params = scn.resolve_params(point.params)
+    base = job.settings if job.settings is not None else RunConfig()
+    cfg = base.replace(
+        scenario=scn.name,
+        variant=vname,
+        params=params,
+        strategy=point.strategy,
+        max_steps=job.max_steps,
+        seed=seed,
+    )
+    return World(scn, vname, vobj, params, cfg.max_steps, cfg), point
+
+
+def _sweep_run(world: World, seed: int, *, trace: bool) -> RunResult:
+    """Schedule 0 of the point's configuration with seed ``seed``."""
+    cfg = world.config
+    got = Runs(world.with_settings(cfg.replace(seed=seed)), trace=trace).next()
+    assert got is not None
+    res = got[1].result
+    res.seed = seed
+    return res
+
+
 def run_batch(job: Job, start: int, stop: int, current: Any = None) -> BatchResult:
     """Run seeds ``start .. stop-1`` of ``job`` and return their compact result.
 
@@ -131,10 +185,10 @@ def run_batch(job: Job, start: int, stop: int, current: Any = None) -> BatchResu
     ``current`` (a shared integer, local workers only) is set to each seed before it runs,
     so the parent can name the seed of a batch that passes its deadline."""
     t0 = time.perf_counter()
+    if job.sweep is not None:
+        return _run_sweep_batch(job, start, stop, t0, current)
     world = _world(job, start)
     out = BatchResult(start, stop, pid=os.getpid())
-    hist = out.hist
-    ratios = out.ratios
     digest = 0
     runs = Runs(world)
     for seed in range(start, stop):
@@ -148,20 +202,56 @@ def run_batch(job: Job, start: int, stop: int, current: Any = None) -> BatchResu
         res.seed = seed
         f = res.failure
         digest += seed_digest(seed, res.steps, f.kind if f else None, res.choices)
-        stats = res.stats
-        for k, v in stats.items():
-            h = hist.get(k)
-            if h is None:
-                h = hist[k] = {}
-            h[v] = h.get(v, 0) + 1
-        for num, den in RATIOS:
-            d = stats.get(den, 0)
-            if d > 0 and num in stats:
-                r = ratios.setdefault(f"{num}_per_{den}", {})
-                key = (stats[num], d)
-                r[key] = r.get(key, 0) + 1
+        _tally_stats(out, res.stats)
         if f is not None:
             out.failures.append(_failure_record(job, seed, res))
+    out.schedules = stop - start
+    out.digest = digest % DIGEST_MOD
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def _tally_stats(out: BatchResult, stats: dict[str, int]) -> None:
+    hist = out.hist
+    for k, v in stats.items():
+        h = hist.get(k)
+        if h is None:
+            h = hist[k] = {}
+        h[v] = h.get(v, 0) + 1
+    for num, den in RATIOS:
+        d = stats.get(den, 0)
+        if d > 0 and num in stats:
+            r = out.ratios.setdefault(f"{num}_per_{den}", {})
+            key = (stats[num], d)
+            r[key] = r.get(key, 0) + 1
+
+
+def _run_sweep_batch(
+    job: Job, start: int, stop: int, t0: float, current: Any = None
+) -> BatchResult:
+    """A sweep's batch: each seed builds and runs its own point (see ``_sweep``)."""
+    from concsim.campaign._sweep import classify
+
+    out = BatchResult(start, stop, pid=os.getpid())
+    digest = 0
+    for seed in range(start, stop):
+        if current is not None:
+            current.value = seed
+        world, point = _sweep_world(job, seed)
+        res = _sweep_run(world, seed, trace=False)
+        f = res.failure
+        digest += seed_digest(seed, res.steps, f.kind if f else None, res.choices)
+        _tally_stats(out, res.stats)
+        if f is not None:
+            known = classify(point, f.kind, f.invariant, str(f.details.get("where", "")))
+            full = _sweep_run(world, seed, trace=True)
+            rec = _record(full, res)
+            rec.replay["extra"]["sweep"] = {"space": point.space, "seed": seed}
+            if known is not None:
+                rec.replay["extra"]["known_finding"] = known
+                rec.known = known
+                rec.signature = f"known:{known}/{rec.signature}"
+            out.failures.append(rec)
     out.schedules = stop - start
     out.digest = digest % DIGEST_MOD
     out.seconds = time.perf_counter() - t0
@@ -179,6 +269,13 @@ def _failure_record(job: Job, seed: int, fast: RunResult) -> FailureRecord:
     full.seed = seed
     if full.config is not None:
         full.config = full.config.replace(seed=seed)
+    return _record(full, fast)
+
+
+def _record(full: RunResult, fast: RunResult) -> FailureRecord:
+    """The failure record of a failing seed from its traced rerun ``full``."""
+    seed = fast.seed
+    assert seed is not None
     f = full.failure
     assert fast.failure is not None
     if f is None or f.kind != fast.failure.kind or full.choices != fast.choices:
@@ -235,7 +332,10 @@ def hang_record(job: Job, seed: int, timeout: float) -> FailureRecord:
 
 def warm(job: Job) -> int:
     """Import and resolve everything ``job`` needs, so that the first batch is not slower."""
-    _resolve(job)
+    if job.sweep is not None:
+        _sweep_world(job, 0)
+    else:
+        _resolve(job)
     return os.getpid()
 
 

@@ -77,6 +77,12 @@ S5 = "S5"
 S6 = "S6"
 S7 = "S7"
 S8 = "S8"
+#: Bounds: every index or range into a model array lies inside it (numpy clips silently).
+S9 = "S9"
+#: mshv functional rules: what the ioctls and the GPA fault return.
+F1 = "F1"
+F2 = "F2"
+F3 = "F3"
 #: mshv liveness rules.
 L1 = "L1"
 L3 = "L3"
@@ -151,6 +157,39 @@ for _inv in (
         "the invalidated range is clipped to the region",
         f"{_X}._generic",
         "C.S8",
+    ),
+    Invariant(
+        S9,
+        "bounds",
+        "every index or range into a model array (mreg_pfns, the SLAT, the page table, "
+        "HMM's pfns) lies inside it: numpy would clip it silently",
+        f"{_X}._generic",
+        "C.S9",
+    ),
+    Invariant(
+        F1,
+        "the map ioctl's result",
+        "the map ioctl (MSHV_SET_GUEST_MEMORY) succeeds on a valid request and fails with "
+        "the kernel's errno on an invalid one (-EINVAL, -EEXIST, -EFAULT), unless a failure "
+        "was injected",
+        f"{_X}._generic",
+        "",
+    ),
+    Invariant(
+        F2,
+        "the unmap ioctl's result",
+        "the unmap ioctl succeeds on an exactly matching region and fails with -ENOENT or "
+        "-EINVAL otherwise",
+        f"{_X}._generic",
+        "",
+    ),
+    Invariant(
+        F3,
+        "the GPA fault's result",
+        "a GPA fault on a window the VMAs cover (readable, writable where asked) succeeds "
+        "unless a failure was injected; else -EFAULT or -EPERM",
+        f"{_X}._generic",
+        "",
     ),
     Invariant(
         L1,

@@ -109,6 +109,8 @@ def build_spec(
                 "imports": saved.get("imports", []),
                 **{k: saved[k] for k in SETTING_KEYS if k in saved},
             }
+            if saved.get("sweep"):
+                conf["sweep"] = saved["sweep"]
     name = None
     if campaign is not None:
         camp = load_campaign(campaign)
@@ -140,6 +142,19 @@ def build_spec(
             __import__(mod)
         except ImportError as e:
             raise UsageError(f"--import {mod}: {e}") from None
+    if conf.get("sweep"):
+        return _sweep_spec(
+            conf,
+            name,
+            raw_params,
+            workers=workers,
+            backend=backend,
+            scheduler=scheduler,
+            connect_timeout=connect_timeout,
+            out_path=out_path,
+            resume=resume,
+            shrink_runs=shrink_runs,
+        )
     scn = get_scenario(conf.get("scenario", DEFAULT_SCENARIO))
     want_variant = conf.get("variant")
     if want_variant is None and scn.name == DEFAULT_SCENARIO:
@@ -200,6 +215,82 @@ def build_spec(
     )
 
 
+def _common_options(
+    conf: dict[str, Any],
+    backend: str,
+    scheduler: str | None,
+    workers: int | None,
+    out_path: Path | None,
+) -> tuple[SeedRange, float | None, int, Path]:
+    seed_range = parse_seeds(conf["seeds"]) if "seeds" in conf else SeedRange(0, None)
+    budget_s = parse_budget(conf["budget"]) if "budget" in conf else None
+    if budget_s is None and seed_range.hi is None:
+        budget_s = DEFAULT_BUDGET_S
+    if backend not in ("local", "dask"):
+        raise UsageError(f"--backend {backend}: known backends are local and dask")
+    if scheduler is not None and backend != "dask":
+        raise UsageError("--scheduler needs --backend dask")
+    if scheduler is not None and not scheduler.startswith(("tcp://", "tls://", "inproc://")):
+        raise UsageError(f"--scheduler {scheduler}: give a scheduler address like tcp://HOST:PORT")
+    n = workers if workers is not None else (os.cpu_count() or 1)
+    if out_path is None:
+        out_path = OUT_ROOT / f"stress-{time.strftime('%Y%m%d-%H%M%S')}"
+    return seed_range, budget_s, n, out_path
+
+
+def _sweep_spec(
+    conf: dict[str, Any],
+    name: str | None,
+    raw_params: dict[str, Any],
+    *,
+    workers: int | None,
+    backend: str,
+    scheduler: str | None,
+    connect_timeout: float,
+    out_path: Path | None,
+    resume: bool,
+    shrink_runs: int,
+) -> CampaignSpec:
+    """A parameter-space sweep: each seed draws its own point; the options pin dimensions
+    (the parameters given, a variant, a strategy) and are checked here, once."""
+    from concsim.campaign._sweep import SPACES, draw_point
+
+    space = str(conf["sweep"])
+    if space not in SPACES:
+        raise UsageError(f"sweep = {space!r}: known sweeps are {', '.join(SPACES)}")
+    if conf.get("scenario") not in (None, "default"):
+        raise UsageError("a sweep draws points of the default scenario; drop --scenario")
+    point = draw_point(0, space, fixed=raw_params)
+    scn = get_scenario(point.scenario)
+    scn.resolve_params(point.params)  # a bad pinned parameter is a one-line error now
+    variant = conf.get("variant") or ""
+    if variant:
+        resolve_variant(scn, variant)
+    strat = check_strategy(conf["strategy"]) if conf.get("strategy") else ""
+    seed_range, budget_s, n, out = _common_options(conf, backend, scheduler, workers, out_path)
+    return CampaignSpec(
+        job=Job(
+            scn.name,
+            variant,
+            dict(raw_params),
+            strat,
+            conf.get("max_steps"),
+            tuple(conf.get("imports", [])),
+            sweep=space,
+        ),
+        seeds=seed_range,
+        out=out,
+        budget_s=budget_s,
+        workers=n,
+        backend=backend,
+        scheduler=scheduler,
+        connect_timeout=connect_timeout,
+        resume=resume,
+        name=name,
+        shrink_runs=shrink_runs,
+    )
+
+
 class _Bar:
     """The progress bar on stderr (only on a terminal, never with --json)."""
 
@@ -254,11 +345,19 @@ def _print_table(res: CampaignResult) -> None:
     spec = res.spec
     console = Console()
     head = Table(title="concsim stress", show_header=False, box=None)
-    head.add_row(
-        "campaign",
-        f"{spec.job.scenario} / {spec.job.variant} / {spec.job.strategy}"
-        + (f"  ({spec.name})" if spec.name else ""),
+    job = spec.job
+    what = (
+        f"sweep {job.sweep}: {job.scenario} / {job.variant or 'a correct variant'} / "
+        f"{job.strategy or 'random or pct'}"
+        + (
+            f" / pinned {', '.join(f'{k}={v}' for k, v in job.params.items())}"
+            if job.params
+            else ""
+        )
+        if job.sweep
+        else f"{job.scenario} / {job.variant} / {job.strategy}"
     )
+    head.add_row("campaign", what + (f"  ({spec.name})" if spec.name else ""))
     head.add_row("seeds", str(spec.seeds) + ("  complete" if res.complete else ""))
     head.add_row("schedules", f"{d['schedules']:,} ({res.session_schedules:,} this run)")
     head.add_row(
@@ -266,19 +365,36 @@ def _print_table(res: CampaignResult) -> None:
         f"{d['schedules_per_s']:,.0f} schedules/s on {res.workers} "
         f"{spec.backend} worker(s), {res.elapsed_s:.1f}s",
     )
-    head.add_row("failures", f"{d['failures']:,} ({d['distinct_failures']} distinct)")
+    if spec.job.sweep:
+        head.add_row(
+            "failures",
+            f"{d['new_failures']:,} new; known findings {d['known_findings']:,} "
+            "(documented hazards of the correct variants, docs/findings.md)",
+        )
+    else:
+        head.add_row("failures", f"{d['failures']:,} ({d['distinct_failures']} distinct)")
     head.add_row("out", str(spec.out))
     console.print(head)
-    if res.tally.signatures:
-        t = Table(title="failures by signature")
+    new = [s for s in d["signatures"] if not s.get("known")]
+    known = [s for s in d["signatures"] if s.get("known")]
+    if known:
+        t = Table(title="known findings (not failures of the campaign)")
+        for col in ("count", "known finding", "signature", "first seeds"):
+            t.add_column(col)
+        for s in known:
+            sig = s["signature"].split("/", 1)[1]
+            t.add_row(f"{s['count']:,}", s["known"], sig, ", ".join(map(str, s["seeds"])))
+        console.print(t)
+    if new:
+        t = Table(title="new failures by signature" if spec.job.sweep else "failures by signature")
         for col in ("count", "signature", "first seeds", "example message"):
             t.add_column(col)
-        for s in d["signatures"]:
+        for s in new:
             t.add_row(
                 f"{s['count']:,}", s["signature"], ", ".join(map(str, s["seeds"])), s["message"]
             )
         console.print(t)
-        for s in d["signatures"]:
+        for s in new:
             path = spec.out / s["folder"] / f"seed-{s['seeds'][0]}.json"
             shrunk = s.get("shrunk", {})
             if "file" in shrunk:
@@ -499,4 +615,4 @@ def stress_cmd(
         _print_table(res)
     if res.interrupted:
         sys.exit(130)
-    sys.exit(1 if res.tally.failures or res.tally.lost or first_failing else 0)
+    sys.exit(1 if res.tally.new_failures or res.tally.lost or first_failing else 0)

@@ -93,6 +93,10 @@ class MshvDriverBase(MshvRootMain):
     catch_params: ClassVar[dict[str, object]] = {}
     #: whether movable regions keep an mreg_pfns array (false for the stateless revision)
     has_pfns_array: ClassVar[bool] = True
+    #: whether creating a movable region walks its whole range with hmm_range_fault, so
+    #: that a VMA hole makes the map ioctl fail with -EFAULT (mainline looks up the VMA of
+    #: the first page only and maps the rest NO_ACCESS without looking)
+    creation_walks_range: ClassVar[bool] = True
 
     def __init__(
         self,

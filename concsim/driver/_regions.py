@@ -34,6 +34,7 @@ from concsim.driver._tracepoints import (
     WARN_NONBLOCK_TRYLOCK_FAILED,
     WARN_RANGE_FAULT,
 )
+from concsim.kernel._bounds import check_range
 from concsim.kernel._hmm import (
     EBUSY,
     HMM_PFN_FLAGS,
@@ -104,6 +105,7 @@ class MshvRegions(MshvDriverState):
         """512 when the page starts a PMD-sized folio and both pfn and gfn are 2 MiB aligned
         and at least 512 pages remain (B7); else 1."""
         assert region.mreg_pfns is not None
+        self._region_range(region, off, count, "mshv_chunk_stride")
         pfn = int(region.mreg_pfns[off])
         self.rt.access("pages", write=False)  # the folio's order
         if (
@@ -124,6 +126,7 @@ class MshvRegions(MshvDriverState):
     ) -> int:
         """A run of valid slots: cut it into chunks of equal stride and hand each over."""
         assert region.mreg_pfns is not None
+        self._region_range(region, off, count, "mshv_region_process_pfns")
         pfns = region.mreg_pfns
         self.rt.access("pages", write=False)  # folio orders
         order = self.mm.pages.order
@@ -169,6 +172,7 @@ class MshvRegions(MshvDriverState):
     ) -> int:
         """B7: split [off, off+count) into maximal runs of equal validity."""
         assert region.mreg_pfns is not None
+        self._region_range(region, off, count, "mshv_region_process_range")
         valid = region.mreg_pfns[off : off + count] != MSHV_INVALID_PFN
         for a, b in validity_runs(valid):
             if valid[a]:
@@ -189,6 +193,7 @@ class MshvRegions(MshvDriverState):
     ) -> int:
         """Map a chunk: holes NO_ACCESS (dirty tracking), valid pfns with ``flags``."""
         assert region.mreg_pfns is not None
+        self._region_range(region, off, count, "mshv_region_chunk_remap")
         if region.mreg_pfns[off] == MSHV_INVALID_PFN:
             flags = HV_MAP_GPA_NO_ACCESS
         if huge:
@@ -204,6 +209,7 @@ class MshvRegions(MshvDriverState):
         self, region: MshvMemRegion, off: int, count: int, huge: bool
     ) -> int:
         assert region.mreg_pfns is not None
+        self._region_range(region, off, count, "mshv_region_chunk_unmap")
         if region.mreg_pfns[off] == MSHV_INVALID_PFN:
             return 0  # holes are skipped
         return await self.hv.hv_call_unmap_gpa_pages(
@@ -221,6 +227,7 @@ class MshvRegions(MshvDriverState):
     def mshv_region_invalidate_pfns(self, region: MshvMemRegion, off: int, count: int) -> None:
         """Forget the pfns of [off, off+count): every slot becomes MSHV_INVALID_PFN."""
         assert region.mreg_pfns is not None
+        self._region_range(region, off, count, "mshv_region_invalidate_pfns")
         region.mreg_pfns[off : off + count] = MSHV_INVALID_PFN
         if self.rt.tracing:
             self.rt.event("invalidate_pfns", f"{region.name}.mreg_pfns", off, off + count)
@@ -325,6 +332,14 @@ class MshvRegions(MshvDriverState):
                 ret = -EFAULT
                 break
             piece_end = min(vma.vm_end, end)
+            check_range(
+                self.rt,
+                "pfns",
+                addr - start,
+                piece_end - start,
+                len(pfns),
+                "mshv_region_hmm_fault_and_lock",
+            )
             r = HMMRange(
                 mni,
                 seq,
@@ -362,6 +377,8 @@ class MshvRegions(MshvDriverState):
         assertion point).
         """
         assert region.mreg_pfns is not None
+        self._region_range(region, off, count, "mshv_region_collect_pfns")
+        check_range(self.rt, "pfns", 0, count, len(pfns), "mshv_region_collect_pfns")
         valid = (pfns & HMM_PFN_VALID) != 0
         keep = self.collect_filter(region, pfns, valid, do_fault)
         skipped = np.flatnonzero(~keep)
@@ -395,6 +412,7 @@ class MshvRegions(MshvDriverState):
         self, region: MshvMemRegion, off: int, count: int, do_fault: bool
     ) -> int:
         """B2: collect the pfns of [off, off+count) and map them into the hypervisor."""
+        self._region_range(region, off, count, "mshv_region_collect_and_map")
         pfns = await self.kalloc.vmalloc_array(count, 8)  # B2.1
         if pfns is None:
             return -ENOMEM
@@ -419,9 +437,17 @@ class MshvRegions(MshvDriverState):
     ) -> int:
         """B2.3: ``do ret = hmm_fault_and_lock(...) while (ret == -EBUSY)``.
 
-        The loop is a retry loop: each -EBUSY is counted, and a loop that keeps retrying
-        past ``retry_bound`` is reported as a livelock (L1) with its trace.
+        The loop is a retry loop: each -EBUSY is counted.  L1 is "the loop terminates once
+        invalidations stop", so only retries that no invalidation of the region explains
+        count against ``retry_bound``: a round that hits the region moves its notifier's
+        seq by 2 and costs a reader at most two attempts (one whose callback ran after
+        read_begin, one that read_begin let through before the callback ran), so the loop
+        may retry ``retry_bound`` times plus the distance the seq moved.  Past that it is
+        reported as a livelock (L1) with its trace.  (Many vCPUs breaking COW on zero pages
+        of one region invalidate each other hundreds of times, and each break is progress.)
         """
+        mni = region.mreg_mni
+        start_seq = mni.invalidate_seq
         retries = 0
         while True:
             ret = await self.mshv_region_hmm_fault_and_lock(region, start, end, pfns, do_fault)
@@ -429,11 +455,12 @@ class MshvRegions(MshvDriverState):
                 return ret
             retries += 1
             self.rt.count("ebusy_retries")
-            if retries > self.retry_bound:
+            if retries > self.retry_bound + max(0, mni.invalidate_seq - start_seq):
                 raise self.rt.fail(
                     "liveness",
                     f"the -EBUSY loop around hmm_range_fault on {region.name} retried "
-                    f"{retries} times without progress (suspected livelock)",
+                    f"{retries} times, more than the invalidations of the region explain "
+                    f"(its seq moved {mni.invalidate_seq - start_seq}; suspected livelock)",
                     invariant="L1",
                     where="mshv_region_collect_and_map",
                     region=region.name,
@@ -447,6 +474,7 @@ class MshvRegions(MshvDriverState):
         off = gfn - region.start_gfn
         off -= off % MSHV_MAP_FAULT_IN_PAGES
         count = min(region.nr_pfns - off, MSHV_MAP_FAULT_IN_PAGES)
+        self._region_range(region, off, count, "mshv_region_handle_gfn_fault")
         ret = await self.mshv_region_range_fault(region, off, count)
         if ret:
             self.rt.count("fault_errors")
@@ -501,6 +529,7 @@ class MshvRegions(MshvDriverState):
         done = 0
         while done < region.nr_pfns:
             nr = min(region.nr_pfns - done, MSHV_PIN_PAGES_BATCH_SIZE)
+            self._region_range(region, done, nr, "mshv_map_pinned_region")
             # GUP fills the slots as it goes; the model hands it a scratch array and copies
             # it into mreg_pfns when it returns (nobody else can see the region yet).
             pages = np.full(nr, MSHV_INVALID_PFN, dtype=np.uint64)

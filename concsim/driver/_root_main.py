@@ -142,8 +142,9 @@ class MshvRootMain(MshvRegions):
     def _slat_access_pages(self, region: MshvMemRegion) -> int:
         """Model counter (not kernel): the region's gfns the SLAT maps with access."""
         slat = self.hv.slat
-        a = min(region.start_gfn, slat.nr_gfns)
-        b = min(region.start_gfn + region.nr_pfns, slat.nr_gfns)
+        a = region.start_gfn
+        b = region.start_gfn + region.nr_pfns
+        slat.check_range(a, b, "_slat_access_pages")
         return int(grants_access(slat.flags[a:b]).sum())
 
     def _region_by_gfn(self, partition: MshvPartition, gfn: int) -> MshvMemRegion | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from concsim.driver._region import MshvMemRegion, MshvPartition
 from concsim.engine import Runtime
 from concsim.kernel._alloc import KernelAllocator
+from concsim.kernel._bounds import check_range
 from concsim.kernel._hv import Hypervisor
 from concsim.kernel._mm import MM
 
@@ -54,6 +55,11 @@ class MshvDriverState:
                 where=where,
                 region=region.name,
             )
+
+    def _region_range(self, region: MshvMemRegion, off: int, count: int, caller: str) -> None:
+        """S9 (a model check, not kernel code): slots [off, off+count) must be inside the
+        region, whose ``mreg_pfns`` has ``nr_pfns`` of them; numpy would clip a slice."""
+        check_range(self.rt, f"{region.name}.mreg_pfns", off, off + count, region.nr_pfns, caller)
 
     def _vfree(self, region: MshvMemRegion) -> None:
         self.rt.access("regions")

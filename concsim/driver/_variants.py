@@ -53,6 +53,7 @@ class BeforePatch(MshvDriverBase):
 
     name = "before-patch"
     summary = "mainline: creation maps everything NO_ACCESS, populated by faults only"
+    creation_walks_range = False
 
     async def mshv_map_movable_region(self, region: MshvMemRegion) -> int:
         # One NO_ACCESS map of the whole range, without mreg_mutex: the array is all
@@ -68,6 +69,7 @@ class BeforePatch(MshvDriverBase):
         self, region: MshvMemRegion, off: int, count: int, do_fault: bool
     ) -> int:
         # mshv_region_range_fault: kmalloc_array, every slot written unconditionally.
+        self._region_range(region, off, count, "mshv_region_collect_and_map")
         pfns = await self.kalloc.kmalloc_array(count, 8)
         if pfns is None:
             return -ENOMEM
@@ -143,6 +145,7 @@ class Stateless(V3):
     ) -> int:
         if region.mreg_type != MSHV_REGION_TYPE_MEM_MOVABLE and region.mreg_pfns is not None:
             return await super().mshv_region_collect_and_map(region, off, count, do_fault)
+        self._region_range(region, off, count, "mshv_region_collect_and_map")
         pfns = await self.kalloc.vmalloc_array(count, 8)
         if pfns is None:
             return -ENOMEM
@@ -162,6 +165,7 @@ class Stateless(V3):
         self, region: MshvMemRegion, flags: int, off: int, tmp: npt.NDArray[np.uint64]
     ) -> int:
         """remap_pfns with the temporary array: runs of equal validity, holes NO_ACCESS."""
+        self._region_range(region, off, len(tmp), "_remap_from")
         valid = tmp != MSHV_INVALID_PFN
         for a, b in validity_runs(valid):
             f = flags if valid[a] else HV_MAP_GPA_NO_ACCESS
@@ -173,6 +177,7 @@ class Stateless(V3):
         return 0
 
     async def mshv_region_map_no_access(self, region: MshvMemRegion, off: int, count: int) -> int:
+        self._region_range(region, off, count, "mshv_region_map_no_access")
         gfn = region.start_gfn + off
         end = gfn + count
         mid_a = min(end, -(-gfn // PAGES_PER_2M) * PAGES_PER_2M)

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from concsim.kernel._bounds import bounds_failure
 from concsim.kernel._mm import (
     MM,
     PTE_MIGRATION,
@@ -98,6 +99,10 @@ async def hmm_range_fault(mm: MM, r: HMMRange) -> int:
         raise rt.fail(
             "lock-misuse", "hmm_range_fault called without mmap_lock held (mmap_assert_locked)"
         )
+    mm.check_range(r.start, r.end, "hmm_range_fault")
+    if len(r.hmm_pfns) != r.end - r.start:
+        # Shorter: numpy would clip the walk's writes; longer: the tail stays unwritten.
+        raise bounds_failure(rt, "hmm_pfns", 0, r.end - r.start, len(r.hmm_pfns), "hmm_range_fault")
     last = r.start
     while True:
         if await mmu_interval_check_retry(r.notifier, r.notifier_seq):

@@ -35,6 +35,7 @@ import numpy.typing as npt
 
 from concsim.engine import Runtime
 from concsim.kernel._alloc import KernelAllocator
+from concsim.kernel._bounds import check_indices, check_range
 
 HV_MAP_GPA_READABLE = 0x1
 HV_MAP_GPA_WRITABLE = 0x2
@@ -91,13 +92,20 @@ class SLAT:
         #: lists (a one-entry write calls only these, an array write only ``on_write``).
         self.on_write_one: list[SlatOneHook] = []
 
+    def check_range(self, start: int, end: int, caller: str) -> None:
+        """S9: gfns [start, end) must be inside the SLAT (never clipped)."""
+        check_range(self.rt, "the SLAT", start, end, self.nr_gfns, caller)
+
     def grants(self, gfn: int) -> bool:
         self.rt.access("slat", write=False)
+        self.check_range(gfn, gfn + 1, "SLAT.grants")
         return flags_grant(int(self.flags[gfn]))
 
     def write_one(self, gfn: int, flags: int, pfn: int) -> None:
         """:meth:`write` of one entry, with plain ints (the common hypercall)."""
         self.rt.access("slat")
+        if not 0 <= gfn < self.nr_gfns:
+            self.check_range(gfn, gfn + 1, "SLAT.write_one")
         for hook in self.on_write_one:
             hook(gfn, flags, pfn)
         old = int(self.flags[gfn])
@@ -116,6 +124,7 @@ class SLAT:
     ) -> None:
         """Atomically set entries (one hypercall's reps)."""
         self.rt.access("slat")
+        check_indices(self.rt, "the SLAT", gfns, self.nr_gfns, "SLAT.write")
         for hook in self.on_write:
             hook(gfns, flags, pfns)
         if gfns.size == 1:
@@ -256,6 +265,9 @@ class Hypervisor:
         call costs about a microsecond whatever its size.  Larger calls use whole arrays.
         """
         rt = self.rt
+        self.slat.check_range(gfn, gfn + count, "hv_call_map_ram_pfns")
+        if pfns is not None and not flags & HV_MAP_GPA_NO_ACCESS:
+            check_range(rt, "the pfns argument", 0, count, len(pfns), "hv_call_map_ram_pfns")
         if count == 1 and not flags & HV_MAP_GPA_LARGE_PAGE:
             # One 4 KiB rep (most calls): the same steps, choices, counts and trace as the
             # batching loop below, without it (nothing to roll back when it fails).
@@ -333,6 +345,7 @@ class Hypervisor:
 
     async def hv_call_unmap_gpa_pages(self, gfn: int, count: int, flags: int) -> int:
         rt = self.rt
+        self.slat.check_range(gfn, gfn + count, "hv_call_unmap_gpa_pages")
         done = 0
         while done < count:
             n = min(count - done, HV_UMAP_GPA_PAGES)

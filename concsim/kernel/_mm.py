@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from concsim.engine import Runtime
+from concsim.kernel._bounds import check_indices, check_range
 from concsim.kernel._pagealloc import PageAllocator
 from concsim.kernel._rwsem import RWSem
 from concsim.kernel._waitqueue import WaitQueue
@@ -176,6 +177,7 @@ class MM:
         if vpns.size == 0:
             return
         self.rt.access("pt")
+        check_indices(self.rt, "the page table", vpns, self.nr_vpns, "set_ptes")
         old = self.pte_pfn[vpns].copy()
         self.pte_state[vpns] = state
         self.pte_pfn[vpns] = pfns
@@ -190,6 +192,8 @@ class MM:
     def set_pte(self, vpn: int, state: int, pfn: int, write: bool) -> None:
         """:meth:`set_ptes` of one PTE, with plain ints (a page fault's change)."""
         self.rt.access("pt")
+        if not 0 <= vpn < self.nr_vpns:
+            self.check_range(vpn, vpn + 1, "set_pte")
         old = int(self.pte_pfn[vpn])
         self.pte_state[vpn] = state
         self.pte_pfn[vpn] = pfn
@@ -200,6 +204,11 @@ class MM:
         for hook in self.on_pte_change_one:
             hook(vpn, old)
 
+    def check_range(self, start: int, end: int, caller: str) -> None:
+        """S9: [start, end) must be inside the page table (never clipped)."""
+        check_range(self.rt, "the page table", start, end, self.nr_vpns, caller)
+
     def present_mask(self, start: int, end: int) -> npt.NDArray[np.bool_]:
         self.rt.access("pt", write=False)
+        self.check_range(start, end, "present_mask")
         return np.asarray(self.pte_state[start:end] == PTE_PRESENT)

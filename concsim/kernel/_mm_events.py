@@ -51,7 +51,7 @@ def _pmd_pieces(start: int, end: int) -> list[tuple[int, int]]:
 async def zap_page_range(mm: MM, start: int, end: int) -> None:
     """Clear the PTEs of [start, end) and free the pages they mapped (after a TLB flush)."""
     rt = mm.rt
-    end = min(end, mm.nr_vpns)
+    mm.check_range(start, end, "zap_page_range")
     for a, b in _pmd_pieces(start, end):
         await rt.point("zap_pte_range", "pt", a, b)
         st = mm.pte_state[a:b]
@@ -67,6 +67,7 @@ async def zap_page_range(mm: MM, start: int, end: int) -> None:
 async def munmap(mm: MM, start: int, npages: int) -> None:
     rt = mm.rt
     end = start + npages
+    mm.check_range(start, end, "munmap")
     await mm.mmap_lock.down_write()
     r = MMUNotifierRange(mm, start, end, MMU_NOTIFY_UNMAP)
     await mmu_notifier_invalidate_range_start(r)
@@ -80,6 +81,7 @@ async def munmap(mm: MM, start: int, npages: int) -> None:
 
 async def madvise_dontneed(mm: MM, start: int, npages: int) -> None:
     end = start + npages
+    mm.check_range(start, end, "madvise_dontneed")
     await mm.mmap_lock.down_read()
     r = MMUNotifierRange(mm, start, end, MMU_NOTIFY_CLEAR)
     await mmu_notifier_invalidate_range_start(r)
@@ -91,6 +93,7 @@ async def madvise_dontneed(mm: MM, start: int, npages: int) -> None:
 async def mprotect_readonly(mm: MM, start: int, npages: int) -> None:
     rt = mm.rt
     end = start + npages
+    mm.check_range(start, end, "mprotect_readonly")
     await mm.mmap_lock.down_write()
     r = MMUNotifierRange(mm, start, end, MMU_NOTIFY_PROTECTION_VMA)
     await mmu_notifier_invalidate_range_start(r)
@@ -108,6 +111,7 @@ async def change_prot_numa(mm: MM, start: int, npages: int) -> None:
     """NUMA balancing: present PTEs become protnone (pfn and write bit kept)."""
     rt = mm.rt
     end = start + npages
+    mm.check_range(start, end, "change_prot_numa")
     await mm.mmap_lock.down_read()
     r = MMUNotifierRange(mm, start, end, MMU_NOTIFY_PROTECTION_VMA)
     await mmu_notifier_invalidate_range_start(r)
@@ -139,17 +143,20 @@ def _movable(mm: MM, vpn: int) -> bool:
 async def migrate_page(mm: MM, vpn: int) -> None:
     """Page migration / compaction (try_to_migrate via rmap): no mmap_lock."""
     rt = mm.rt
+    mm.check_range(vpn, vpn + 1, "migrate_page")
     await rt.point("migrate_folio", "pt", vpn, read=True)
     if not _movable(mm, vpn):
         return
     old = int(mm.pte_pfn[vpn])
-    writable = bool(mm.pte_write[vpn])
     r = MMUNotifierRange(mm, vpn, vpn + 1, MMU_NOTIFY_MIGRATE)
     await mmu_notifier_invalidate_range_start(r)
     await rt.point("try_to_migrate_one", "pt", vpn)
     if not _movable(mm, vpn) or int(mm.pte_pfn[vpn]) != old:  # gone, or pinned meanwhile
         await mmu_notifier_invalidate_range_end(r)
         return
+    # try_to_migrate_one encodes the write bit of the PTE it replaces, under the PTE lock:
+    # an mprotect that write-protected the page meanwhile is kept (not the bit seen first).
+    writable = bool(mm.pte_write[vpn])
     mm.set_pte(vpn, PTE_MIGRATION, old, writable)
     await mmu_notifier_invalidate_range_end(r)
     new = mm.pages.alloc_page()
@@ -183,6 +190,7 @@ async def migrate_page(mm: MM, vpn: int) -> None:
 async def reclaim_page(mm: MM, vpn: int) -> None:
     """Reclaim / swap-out (try_to_unmap via rmap): no mmap_lock."""
     rt = mm.rt
+    mm.check_range(vpn, vpn + 1, "reclaim_page")
     await rt.point("shrink_folio_list", "pt", vpn, read=True)
     if not _movable(mm, vpn):
         return
@@ -202,6 +210,8 @@ async def reclaim_page(mm: MM, vpn: int) -> None:
 async def ksm_merge(mm: MM, keep: int, merge: int) -> None:
     """KSM: write-protect ``keep``'s page and make ``merge`` share it read-only."""
     rt = mm.rt
+    mm.check_range(keep, keep + 1, "ksm_merge")
+    mm.check_range(merge, merge + 1, "ksm_merge")
     await mm.mmap_lock.down_read()
     try:
         if not (_movable(mm, keep) and _movable(mm, merge)):
@@ -239,6 +249,7 @@ async def split_huge_pmd(mm: MM, start: int) -> None:
     rt = mm.rt
     start -= start % PTRS_PER_PMD
     end = start + PTRS_PER_PMD
+    mm.check_range(start, end, "split_huge_pmd")
     await mm.mmap_lock.down_read()
     r = MMUNotifierRange(mm, start, end, MMU_NOTIFY_CLEAR)
     await mmu_notifier_invalidate_range_start(r)
@@ -254,6 +265,7 @@ async def oom_reap(mm: MM, start: int, npages: int) -> None:
     """__oom_reap_task_mm: trylock, non-blockable invalidation, skip the range on -EAGAIN."""
     rt = mm.rt
     end = start + npages
+    mm.check_range(start, end, "oom_reap")
     if not await mm.mmap_lock.down_read_trylock():
         rt.count("oom_reap_skipped")
         return
@@ -296,4 +308,5 @@ async def exit_mmap(mm: MM) -> None:
 
 def populated(mm: MM, start: int, end: int) -> npt.NDArray[np.int64]:
     mm.rt.access("pt", write=False)
+    mm.check_range(start, end, "populated")
     return np.nonzero(mm.pte_state[start:end] == PTE_PRESENT)[0].astype(np.int64) + start

@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from concsim.kernel._bounds import check_range
 from concsim.kernel._mm import (
     MM,
     PTE_DEVICE_EXCLUSIVE,
@@ -59,6 +60,7 @@ EFAULT = 14
 
 async def handle_mm_fault(mm: MM, vma: VMA, vpn: int, *, write: bool) -> int:
     rt = mm.rt
+    mm.check_range(vpn, vpn + 1, "handle_mm_fault")
     await rt.point("handle_mm_fault", "pt", vpn, "write" if write else "read")
     rt.count("mm_faults")
     state = int(mm.pte_state[vpn])
@@ -230,6 +232,8 @@ async def pin_user_pages_fast(mm: MM, start: int, nr: int, pages: npt.NDArray[np
     faulted in for write until its PTE is present and writable (a migration entry is waited
     out), then pinned in the same step as that check, as GUP-fast's recheck makes it.
     """
+    mm.check_range(start, start + nr, "pin_user_pages_fast")
+    check_range(mm.rt, "the pinned pages array", 0, nr, len(pages), "pin_user_pages_fast")
     await mm.mmap_lock.down_read()
     try:
         for i in range(nr):

@@ -110,11 +110,12 @@ class MshvWorld:
             flags = (1 << MSHV_SET_MEM_BIT_WRITABLE) if p["writable"] else 0
             self.mems.append(MshvUserMemRegion(r * self.span + align, n, uaddr, flags))
         self.ready = Completion(rt, "regions_ready")
-        from concsim.checks import LockDep, MshvOracles
+        from concsim.checks import FunctionalOracles, LockDep, MshvOracles
 
         rt.ext["lockdep"] = LockDep(rt)
         rt.deadlock_invariant = L4
         self.oracles = MshvOracles(self)
+        self.functional = FunctionalOracles(self)
 
     # ------------------------------------------------------------------ setup
 

@@ -100,8 +100,12 @@ def test_a_4_gib_movable_region_needs_vmalloc_array() -> None:
     # The whole region went through the hypervisor (NO_ACCESS: nothing is populated).
     assert ok.stats["hypercall_reps"] >= 1 << 20
 
-    assert bad.failure is None, bad.failure
-    assert bad.stats["create_errors"] == 1
+    # A valid request refused with nothing injected: the functional oracle F1 reports it.
+    f = bad.failure
+    assert f is not None
+    assert (f.kind, f.invariant) == ("functional", "F1")
+    assert f.details["ret"] == -12
+    assert f.details["expected"] == [0]
     assert bad.stats["create_failed"] == 1
     assert "hypercalls" not in bad.stats  # failed before any mapping
 
