@@ -46,7 +46,7 @@ def test_mreg_pfns_in_range_is_clean() -> None:
     async def body(w: MshvWorld, r: MshvMemRegion) -> None:
         await r.mreg_mutex.lock()
         assert await w.driver.mshv_region_chunk_remap(r, HV_MAP_GPA_NO_ACCESS, 54, 10, False) == 0
-        r.mreg_mutex.unlock()
+        await r.mreg_mutex.unlock()
 
     clean(run_mshv(body)[2])
 
@@ -159,7 +159,7 @@ async def _hmm(w: MshvWorld, r: MshvMemRegion, n_pfns: int, end: int) -> int:
         rng = HMMRange(r.mreg_mni, seq, U, end, np.zeros(n_pfns, dtype=np.uint64))
         return await hmm_range_fault(w.mm, rng)
     finally:
-        w.mm.mmap_lock.up_read()
+        await w.mm.mmap_lock.up_read()
 
 
 def test_hmm_pfns_shorter_than_the_range() -> None:
