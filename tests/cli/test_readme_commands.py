@@ -134,6 +134,12 @@ EXPECT: dict[str, Expect] = {
         0, ('"failures": 0',), extra=FAST_STRESS
     ),
     "concsim stress --resume --out out/": Expect(1, ("complete",)),
+    "concsim stress --campaign sweep --budget 10m": Expect(0, ("sweep",), extra=FAST_STRESS),
+    "concsim stress --campaign sweep --seeds 4242:4243": Expect(
+        0, ("sweep",), extra=("--workers", "1", "--shrink-runs", "0")
+    ),
+    "concsim stress --campaign sweep --param pages=4096": Expect(0, ("sweep",), extra=FAST_STRESS),
+    "concsim stress --campaign sweep --variant v3": Expect(0, ("sweep",), extra=FAST_STRESS),
     "concsim stress --backend dask": Expect(
         0, skip="starts a Dask LocalCluster: tests/stress/test_dask.py runs one"
     ),
