@@ -44,6 +44,17 @@ from concsim.scenarios import get_scenario, parse_param_args
 OUT_ROOT = Path("concsim-out")
 
 
+def _fresh_out() -> Path:
+    """A fresh folder named by the start time; two campaigns started within the same second
+    get -2, -3, ... rather than colliding on one --out."""
+    stem = OUT_ROOT / f"stress-{time.strftime('%Y%m%d-%H%M%S')}"
+    out_path, again = stem, 1
+    while out_path.exists():
+        again += 1
+        out_path = stem.with_name(f"{stem.name}-{again}")
+    return out_path
+
+
 def _latest_out() -> Path:
     found = sorted(p.parent for p in OUT_ROOT.glob(f"stress-*/{MANIFEST}"))
     if not found:
@@ -183,13 +194,7 @@ def build_spec(
         )
         n = cap
     if out_path is None:
-        # A fresh folder named by the start time; two campaigns started within the same
-        # second get -2, -3, ... rather than colliding on one --out.
-        stem = OUT_ROOT / f"stress-{time.strftime('%Y%m%d-%H%M%S')}"
-        out_path, again = stem, 1
-        while out_path.exists():
-            again += 1
-            out_path = stem.with_name(f"{stem.name}-{again}")
+        out_path = _fresh_out()
     return CampaignSpec(
         job=Job(
             scn.name,
@@ -234,7 +239,7 @@ def _common_options(
         raise UsageError(f"--scheduler {scheduler}: give a scheduler address like tcp://HOST:PORT")
     n = workers if workers is not None else (os.cpu_count() or 1)
     if out_path is None:
-        out_path = OUT_ROOT / f"stress-{time.strftime('%Y%m%d-%H%M%S')}"
+        out_path = _fresh_out()
     return seed_range, budget_s, n, out_path
 
 
