@@ -18,6 +18,12 @@ HMM driver exposing the same hooks): D1-D3 and L1.
 * **L1** the fault loop ends once invalidations stop: hitting the driver's retry bound (the
   C driver's timeout) with finitely many invalidations is a livelock.
 
+Footprints: every check reports what it reads inside the step that runs it (see
+:mod:`concsim.strategies._steps`): the process's page table (``"pt"``), the device page
+table of each mirror it looks at (``<mirror>.pt``) and the list of mirrors
+(``dmirror.mirrors``), so that partial-order reduction orders a PTE change, a page free or
+a store against every step whose outcome the check's verdict depends on.
+
 The checks hold for lib/test_hmm.c because every PTE change that removes or replaces a
 mapping runs ``invalidate_range_start`` first, whose callback erases the entries under the
 mutex that the installer holds from ``mmu_interval_read_retry`` to the store.
@@ -31,12 +37,20 @@ import numpy as np
 import numpy.typing as npt
 
 from concsim.checks._catalogue import D1, D2, D3, D4, L1
+from concsim.driver.dmirror._test_hmm import MIRRORS_OBJ as MIRRORS_OBJ
 from concsim.kernel._hmm import HMM_PFN_ORDER_SHIFT, HMM_PFN_VALID, HMM_PFN_WRITE, HMMRange
 from concsim.kernel._mm import MM, PTE_DEVICE_EXCLUSIVE, PTE_NAMES, PTE_PRESENT
 
 if TYPE_CHECKING:
     from concsim.driver.dmirror._test_hmm import Dmirror, DmirrorDriver
     from concsim.engine import Runtime
+
+
+def _pt_obj(d: Dmirror) -> str:
+    """The footprint object of a mirror's device page table (a plugin driver's mirror
+    that does not name one gets ``<name>.pt``, as dmirror's does)."""
+    obj: str | None = getattr(d, "pt_obj", None)
+    return obj if obj is not None else f"{d.name}.pt"
 
 
 class DmirrorOracles:
@@ -68,6 +82,7 @@ class DmirrorOracles:
     # ------------------------------------------------------------------ helpers
 
     def _live(self, mm: MM | None = None) -> list[Dmirror]:
+        self.rt.access(MIRRORS_OBJ, write=False)
         return [d for d in self.driver.mirrors if not d.released and (mm is None or d.mm is mm)]
 
     def _pte(self, mm: MM, vpn: int) -> str:
@@ -81,6 +96,7 @@ class DmirrorOracles:
         self, d: Dmirror, vpn: int, pfn: int, write: bool, inv: str, what: str
     ) -> None:
         mm = d.mm
+        self.rt.access("pt", write=False)
         st = int(mm.pte_state[vpn])
         ok = st in (PTE_PRESENT, PTE_DEVICE_EXCLUSIVE) and int(mm.pte_pfn[vpn]) == pfn
         if ok and (not write or mm.pte_write[vpn]):
@@ -107,6 +123,7 @@ class DmirrorOracles:
         writes: npt.NDArray[np.bool_],
     ) -> None:
         mm = d.mm
+        self.rt.access("pt", write=False)
         st = mm.pte_state[vpns]
         good = ((st == PTE_PRESENT) | (st == PTE_DEVICE_EXCLUSIVE)) & (mm.pte_pfn[vpns] == pfns)
         good &= ~writes | mm.pte_write[vpns]
@@ -120,10 +137,12 @@ class DmirrorOracles:
         )
 
     def _check_atomic(self, d: Dmirror, vpn: int, what: str) -> None:
+        self.rt.access(_pt_obj(d), write=False)
         atomic = getattr(d, "pt_atomic", None)
         if atomic is None or not atomic[vpn]:
             return
         mm = d.mm
+        self.rt.access("pt", write=False)
         if int(mm.pte_state[vpn]) == PTE_DEVICE_EXCLUSIVE and mm.pte_pfn[vpn] == d.pt[vpn]:
             return
         raise self.rt.fail(
@@ -152,6 +171,7 @@ class DmirrorOracles:
 
     def pte_changed(self, mm: MM, vpns: npt.NDArray[np.int64]) -> None:
         for d in self._live(mm):
+            self.rt.access(_pt_obj(d), write=False)
             has = d.pt[vpns] != 0
             if not has.any():
                 continue
@@ -168,6 +188,7 @@ class DmirrorOracles:
 
     def page_freed(self, pfns: npt.NDArray[np.int64]) -> None:
         for d in self._live():
+            self.rt.access(_pt_obj(d), write=False)
             hit = np.isin(d.pt, pfns)
             if hit.any():
                 vpn = int(np.argmax(hit))

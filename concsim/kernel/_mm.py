@@ -60,6 +60,8 @@ VM_MIXEDMAP = 0x10000000
 PteHook = Callable[[npt.NDArray[np.int64], npt.NDArray[np.int64]], None]
 #: (vpn, pfn it mapped before) after a one-PTE change (:meth:`MM.set_pte`), as plain ints.
 PteOneHook = Callable[[int, int], None]
+#: The footprint object of ``MM.exiting`` (set by exit_mmap, read by ``mmget_not_zero``).
+MM_EXITING = "mm.exiting"
 
 
 @dataclass
@@ -101,6 +103,7 @@ class MM:
         # The contents of a swapped-out page, by vpn (its swap slot): see PageAllocator.data.
         self.swap_data = np.zeros(nr_vpns, dtype=np.int64)
         self.notifier_subscriptions: object | None = None  # set by mmu_notifier
+        #: mm_users dropped to 0 (``mmget_not_zero`` fails); footprint :data:`MM_EXITING`.
         self.exiting = False
 
     # ---------------------------------------------------------------- VMAs

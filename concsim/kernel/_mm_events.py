@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from concsim.kernel._mm import (
     MM,
+    MM_EXITING,
     PTE_DEVICE_EXCLUSIVE,
     PTE_MIGRATION,
     PTE_NONE,
@@ -35,7 +36,7 @@ from concsim.kernel._mmu_notifier import (
     mmu_notifier_invalidate_range_end,
     mmu_notifier_invalidate_range_start,
 )
-from concsim.kernel._pagealloc import ZERO_PFN
+from concsim.kernel._pagealloc import PAGE_DATA, ZERO_PFN
 
 
 def _pmd_pieces(start: int, end: int) -> list[tuple[int, int]]:
@@ -200,6 +201,7 @@ async def reclaim_page(mm: MM, vpn: int) -> None:
     await rt.point("try_to_unmap_one", "pt", vpn)
     # A page pinned meanwhile cannot be shared from the anon rmap: try_to_unmap backs off.
     if _movable(mm, vpn) and int(mm.pte_pfn[vpn]) == old:
+        rt.access(PAGE_DATA, write=False)
         mm.swap_data[vpn] = mm.pages.data[old]  # pageout: the contents go to the swap slot
         mm.set_pte(vpn, PTE_SWAP, 0, False)
         mm.pages.put_page(old)
@@ -217,6 +219,7 @@ async def ksm_merge(mm: MM, keep: int, merge: int) -> None:
         if not (_movable(mm, keep) and _movable(mm, merge)):
             return
         pages = mm.pages
+        rt.access(PAGE_DATA, write=False)
         if pages.data[mm.pte_pfn[keep]] != pages.data[mm.pte_pfn[merge]]:
             return  # KSM merges only pages with identical contents
         kpfn = int(mm.pte_pfn[keep])
@@ -290,6 +293,7 @@ async def exit_mmap(mm: MM) -> None:
     the zap (its callback ran, a later fault re-read the seq), and those mappings must be
     torn down before the pages are freed, as for any other unmap.
     """
+    mm.rt.access(MM_EXITING)
     mm.exiting = True
     r = MMUNotifierRange(mm, 0, ULONG_MAX_VPN, MMU_NOTIFY_RELEASE)
     await mmu_notifier_invalidate_range_start(r)

@@ -52,7 +52,7 @@ from concsim.kernel._mmu_notifier import (
     mmu_notifier_invalidate_range_end,
     mmu_notifier_invalidate_range_start,
 )
-from concsim.kernel._pagealloc import ZERO_PFN
+from concsim.kernel._pagealloc import PAGE_DATA, ZERO_PFN
 from concsim.kernel._pagecache import PageCacheFile
 
 EFAULT = 14
@@ -92,6 +92,7 @@ async def handle_mm_fault(mm: MM, vma: VMA, vpn: int, *, write: bool) -> int:
         pfn = mm.pages.alloc_page()
         if pfn < 0:
             return -EFAULT
+        mm.rt.access(PAGE_DATA)
         mm.pages.data[pfn] = mm.swap_data[vpn]  # swap_readpage
         mm.set_pte(vpn, PTE_PRESENT, pfn, may_write and write)
         return 0
@@ -192,6 +193,7 @@ MMU_NOTIFY_EXCLUSIVE = "EXCLUSIVE"
 async def folio_lock(mm: MM, pfn: int) -> None:
     """Take the folio lock of ``pfn`` (sleeping while another task holds it)."""
     await mm.folio_wq.wait_event(lambda: pfn not in mm.folio_locked, "folio_lock")
+    mm.rt.access(mm.folio_wq.name)  # taking it is a write (its wait point only reads)
     mm.folio_locked.add(pfn)
 
 
@@ -204,6 +206,7 @@ async def remove_device_exclusive_entry(mm: MM, vma: VMA, vpn: int) -> int:
     """A CPU fault on a device-exclusive entry (do_swap_page): under the folio lock, an
     MMU_NOTIFY_EXCLUSIVE invalidation of the page, then the ordinary PTE is restored."""
     rt = mm.rt
+    rt.access("pt", write=False)
     pfn = int(mm.pte_pfn[vpn])
     await folio_lock(mm, pfn)
     r = MMUNotifierRange(mm, vpn, vpn + 1, MMU_NOTIFY_EXCLUSIVE)

@@ -60,6 +60,7 @@ from concsim.kernel._mmu_notifier import (
     mmu_notifier_invalidate_range_end,
     mmu_notifier_invalidate_range_start,
 )
+from concsim.kernel._pagealloc import PAGE_DATA
 
 EFAULT = 14
 ENOMEM = 12
@@ -76,9 +77,11 @@ async def cpu_access(mm: MM, vpn: int, *, write: bool, value: int = 0) -> tuple[
         if vma is None or not vma.vm_flags & VM_READ or (write and not vma.vm_flags & VM_WRITE):
             rt.event("SIGSEGV", f"{mm.name}.pt", vpn)
             return -EFAULT, 0
+        rt.access("pt", write=False)
         state = int(mm.pte_state[vpn])
         if state == PTE_PRESENT and (not write or mm.pte_write[vpn]):
             pfn = int(mm.pte_pfn[vpn])
+            rt.access(PAGE_DATA, write=write)
             if write:
                 mm.pages.data[pfn] = value
             return 0, int(mm.pages.data[pfn])
@@ -209,6 +212,7 @@ async def make_device_exclusive(mm: MM, vpn: int) -> int:
         vma = mm.vma_lookup(vpn)
         if vma is None or not vma.vm_flags & VM_WRITE:
             return -EFAULT
+        rt.access("pt", write=False)
         state = int(mm.pte_state[vpn])
         if state == PTE_MIGRATION:
             await migration_entry_wait(mm, vpn)
@@ -223,6 +227,7 @@ async def make_device_exclusive(mm: MM, vpn: int) -> int:
         r = MMUNotifierRange(mm, vpn, vpn + 1, MMU_NOTIFY_EXCLUSIVE)
         await mmu_notifier_invalidate_range_start(r)
         await rt.point("make_device_exclusive", f"{mm.name}.pt", vpn)
+        rt.access("pt", write=False)
         same = (
             int(mm.pte_state[vpn]) == PTE_PRESENT
             and int(mm.pte_pfn[vpn]) == pfn

@@ -10,7 +10,8 @@ oracle checks there that no SLAT entry still grants access to it).
 
 Footprint: the allocator (free list, refcounts, pins, folio orders) is one object,
 ``"pages"``: every allocation, reference change and pin writes it; a pin or order test
-reads it.
+reads it.  The pages' contents (``data``) are another, ``"page_data"`` (:data:`PAGE_DATA`):
+every copy, load or store of a token reports it.
 
 Long-term pins (``pin_user_pages`` with FOLL_LONGTERM) are counted apart from plain
 references, as the kernel's pin bias does, so that ``folio_maybe_dma_pinned`` can be asked:
@@ -35,6 +36,8 @@ from concsim.engine import Runtime
 
 ZERO_PFN = 1
 FIRST_PFN = 2
+#: The footprint object of the pages' contents (``PageAllocator.data``).
+PAGE_DATA = "page_data"
 
 FreeHook = Callable[[npt.NDArray[np.int64]], None]
 
@@ -98,6 +101,7 @@ class PageAllocator:
 
     def copy_highpage(self, dst: int, src: int) -> None:
         """Copy a page's contents (its token) to another page."""
+        self.rt.access(PAGE_DATA)
         self.data[dst] = self.data[src]
 
     def get_page(self, pfn: int) -> None:

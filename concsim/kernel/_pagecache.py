@@ -12,7 +12,7 @@ own step.
 
 from __future__ import annotations
 
-from concsim.kernel._pagealloc import PageAllocator
+from concsim.kernel._pagealloc import PAGE_DATA, PageAllocator
 
 
 class PageCacheFile:
@@ -38,9 +38,11 @@ class PageCacheFile:
         pfn = self.find_or_create_page(index)
         if pfn < 0:
             return False
+        self.pages.rt.access(PAGE_DATA)
         self.pages.data[pfn] = value
         return True
 
     def pread(self, index: int) -> int:
         pfn = self.i_pages.get(index)
+        self.pages.rt.access(PAGE_DATA, write=False)
         return 0 if pfn is None else int(self.pages.data[pfn])

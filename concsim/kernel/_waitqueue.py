@@ -64,6 +64,7 @@ class Completion:
     async def wait_for_completion(self) -> None:
         await self.wq.wait_event(lambda: self._all or self.done > 0, "wait_for_completion")
         if not self._all:
+            self.rt.access(self.name)  # consuming a done is a write (the wait only reads)
             self.done -= 1
 
     async def complete(self) -> None:

@@ -48,7 +48,7 @@ EXPECT: dict[str, Expect] = {
         1, ("FAILURE safety [D1]",)
     ),
     "concsim explore --scenario dmirror-small --strategy dfs": Expect(
-        0, ("executions: 2414", "complete", "result: ok, no failure")
+        0, ("executions: 4019", "complete", "result: ok, no failure")
     ),
     "concsim explore --scenario small --variant before-patch --strategy dfs": Expect(
         0, skip="exhausts 6,440 executions (about a minute): tests/explore/test_dfs.py covers DFS"

@@ -62,6 +62,10 @@ def test_import_option_registers_the_scenario_variants_and_oracles() -> None:
         "toy-no-retry",
         "--strategy",
         "dfs",
+        # One page: with every footprint reported (the oracles' reads included) the
+        # reduced search of the 3-page world runs its race late (after 20,000 runs).
+        "--param",
+        "pages=1",
         "--json",
         pythonpath=[PLUGIN_DIR],
     )

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from concsim.checks import DmirrorOracles, LockDep
+from concsim.checks import MIRRORS_OBJ, DmirrorOracles, LockDep
 from concsim.driver import patched
 from concsim.engine import Runtime
 from concsim.kernel import Completion, Mutex
@@ -33,7 +33,7 @@ from concsim.kernel._mmu_notifier import (
     mmu_interval_set_seq,
     mmu_notifier_range_blockable,
 )
-from concsim.kernel._pagealloc import PageAllocator
+from concsim.kernel._pagealloc import PAGE_DATA, PageAllocator
 from concsim.scenarios import Param, Scenario, register
 
 EBUSY = 16
@@ -50,6 +50,7 @@ class ToyMirror:
         self.pt = np.zeros(mm.nr_vpns, dtype=np.int64)
         self.pt_write = np.zeros(mm.nr_vpns, dtype=np.bool_)
         self.released = False
+        self.pt_obj = "toy0.pt"  # its footprint object (the oracles read it too)
 
 
 class ToyDriver:
@@ -72,6 +73,7 @@ class ToyDriver:
 
     async def toy_open(self, mm: MM) -> ToyMirror:
         m = ToyMirror(self.rt, mm)
+        self.rt.access(MIRRORS_OBJ)  # the oracles read the list of mirrors
         self.mirrors.append(m)
         for hook in self.on_open:
             hook(m)
@@ -86,6 +88,7 @@ class ToyDriver:
             return False
         await mmu_interval_set_seq(mni, seq)
         hi = min(r.end, m.mm.nr_vpns)
+        self.rt.access(m.pt_obj)
         m.pt[r.start : hi] = 0
         m.pt_write[r.start : hi] = False
         await m.lock.unlock()
@@ -107,7 +110,7 @@ class ToyDriver:
             if await mmu_interval_read_retry(m.notifier, r.notifier_seq):
                 await m.lock.unlock()
                 continue
-            await self.rt.point("toy_store", "toy0.pt")
+            await self.rt.point("toy_store", m.pt_obj)
             pfn = np.array([int(r.hmm_pfns[0]) & ((1 << 53) - 1)], dtype=np.int64)
             write = np.array([bool(r.hmm_pfns[0] & HMM_PFN_WRITE)])
             for hook in self.on_store:
@@ -122,10 +125,12 @@ class ToyDriver:
     async def toy_read(self, m: ToyMirror, vpn: int) -> tuple[int, int]:
         while True:
             await m.lock.lock()
+            self.rt.access(m.pt_obj, write=False)
             pfn = int(m.pt[vpn])
             if pfn:
                 for hook in self.on_access:
                     hook(m, vpn, pfn, False)
+                self.rt.access(PAGE_DATA, write=False)
                 value = int(m.mm.pages.data[pfn])
                 await m.lock.unlock()
                 return 0, value

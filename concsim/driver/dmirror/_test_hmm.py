@@ -25,6 +25,13 @@ ioctl fails with -EBUSY as the C driver does when its timeout expires.
 Scheduling points: the kernel primitives' own (mutex, ``mmap_lock``, the notifier, HMM's
 walk), plus one where the device stores into its page table (``xa_store``) and one where it
 copies the pages of a read or write (``memcpy``), each under the mutex.
+
+Footprints (what partial-order reduction decides dependence by, see
+:mod:`concsim.strategies._steps`): every read or write of a mirror's device page table (its
+entries, tags and ``released``) reports ``<mirror>.pt``, wherever it happens (the fault
+path, the notifier callback, release, and the oracles' checks); the list of mirrors reports
+``dmirror.mirrors``; the pages' contents that the device copies report ``page_data``, as the
+kernel's copies do; the ``mmget_not_zero`` test reads ``mm.exiting``.
 """
 
 from __future__ import annotations
@@ -52,7 +59,7 @@ from concsim.kernel._hmm import (
     hmm_pfn_to_pfn,
     hmm_range_fault,
 )
-from concsim.kernel._mm import MM, PTE_PRESENT, VM_MIXEDMAP, VM_SHARED, VM_WRITE, VMA
+from concsim.kernel._mm import MM, MM_EXITING, PTE_PRESENT, VM_MIXEDMAP, VM_SHARED, VM_WRITE, VMA
 from concsim.kernel._mm_fault import folio_unlock
 from concsim.kernel._mm_user import make_device_exclusive
 from concsim.kernel._mmu_notifier import (
@@ -67,7 +74,7 @@ from concsim.kernel._mmu_notifier import (
     mmu_notifier_range_blockable,
 )
 from concsim.kernel._mutex import Mutex
-from concsim.kernel._pagealloc import ZERO_PFN
+from concsim.kernel._pagealloc import PAGE_DATA, ZERO_PFN
 
 EPERM = 1
 ENOENT = 2
@@ -146,6 +153,12 @@ class Dmirror:
         self.pt_write = np.zeros(mm.nr_vpns, dtype=np.bool_)
         self.pt_atomic = np.zeros(mm.nr_vpns, dtype=np.bool_)
         self.released = False
+        #: The footprint object of the device page table (and ``released``).
+        self.pt_obj = f"{name}.pt"
+
+
+#: The footprint object of the driver's list of mirrors.
+MIRRORS_OBJ = "dmirror.mirrors"
 
 
 #: Oracle hooks: (dmirror, vpns, pfns, writable) when entries are stored; (dmirror, vpn, pfn,
@@ -183,6 +196,7 @@ class DmirrorDriver:
     async def dmirror_fops_open(self, mm: MM, mdevice: int = 0) -> Dmirror:
         """Mirror the opener's whole address space (a notifier over [0, ULONG_MAX))."""
         d = Dmirror(self.rt, f"dmirror{len(self.mirrors)}", mm, mdevice)
+        self.rt.access(MIRRORS_OBJ)
         self.mirrors.append(d)
         for hook in self.on_open:
             hook(d)
@@ -193,6 +207,7 @@ class DmirrorDriver:
 
     async def dmirror_fops_release(self, d: Dmirror) -> None:
         await mmu_interval_notifier_remove(d.notifier)
+        self.rt.access(d.pt_obj)
         d.pt[:] = 0  # xa_destroy
         d.pt_write[:] = False
         d.released = True
@@ -214,7 +229,7 @@ class DmirrorDriver:
     async def dmirror_do_fault(self, d: Dmirror, r: HMMRange) -> int:
         """Store every page of the range in the device page table (under d.mutex)."""
         rt = self.rt
-        await rt.point("xa_store", f"{d.name}.pt", r.start, r.end)
+        await rt.point("xa_store", d.pt_obj, r.start, r.end)
         v = r.hmm_pfns
         bad = ((v & HMM_PFN_ERROR) != 0) | ((v & HMM_PFN_VALID) == 0)
         if bad.any():
@@ -231,6 +246,7 @@ class DmirrorDriver:
         pfns = (v & np.uint64((1 << HMM_PFN_ORDER_SHIFT) - 1)).astype(np.int64)
         for hook in self.on_store:
             hook(d, vpns, pfns, write)
+        rt.access(d.pt_obj)
         d.pt[r.start : r.end] = pfns
         d.pt_write[r.start : r.end] = write
         d.pt_atomic[r.start : r.end] = False
@@ -242,6 +258,7 @@ class DmirrorDriver:
         """Erase the entries of [start, end]: ``xa_for_each_range`` takes the last index
         inclusively, so the page at ``end`` goes too (harmless: it is refaulted)."""
         hi = min(end + 1, d.mm.nr_vpns)
+        self.rt.access(d.pt_obj)
         if start < hi:
             d.pt[start:hi] = 0
             d.pt_write[start:hi] = False
@@ -293,6 +310,7 @@ class DmirrorDriver:
 
     async def dmirror_fault(self, d: Dmirror, start: int, end: int, write: bool) -> int:
         mm = d.mm
+        self.rt.access(MM_EXITING, write=False)
         if mm.exiting:  # mmget_not_zero failed
             return 0
         flags = HMM_PFN_REQ_FAULT | (HMM_PFN_REQ_WRITE if write else np.uint64(0))
@@ -315,7 +333,10 @@ class DmirrorDriver:
         return ret
 
     async def dmirror_do_read(self, d: Dmirror, start: int, end: int, b: DmirrorBounce) -> int:
-        await self.rt.point("memcpy_from_page", f"{d.name}.pt", start, end, read=True)
+        rt = self.rt
+        await rt.point("memcpy_from_page", d.pt_obj, start, end, read=True)
+        rt.access(d.pt_obj, write=False)
+        rt.access(PAGE_DATA, write=False)
         data = d.mm.pages.data
         for vpn in range(start, end):
             pfn = int(d.pt[vpn])
@@ -349,7 +370,10 @@ class DmirrorDriver:
         return ret
 
     async def dmirror_do_write(self, d: Dmirror, start: int, end: int, b: DmirrorBounce) -> int:
-        await self.rt.point("memcpy_to_page", f"{d.name}.pt", start, end)
+        rt = self.rt
+        await rt.point("memcpy_to_page", d.pt_obj, start, end)
+        rt.access(d.pt_obj, write=False)
+        rt.access(PAGE_DATA)
         data = d.mm.pages.data
         for vpn in range(start, end):
             pfn = int(d.pt[vpn])
@@ -386,6 +410,7 @@ class DmirrorDriver:
         has exited, ``dmirror_fault`` returns 0 without faulting anything (mmget_not_zero
         fails) and the loop spins for ever; the model reports that as a livelock."""
         if cmd.faults > self.retry_bound:
+            self.rt.access(MM_EXITING, write=False)
             raise self.rt.fail(
                 "liveness",
                 f"{d.name}: the copy loop faulted {cmd.faults} times without progress"
@@ -397,11 +422,13 @@ class DmirrorDriver:
 
     def dmirror_check_atomic(self, d: Dmirror, start: int, end: int) -> int:
         """-EPERM while any page of the range is still mapped for atomic access."""
+        self.rt.access(d.pt_obj, write=False)
         return -EPERM if d.pt_atomic[start:end].any() else 0
 
     async def dmirror_atomic_map(self, d: Dmirror, vpn: int, pfn: int) -> int:
         await d.mutex.lock()
-        await self.rt.point("xa_store_atomic", f"{d.name}.pt", vpn)
+        await self.rt.point("xa_store_atomic", d.pt_obj, vpn)
+        self.rt.access(d.pt_obj)
         d.pt[vpn] = pfn
         d.pt_write[vpn] = False
         d.pt_atomic[vpn] = True
@@ -419,6 +446,7 @@ class DmirrorDriver:
         mm = d.mm
         start = cmd.addr
         end = start + cmd.npages
+        self.rt.access(MM_EXITING, write=False)
         if mm.exiting:
             return -EINVAL
         ret = 0
@@ -518,6 +546,7 @@ class DmirrorDriver:
         mm = d.mm
         start = cmd.addr
         end = start + cmd.npages
+        self.rt.access(MM_EXITING, write=False)
         if mm.exiting:
             return -EINVAL
         out = np.zeros(cmd.npages, dtype=np.uint8) if cmd.ptr is None else cmd.ptr
@@ -540,6 +569,7 @@ class DmirrorDriver:
     async def dmirror_fops_unlocked_ioctl(
         self, d: Dmirror, command: str, cmd: HmmDmirrorCmd
     ) -> int:
+        self.rt.access(d.pt_obj, write=False)
         if d.released:
             return -EINVAL
         if cmd.addr < 0 or cmd.npages <= 0:  # addr >= addr + size
