@@ -8,7 +8,15 @@ budget), and compare failing against clean.  A disagreement is a reduction that 
 nor finish within their budget are listed as "did not finish".
 
     .venv/bin/python stress/dpor_catalog.py [--full-budget 20000] [--reduced-budget 100000]
-        [--only VARIANT] [--jsonl out.jsonl]
+        [--only VARIANT] [--world NAME] [--full-bound K] [--jsonl out.jsonl]
+    .venv/bin/python stress/dpor_catalog.py --scenario dmirror-small ...
+
+``--scenario dmirror-small`` runs the dmirror driver's variants instead, in worlds that
+reach each mutant's code (a writer, a snapshot, an exclusive access, the OOM reaper).
+``--full-bound K`` bounds the unreduced search to K preemptions, so that it finishes: a
+failure it finds must then be found by the reduced search too (a disagreement when the
+reduced one is complete and clean); a failure only the reduced search finds is beyond the
+bound ("reduced found more").
 
 This is a benchmark run by hand (it takes hours); CI runs a small subset
 (tests/explore/test_dpor_catalog.py).
@@ -23,6 +31,7 @@ import time
 
 import concsim
 from concsim.driver import MUTANTS, VARIANTS
+from concsim.driver.dmirror import VARIANTS as DMIRROR_VARIANTS
 from concsim.scenarios._mshv_world import EVENTS
 
 WORLDS: list[tuple[str, dict[str, object]]] = [
@@ -32,15 +41,32 @@ WORLDS: list[tuple[str, dict[str, object]]] = [
     *[(f"events={e}", {"events": e}) for e in EVENTS],
 ]
 
+DMIRROR_WORLDS: list[tuple[str, dict[str, object]]] = [
+    ("dmirror-small", {}),
+    ("writer", {"readers": 0, "writers": 1}),
+    ("snapshot", {"readers": 0, "snapshots": 1}),
+    ("exclusive", {"readers": 0, "exclusives": 1, "cpu_writes": 1}),
+    ("events=oom", {"events": "oom"}),
+    ("events=mprotect", {"events": "mprotect"}),
+]
 
-def one(variant: str, params: dict[str, object], budget: int, reduction: bool) -> dict[str, object]:
+
+def one(
+    scenario: str,
+    variant: str,
+    params: dict[str, object],
+    budget: int,
+    reduction: bool,
+    bound: int | None = None,
+) -> dict[str, object]:
     t0 = time.perf_counter()
     r = concsim.explore(
-        "small",
+        scenario,
         variant=variant,
         params=params,
         strategy="dfs",
         reduction=reduction,
+        preemption_bound=bound,
         schedules=budget,
         shrink_failure=False,
     )
@@ -59,15 +85,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--full-budget", type=int, default=20_000)
     ap.add_argument("--reduced-budget", type=int, default=100_000)
     ap.add_argument("--only", action="append", default=[])
+    ap.add_argument("--world", action="append", default=[], help="only these worlds")
+    ap.add_argument("--scenario", default="small", choices=("small", "dmirror-small"))
+    ap.add_argument("--full-bound", type=int, default=None)
     ap.add_argument("--jsonl", default=None)
     a = ap.parse_args(argv)
-    names = [v for v in VARIANTS if not a.only or v in a.only]
+    dm = a.scenario == "dmirror-small"
+    variants = DMIRROR_VARIANTS if dm else VARIANTS
+    mutants = {v for v, c in variants.items() if getattr(c, "mutant", False)} if dm else MUTANTS
+    worlds = [w for w in (DMIRROR_WORLDS if dm else WORLDS) if not a.world or w[0] in a.world]
+    names = [v for v in variants if not a.only or v in a.only]
     out = open(a.jsonl, "a") if a.jsonl else None  # noqa: SIM115
     bad = 0
     for v in names:
-        for wname, params in WORLDS:
-            red = one(v, params, a.reduced_budget, True)
-            full = one(v, params, a.full_budget, False)
+        for wname, params in worlds:
+            red = one(a.scenario, v, params, a.reduced_budget, True)
+            full = one(a.scenario, v, params, a.full_budget, False, a.full_bound)
             if red["failing"] == full["failing"]:
                 verdict = "agree"
             elif full["failing"] and red["complete"]:
@@ -75,13 +108,15 @@ def main(argv: list[str] | None = None) -> int:
                 bad += 1
             elif red["failing"] and not full["complete"]:
                 verdict = "full did not finish"
+            elif red["failing"] and a.full_bound is not None:
+                verdict = "reduced found more (beyond the bound)"
             else:
                 verdict = "reduced did not finish"
             if not red["failing"] and not full["failing"] and not full["complete"]:
                 verdict = "agree so far (full did not finish)"
             row = {
                 "variant": v,
-                "mutant": v in MUTANTS,
+                "mutant": v in mutants,
                 "world": wname,
                 "reduced": red,
                 "full": full,
