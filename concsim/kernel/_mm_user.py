@@ -109,12 +109,14 @@ async def mprotect(mm: MM, start: int, npages: int, prot: int) -> int:
     try:
         if not _covered(mm, start, end):
             return -ENOMEM
+        rt.access("pt", write=False)
         if (mm.pte_state[start:end] != PTE_NONE).any():
             r = MMUNotifierRange(mm, start, end, MMU_NOTIFY_PROTECTION_VMA)
             await mmu_notifier_invalidate_range_start(r)
             for a in range(start, end, PTRS_PER_PMD):
                 b = min(end, (a // PTRS_PER_PMD + 1) * PTRS_PER_PMD)
                 await rt.point("change_pte_range", f"{mm.name}.pt", a, b, "mprotect")
+                rt.access("pt", write=False)
                 if not prot & VM_WRITE:
                     sel = (mm.pte_state[a:b] == PTE_PRESENT) & mm.pte_write[a:b]
                     vpns = np.nonzero(sel)[0].astype(np.int64) + a
@@ -157,12 +159,15 @@ async def dup_mm(parent: MM, name: str = "child") -> MM:
             for a in range(vma.vm_start, vma.vm_end, PTRS_PER_PMD):
                 b = min(vma.vm_end, (a // PTRS_PER_PMD + 1) * PTRS_PER_PMD)
                 await rt.point("copy_pte_range", f"{parent.name}.pt", a, b)
+                rt.access("pt", write=False)
                 while (parent.pte_state[a:b] == PTE_MIGRATION).any():
                     v = a + int(np.argmax(parent.pte_state[a:b] == PTE_MIGRATION))
                     await migration_entry_wait(parent, v)
+                    rt.access("pt", write=False)
                 while (parent.pte_state[a:b] == PTE_DEVICE_EXCLUSIVE).any():
                     v = a + int(np.argmax(parent.pte_state[a:b] == PTE_DEVICE_EXCLUSIVE))
                     await remove_device_exclusive_entry(parent, vma, v)
+                    rt.access("pt", write=False)
                 _copy_ptes(parent, child, a, b, cow)
             if cow:
                 await mmu_notifier_invalidate_range_end(r)
