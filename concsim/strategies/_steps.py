@@ -76,11 +76,11 @@ class StepObserver:
     def __init__(self) -> None:
         self.steps: list[StepRecord] = []
         self.rt: Runtime | None = None
-        # The open step: task id, choice index, accesses by object (obj -> (op, read)).
+        # The open step: task id, choice index, accesses by object (obj -> its Access).
         self._tid = -1
         self._choice = -1
         self._op = ""
-        self._acc: dict[str, tuple[str, bool]] | None = None
+        self._acc: dict[str, Access] | None = None
         self._env = False
 
     def attach(self, rt: Runtime) -> None:
@@ -96,7 +96,8 @@ class StepObserver:
         self._choice = choice
         self._op = task.op
         self._env = False
-        self._acc = {} if task.obj == "" else {task.obj: (task.op, task.read)}
+        obj = task.obj
+        self._acc = {} if obj == "" else {obj: (obj, task.op, task.read)}
 
     def touch(self, obj: str, write: bool) -> None:
         acc = self._acc
@@ -107,9 +108,9 @@ class StepObserver:
             return  # the final hooks run (see the module doc)
         old = acc.get(obj)
         if old is None:
-            acc[obj] = (self._op, not write)
-        elif write and old[1]:
-            acc[obj] = (old[0], False)
+            acc[obj] = (obj, self._op, not write)
+        elif write and old[2]:
+            acc[obj] = (obj, old[1], False)
 
     def env(self, label: str, n: int) -> None:
         if self._acc is not None:
@@ -139,8 +140,7 @@ class StepObserver:
         acc = self._acc
         assert acc is not None
         self._acc = None
-        accesses = tuple((o, op, r) for o, (op, r) in acc.items())
-        rec = StepRecord(len(self.steps), self._tid, accesses, self._choice)
+        rec = StepRecord(len(self.steps), self._tid, tuple(acc.values()), self._choice)
         self.steps.append(rec)
         self.on_step(rec)
 
