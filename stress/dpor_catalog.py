@@ -18,8 +18,10 @@ failure it finds must then be found by the reduced search too (a disagreement wh
 reduced one is complete and clean); a failure only the reduced search finds is beyond the
 bound ("reduced found more").
 
-This is a benchmark run by hand (it takes hours); CI runs a small subset
-(tests/explore/test_dpor_catalog.py).
+This is a benchmark run by hand (it takes hours); CI runs a small subset: the destroy race
+on ``small`` (tests/explore/test_dfs.py), the dmirror mutants on ``dmirror-small``
+(tests/explore/test_dpor_dmirror.py) and generated programs
+(tests/explore/test_dpor_differential.py).
 """
 
 from __future__ import annotations
