@@ -45,11 +45,12 @@ WORLDS: list[tuple[str, dict[str, object]]] = [
 
 DMIRROR_WORLDS: list[tuple[str, dict[str, object]]] = [
     ("dmirror-small", {}),
-    ("writer", {"readers": 0, "writers": 1}),
+    ("writer", {"writers": 1}),
     ("snapshot", {"readers": 0, "snapshots": 1}),
     ("exclusive", {"readers": 0, "exclusives": 1, "cpu_writes": 1}),
     ("events=oom", {"events": "oom"}),
     ("events=mprotect", {"events": "mprotect"}),
+    ("events=munmap", {"events": "munmap"}),
 ]
 
 
