@@ -100,9 +100,19 @@ async def mprotect_readonly(mm: MM, start: int, npages: int) -> None:
     await mmu_notifier_invalidate_range_start(r)
     for a, b in _pmd_pieces(start, end):
         await rt.point("change_pte_range", "pt", a, b, "ro")
-        vpns = np.nonzero(mm.pte_state[a:b] == PTE_PRESENT)[0].astype(np.int64) + a
+        st = mm.pte_state[a:b]
+        # A present PTE takes the VMA's new protection (pte_modify): a NUMA-hinting
+        # (protnone) one becomes an ordinary read-only PTE too.
+        sel = (st == PTE_PRESENT) | (st == PTE_PROTNONE)
+        vpns = np.nonzero(sel)[0].astype(np.int64) + a
         if vpns.size:
             mm.set_ptes(vpns, PTE_PRESENT, mm.pte_pfn[vpns].copy(), False)
+        # A writable migration entry becomes a readable one ("a protection check is
+        # difficult so just be safe and disable write").
+        sel = (st == PTE_MIGRATION) & mm.pte_write[a:b]
+        vpns = np.nonzero(sel)[0].astype(np.int64) + a
+        if vpns.size:
+            mm.set_ptes(vpns, PTE_MIGRATION, mm.pte_pfn[vpns].copy(), False)
     await mmu_notifier_invalidate_range_end(r)
     mm.set_vma_flags(start, end, 0, VM_WRITE)
     await mm.mmap_lock.up_write()
@@ -167,6 +177,11 @@ async def migrate_page(mm: MM, vpn: int) -> None:
     # reaper, exit) and maybe faulted in again since is left alone, and with no mapping
     # left the migration's own references drop the pages.
     still = int(mm.pte_state[vpn]) == PTE_MIGRATION and int(mm.pte_pfn[vpn]) == old
+    if still:
+        # remove_migration_pte: the entry's own write bit (an mprotect meanwhile made it
+        # readable), and maybe_mkwrite: writable only while the VMA has VM_WRITE.
+        vma = mm.vma_lookup(vpn)
+        writable = bool(mm.pte_write[vpn]) and vma is not None and bool(vma.vm_flags & VM_WRITE)
     if new < 0:
         if still:
             mm.set_pte(vpn, PTE_PRESENT, old, writable)

@@ -1,5 +1,6 @@
 """Regression tests for false alarms of the correct variants (issue 12), each a forced
-interleaving that the old model reported as S1 and the kernel makes safe.
+interleaving that the old model reported (S1, or F3 for a PTE left writable in a read-only
+VMA) and the kernel makes safe.
 
 The interleavings are forced by a :class:`Script` strategy that runs one named task until
 it is parked before a named operation (or done), then the next, so they do not depend on a
@@ -14,15 +15,23 @@ from collections.abc import Callable
 
 import pytest
 
-from concsim.driver import VARIANTS
+from concsim.driver import VARIANTS, BeforePatch
 from concsim.engine import DONE, Failure, Runtime, Task
 from concsim.kernel import Completion
-from concsim.kernel._mm import PTE_PRESENT
-from concsim.kernel._mm_events import exit_mmap, madvise_dontneed, migrate_page, oom_reap
+from concsim.kernel._mm import PTE_PRESENT, PTE_PROTNONE, VM_WRITE
+from concsim.kernel._mm_events import (
+    change_prot_numa,
+    exit_mmap,
+    madvise_dontneed,
+    migrate_page,
+    mprotect_readonly,
+    oom_reap,
+)
+from concsim.kernel._mm_fault import handle_mm_fault
 from concsim.scenarios._mshv_world import MshvWorld
 from concsim.strategies import Replay
 
-from ..checks.world import clean, make_world
+from ..checks.world import clean, make_world, run_mshv
 
 U = 1024  # hva page of gfn 0 (region 0)
 CORRECT = ("before-patch", "after-patch", "v3", "stateless")
@@ -182,3 +191,73 @@ def test_exit_mmap_unmaps_inside_an_invalidation_of_its_own(variant: str) -> Non
     assert script.reached == ["vmm", "exit", "vcpu"]
     assert not w.slat.grants(0)
     assert not (w.mm.pte_state == PTE_PRESENT).any()
+
+
+@pytest.mark.parametrize("window", ["try_to_migrate_one", "remove_migration_ptes"])
+def test_migration_keeps_the_write_protection_of_an_mprotect_that_came_in_between(
+    window: str,
+) -> None:
+    """An mprotect(PROT_READ) of hva page U runs while a migration of U is under way:
+    before ``try_to_migrate_one`` replaces the PTE, or while the migration entry is in
+    place.  The kernel's ``try_to_migrate_one`` encodes the write bit of the PTE it clears,
+    ``change_pte_range`` makes a writable migration entry readable, and
+    ``remove_migration_pte`` restores it with ``maybe_mkwrite`` (writable only in a VM_WRITE
+    VMA), so the new page is mapped read-only.  The old model restored the write bit it
+    had seen before either (a writable PTE in a read-only VMA): mainline's GPA fault, which
+    asks HMM for write access, then succeeded where the kernel returns -EPERM (F3, sweep
+    seed 170830)."""
+
+    def tasks(w: MshvWorld, ready: Completion) -> dict[str, object]:
+        async def migrate() -> None:
+            await ready.wait_for_completion()
+            w.rt.ext["pfn"] = int(w.mm.pte_pfn[U])
+            await migrate_page(w.mm, U)
+
+        async def protect() -> None:
+            await ready.wait_for_completion()
+            await mprotect_readonly(w.mm, U, 1)
+
+        async def vcpu() -> None:
+            await ready.wait_for_completion()
+            region = w.partition.pt_mem_regions[0]
+            w.rt.ext["ok"] = await w.driver.mshv_region_handle_gfn_fault(region, 0)
+
+        return {"migrate": migrate(), "mprotect": protect(), "vcpu": vcpu()}
+
+    w, f, script = run_script(
+        "before-patch",
+        tasks,
+        [("migrate", before(window)), ("mprotect", done), ("migrate", done), ("vcpu", done)],
+    )
+    clean(f)  # F3: the fault asks for write on a read-only VMA and gets -EPERM
+    assert script.reached == ["vmm", "migrate", "mprotect", "migrate", "vcpu"]
+    assert int(w.mm.pte_state[U]) == PTE_PRESENT
+    assert int(w.mm.pte_pfn[U]) != w.rt.ext["pfn"]  # the page did move
+    assert not w.mm.pte_write[U]
+    assert w.rt.ext["ok"] is False
+    assert not w.slat.grants(0)
+
+
+def test_mprotect_makes_a_numa_hinting_pte_read_only() -> None:
+    """NUMA balancing made hva page U protnone (keeping its write bit), then an
+    mprotect(PROT_READ) covered it.  In the kernel ``change_pte_range`` gives every present
+    PTE, protnone included, the VMA's new protection (``pte_modify``), so the NUMA hinting
+    fault that follows finds an ordinary read-only PTE.  The old model left the protnone
+    PTE alone and the hinting fault restored it writable in a read-only VMA."""
+
+    async def body(w: MshvWorld, region: object) -> None:
+        await change_prot_numa(w.mm, U, 1)
+        assert int(w.mm.pte_state[U]) == PTE_PROTNONE
+        assert w.mm.pte_write[U]
+        await mprotect_readonly(w.mm, U, 1)
+        vma = w.mm.vma_lookup(U)
+        assert vma is not None
+        assert not vma.vm_flags & VM_WRITE
+        await w.mm.mmap_lock.down_read()
+        assert await handle_mm_fault(w.mm, vma, U, write=False) == 0
+        await w.mm.mmap_lock.up_read()
+
+    w, _rt, f = run_mshv(body, variant=BeforePatch)
+    clean(f)
+    assert int(w.mm.pte_state[U]) == PTE_PRESENT
+    assert not w.mm.pte_write[U]
