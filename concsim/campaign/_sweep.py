@@ -228,6 +228,12 @@ def _param(name: str, pred: Callable[[Any], bool]) -> Pred:
 
 
 _SERIES = ("after-patch", "v3", "stateless")
+
+
+def _readonly_vma(p: SweepPoint) -> bool:
+    return p.params.get("vma_prot") == "ro" or "mprotect" in _events(p)
+
+
 _S1_ANYWHERE = ("safety", "S1", None)
 _S7_ANYWHERE = ("safety", "S7", None)
 
@@ -258,11 +264,18 @@ KNOWN_FINDINGS: tuple[KnownFinding, ...] = (
     ),
     KnownFinding(
         "writable-over-readonly-vma",
-        "the series asks HMM for write access only on a VM_WRITE VMA but maps with the "
-        "region's WRITABLE flag (a read-only VMA: vma_prot=ro or an mprotect); mainline "
-        "asks for write always and hands the guest's access to the VMM (-EPERM)",
-        lambda p: p.params.get("vma_prot") == "ro" or "mprotect" in _events(p),
-        (_S7_ANYWHERE, ("liveness", "L3", None)),
+        "the series asks HMM for write access only on a VM_WRITE VMA but maps what it gets "
+        "with the region's WRITABLE flag (a read-only VMA: vma_prot=ro or an mprotect)",
+        _all(_variant(*_SERIES), _readonly_vma),
+        (_S7_ANYWHERE,),
+    ),
+    KnownFinding(
+        "mainline-write-fault-on-readonly-vma",
+        "mainline asks HMM for write access over the whole 512-page fault window: one "
+        "read-only VMA in it (vma_prot=ro or an mprotect) fails the fault with -EPERM and "
+        "the guest's access goes to the VMM",
+        _all(_variant("before-patch"), _readonly_vma),
+        (("liveness", "L3", None),),
     ),
     KnownFinding(
         "v1v2-creation-maps-zero-page-writable",

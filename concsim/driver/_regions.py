@@ -464,6 +464,7 @@ class MshvRegions(MshvDriverState):
                     invariant="L1",
                     where="mshv_region_collect_and_map",
                     region=region.name,
+                    retries=retries,
                 )
 
     async def mshv_region_range_fault(self, region: MshvMemRegion, off: int, count: int) -> int:

@@ -4,7 +4,11 @@ invalidation whose callback changed it before the walk was done, and where the t
 change and retried (``mmu_interval_check_retry``, or ``mmu_interval_read_retry`` under the
 driver's mutex).  Model-agnostic: it reads the kernel's notifier records only.
 
-L1 promises termination only once invalidations stop; the story says who kept them coming.
+L1 promises termination only once invalidations stop; the story says who kept them coming,
+and which rounds no invalidation explains: a round that ends with the seq it read unchanged
+and still goes round again is the loop's own doing (an error it retries, a stale seq), and
+those are the retries L1 counts against its bound.  When the failure says how many times the
+loop retried (``details["retries"]``), the story is that many rounds, the task's last.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ def _rounds(ctx: Context, task: str) -> list[list[Record]]:
     for k, a in enumerate(starts):
         b = starts[k + 1] if k + 1 < len(starts) else ctx.failure_index + len(ctx.at_failure)
         out.append([r for r in ctx.upto if a <= r.i < b])
+    n = ctx.failure.details.get("retries")
+    if isinstance(n, int) and not isinstance(n, bool) and 0 < n < len(out):
+        out = out[-n:]  # the failing loop's rounds (earlier ones were other calls)
     return out
 
 
@@ -54,55 +61,81 @@ def explain(ctx: Context) -> None:
     ctx.objects["notifier"] = mni
     ctx.objects["rounds"] = len(rounds)
     movers: list[str] = []
+    unexplained: list[int] = []
     for n, recs in enumerate(rounds, 1):
         rb = recs[0]
         seq = rb.get("seq")
+        then = f"round {n + 1}" if n < len(rounds) else "past the retry bound"
         ctx.link(rb, "read", f"round {n}: mmu_interval_read_begin on {mni} reads seq {seq}")
         bumps = [
             r
             for r in recs
-            if r.task != t
-            and r.op == "seq"
-            and r.obj == f"{mni}.invalidate_seq"
-            and r.get("what") == "set_seq"
+            if r.op == "seq" and r.obj == f"{mni}.invalidate_seq" and r.get("what") == "set_seq"
         ]
         for b in bumps[:2]:
             inv = ctx.last(
                 r for r in ctx.upto[: b.i] if r.task == b.task and r.op == "invalidate_range_start"
             )
+            by = "its own" if b.task == t else f"by {b.task}"
             if inv is not None:
                 ctx.link(
                     inv,
                     "invalidate",
                     f"invalidate_range_start {range_text(inv)} {inv.get('event', '')} "
-                    f"(by {inv.task}) covers the range being walked",
+                    f"({by}) covers the range being walked",
                 )
             ctx.link(b, "callback", f"its callback sets seq {b.get('seq')}: round {n} is stale")
             movers.append(b.task)
-        seen = _retry_point(recs, t, bumps[0] if bumps else None)
+        if not bumps:
+            # Nothing changed the seq: the round ended for a reason of the loop's own.
+            unexplained.append(n)
+            # The task's last point of the round (the next round's read_begin point shares
+            # its step with that round's first record, so it is left out).
+            nxt = rounds[n][0].step if n < len(rounds) else None
+            mine = [r for r in recs if r.task == t and r.point and (nxt is None or r.step < nxt)]
+            if mine:
+                ctx.link(
+                    mine[-1],
+                    "retry",
+                    f"round {n} ends with seq still {seq}: no invalidation changed it, yet "
+                    f"the loop goes round again ({then})",
+                )
+            ctx.notes.append(
+                f"round {n} (from step {rb.step}) read seq {seq} and nothing changed it: "
+                "the retry is not an invalidation's"
+            )
+            continue
+        seen = _retry_point(recs, t, bumps[0])
         if seen is not None:
-            then = f"round {n + 1}" if n < len(rounds) else "past the retry bound"
             if seen.op == "mmu_interval_check_retry":
                 how = f"mmu_interval_check_retry: seq is no longer {seq}"
             else:
                 how = f"takes {seen.obj}; mmu_interval_read_retry under it: seq is no longer {seq}"
             ctx.link(seen, "retry", f"{how}: -EBUSY, {then}")
-        if bumps:
-            ctx.notes.append(
-                f"round {n} (from step {rb.step}) read seq {seq}; "
-                + ", ".join(
-                    f"{b.task}'s invalidation set seq {b.get('seq')} at step {b.step}"
-                    for b in bumps
-                )
-                + " before the walk was checked"
+        ctx.notes.append(
+            f"round {n} (from step {rb.step}) read seq {seq}; "
+            + ", ".join(
+                f"{b.task}'s invalidation set seq {b.get('seq')} at step {b.step}" for b in bumps
             )
-        else:
-            ctx.notes.append(f"round {n} (from step {rb.step}) read seq {seq}")
+            + " before the walk was checked"
+        )
     bound = ctx.params.get("retry_bound")
+    times = f"task {t} went round the -EBUSY loop {len(rounds)} times" + (
+        f" (retry_bound {bound})" if bound is not None else ""
+    )
     who = ", ".join(dict.fromkeys(movers)) or "other tasks"
+    if not unexplained:
+        ctx.notes.append(
+            f"{times}: each time an invalidation ({who}) changed the seq before the walk "
+            "finished; L1 promises termination only once invalidations stop"
+        )
+        return
+    spoiled = len(rounds) - len(unexplained)
     ctx.notes.append(
-        f"task {t} went round the -EBUSY loop {len(rounds)} times"
-        + (f" (retry_bound {bound})" if bound is not None else "")
-        + f": each time an invalidation ({who}) changed the seq before the walk finished; "
-        "L1 promises termination only once invalidations stop"
+        f"{times}: {spoiled} round(s) spoiled by an invalidation"
+        + (f" ({who})" if spoiled else "")
+        + f", {len(unexplained)} with the seq unchanged (round "
+        + ", ".join(str(n) for n in unexplained)
+        + "): no invalidation explains those retries, so the loop would go round even once "
+        "invalidations stop (L1 counts only the retries that invalidations do not explain)"
     )

@@ -25,16 +25,22 @@ from concsim.checks._catalogue import (
     invariants,
     register_invariant,
 )
+from concsim.driver import AfterPatch
+from concsim.driver._patching import patched
 from concsim.driver._region import MshvMemRegion
+from concsim.driver._regions import MshvRegions
 from concsim.engine import Failure, Runtime, TraceEntry
 from concsim.explain import KIND_EXPLAINERS, explain, explainer_for
 from concsim.explain._livelock import find_loop
+from concsim.kernel import Completion
 from concsim.kernel._mm import PTE_PRESENT
-from concsim.kernel._mm_events import madvise_dontneed
+from concsim.kernel._mm_events import madvise_dontneed, munmap
 from concsim.scenarios._mshv_world import MshvWorld
+from concsim.strategies import Replay
 
-from ..checks.world import run_mshv
+from ..checks.world import make_world, run_mshv
 from ..engine.helpers import run_world
+from ..model.test_false_alarms import Script, before, done
 
 PKG = Path(concsim.__file__).parent
 U = 1024  # hva page of gfn 0 in the hand-built world
@@ -264,36 +270,97 @@ def test_a_stale_install_is_blamed_on_the_install() -> None:
     assert any("B3.7" in n for n in ex.notes)
 
 
-@pytest.mark.skip(
-    reason="issue 12's L1 no longer counts the retries the region's invalidations explain, so "
-    "this world (retry_bound 1, a correct variant) has no L1 left to explain; it needs a "
-    "variant whose -EBUSY loop goes past the bound while invalidations keep spoiling it"
-)
+class RetriesEveryError(AfterPatch):
+    """The -EBUSY loop written ``while (ret)`` instead of ``while (ret == -EBUSY)``: every
+    error of the fault is retried, so a VMA hole in the window (-EFAULT) sends it round
+    for ever with nothing changing the seq."""
+
+    name = "retries-every-error"
+    hmm_fault_and_lock_loop = patched(
+        MshvRegions.hmm_fault_and_lock_loop, ("if ret != -EBUSY:", "if ret == 0:")
+    )
+
+
+def _ebusy_world(variant: type[AfterPatch]) -> tuple[MshvWorld, Runtime, Failure | None]:
+    """Region 0 with a hole at hva page U+40 (inside gfn 0's fault window); the vCPU's
+    fault of gfn 0 reads the seq, then ``zap`` (MADV_DONTNEED of U+2) invalidates the
+    region before the walk is checked, so the first round is spoiled; every later round
+    meets the hole (retry_bound 1)."""
+    script = Script([("vmm", done), ("vcpu", before("down_read")), ("zap", done)])
+    rt = Runtime(Replay([], strict=False), max_steps=50_000, trace=True)
+    rt.strategy = script
+    w = make_world(rt, variant, retry_bound=1)
+    ready = Completion(rt, "ready")
+
+    async def vmm() -> None:
+        assert await w.driver.mshv_map_user_memory(w.partition, w.mems[0]) == 0
+        await munmap(w.mm, U + 40, 1)
+        await ready.complete_all()
+
+    async def vcpu() -> None:
+        await ready.wait_for_completion()
+        region = w.partition.pt_mem_regions[0]
+        rt.ext["ok"] = await w.driver.mshv_region_handle_gfn_fault(region, 0)
+
+    async def zap() -> None:
+        await ready.wait_for_completion()
+        await madvise_dontneed(w.mm, U + 2, 1)
+
+    rt.spawn("vmm", vmm())
+    rt.spawn("vcpu", vcpu())
+    rt.spawn("zap", zap())
+    f = rt.run()
+    script.advance(rt)
+    assert script.reached == ["vmm", "vcpu", "zap"]
+    return w, rt, f
+
+
 def test_l1_tells_each_round_and_the_invalidation_that_spoiled_it() -> None:
-    """The -EBUSY loop past its bound (retry_bound 1): every round's read_begin, the other
-    task's invalidation callback that changed the seq during it, and the check_retry that
-    sent the task round again."""
-    params = {"retry_bound": 1, "events": "madvise,munmap", "vcpus": 2}
-    for seed in range(200):
-        res = concsim.run("default", params=params, seed=seed, strategy="pct", trace=False)
-        if res.failure is not None and res.failure.invariant == L1:
-            break
-    else:  # pragma: no cover - the model changed
-        pytest.fail("no L1 failure within 200 PCT seeds")
-    res = concsim.run("default", params=params, seed=seed, strategy="pct")
-    f = res.failure
+    """The -EBUSY loop past its bound: every round's read_begin; for the round an
+    invalidation spoiled, the other task's invalidation and callback that changed the seq
+    and the check_retry that saw it; for the rounds nothing spoiled, that the seq stayed
+    what the round read and the loop went round anyway (the retries L1 counts)."""
+    w, rt, f = _ebusy_world(RetriesEveryError)
     assert f is not None
-    ex = explain(res)
+    assert (f.kind, f.invariant, f.task) == ("liveness", L1, "vcpu")
+    # retry_bound 1 plus the 2 the zap's round moved the seq: the 4th retry is past it.
+    assert f.details["retries"] == 4
+    ex = explain(_mshv_run(rt, f, w))
     assert ex.explainer == "concsim.explain._ebusy_loop"
+    assert ex.objects["rounds"] == 4  # the failing loop's rounds only (not creation's)
     reads = [ln for ln in ex.chain if ln.role == "read"]
-    checks = [ln for ln in ex.chain if ln.role == "retry"]
+    retries = [ln for ln in ex.chain if ln.role == "retry"]
     spoilers = [ln for ln in ex.chain if ln.role == "callback"]
-    assert len(reads) == len(checks) == ex.objects["rounds"] >= 2
-    assert all(ln.task == f.task for ln in reads + checks)
-    for n, (rd, ck) in enumerate(zip(reads, checks, strict=True), 1):
+    invalidations = [ln for ln in ex.chain if ln.role == "invalidate"]
+    assert len(reads) == len(retries) == 4
+    assert all(ln.task == "vcpu" for ln in reads + retries)
+    for n, (rd, rt_) in enumerate(zip(reads, retries, strict=True), 1):
         assert rd.text.startswith(f"round {n}: ")
-        # Some other task's callback changed the seq between the read and the check.
-        assert any(rd.step < s.step <= ck.step and s.task != f.task for s in spoilers)
-    assert checks[-1].step <= f.step  # the last round (a release may follow it)
-    assert "past the retry bound" in checks[-1].text
-    assert any("went round the -EBUSY loop" in n for n in ex.notes)
+        assert rd.step < rt_.step <= f.step
+    # Round 1: zap's MADV_DONTNEED, its callback's new seq, the check that saw it; the
+    # only invalidation of the loop.
+    [inv] = invalidations
+    [cb] = spoilers
+    assert (inv.task, cb.task) == ("zap", "zap")
+    assert reads[0].step < inv.step < cb.step < retries[0].step < reads[1].step
+    assert retries[0].op == "mmu_interval_check_retry"
+    assert "seq is no longer" in retries[0].text
+    # Rounds 2-4: no invalidation; the seq each read is the seq the next one reads.
+    seqs = [ln.fields["seq"] for ln in reads]
+    assert seqs[1] == seqs[2] == seqs[3] != seqs[0]
+    for ln in retries[1:]:
+        assert "no invalidation changed it" in ln.text
+    assert "past the retry bound" in retries[-1].text
+    assert any(
+        "1 round(s) spoiled by an invalidation (zap), 3 with the seq unchanged" in n
+        for n in ex.notes
+    )
+
+
+def test_l1_is_silent_when_the_loop_returns_what_it_does_not_retry() -> None:
+    """The same world on the correct loop: the spoiled round is retried, the hole's -EFAULT
+    ends the loop (the fault fails, as F3 expects for a hole), and no L1 is reported."""
+    _w, rt, f = _ebusy_world(AfterPatch)
+    assert f is None, f
+    assert rt.ext["ok"] is False
+    assert rt.stats.get("ebusy_retries") == 1

@@ -107,7 +107,12 @@ def test_known_findings_are_narrow_predicates_over_point_and_signature() -> None
     assert classify(_point("after-patch", zero_pages=3), "safety", "S1", "slat_write") is None
     ro = "writable-over-readonly-vma"
     assert classify(_point("v3", events="mprotect"), "safety", "S7", "slat_write") == ro
-    assert classify(_point("before-patch", vma_prot="ro"), "liveness", "L3", "x") == ro
+    mainline_ro = "mainline-write-fault-on-readonly-vma"
+    assert classify(_point("before-patch", vma_prot="ro"), "liveness", "L3", "x") == mainline_ro
+    # Each revision has its own symptom: mainline never maps over the read-only VMA, and
+    # the series never fails the fault there.
+    assert classify(_point("before-patch", vma_prot="ro"), "safety", "S7", "slat_write") is None
+    assert classify(_point("v3", vma_prot="ro"), "liveness", "L3", "x") is None
     assert classify(_point("v3", events="migrate"), "safety", "S7", "slat_write") is None
     dr = "direct-reclaim-under-mreg-mutex"
     assert classify(_point("v3", direct_reclaim=True), "lock-order", "S4", "lockdep") == dr
