@@ -60,6 +60,7 @@ from concsim.kernel._hv import (
 )
 from concsim.kernel._mm import PTE_NAMES, PTE_PRESENT
 from concsim.kernel._pagealloc import ZERO_PFN
+from concsim.kernel._views import scalar_view
 
 if TYPE_CHECKING:
     from concsim.driver._region import MshvPartition
@@ -94,6 +95,8 @@ class MshvOracles:
         # side of an invariant breaks (a PTE change, a free) name it, and explain links it.
         self.slat_step = np.full(w.slat.nr_gfns, -1, dtype=np.int64)
         self.slat_task = np.full(w.slat.nr_gfns, -1, dtype=np.int64)
+        self._slat_step_mv = scalar_view(self.slat_step)
+        self._slat_task_mv = scalar_view(self.slat_task)
         w.partition.on_installed.append(self.installed)
         w.partition.on_region_created.append(self.region_created)
         w.partition.on_region_free.append(self.region_freed)
@@ -158,8 +161,9 @@ class MshvOracles:
         )
 
     def pte_changed_one(self, vpn: int, old: int) -> None:
-        self._reads("slat", "pt")
-        if self.w.slat.refs[old]:  # else no SLAT entry grants the page it mapped
+        if self.rt.observer is not None:
+            self._reads("slat", "pt")
+        if self.w.slat.refs_mv[old]:  # else no SLAT entry grants the page it mapped
             self.pte_changed(np.array([vpn], dtype=np.int64), np.array([old], dtype=np.int64))
 
     def pte_changed(self, vpns: npt.NDArray[np.int64], old: npt.NDArray[np.int64]) -> None:
@@ -358,15 +362,19 @@ class MshvOracles:
 
     def slat_write_one(self, gfn: int, flags: int, pfn: int) -> None:
         self._slat_write_one(gfn, flags, pfn)
-        t = self.rt.current
-        self.slat_step[gfn] = self.rt.step
-        self.slat_task[gfn] = t.id if t is not None else -1
+        rt = self.rt
+        t = rt.current
+        self._slat_step_mv[gfn] = rt.step
+        self._slat_task_mv[gfn] = t.id if t is not None else -1
 
     def _slat_write_one(self, gfn: int, flags: int, pfn: int) -> None:
         # Runs at every one-rep hypercall: the helpers (flags_grant, _owner, _s3_applies,
-        # _hva_of) are written out inline.
+        # _hva_of, _reads) are written out inline, one-entry reads go through memoryviews.
         w = self.w
-        self._reads("slat", "pt", "regions")
+        rt = self.rt
+        obs = rt.observer
+        if obs is not None:
+            self._reads("slat", "pt", "regions")
         grants_new = bool(flags & ACCESS_MASK) and not flags & HV_MAP_GPA_NO_ACCESS
         if grants_new and flags & HV_MAP_GPA_WRITABLE and pfn == ZERO_PFN:
             raise self._zero_writable(gfn)
@@ -380,23 +388,21 @@ class MshvOracles:
         if grants_new:
             touches = True
         else:
-            old = int(w.slat.flags[gfn])
+            old = w.slat.flags_mv[gfn]
             touches = bool(old & ACCESS_MASK) and not old & HV_MAP_GPA_NO_ACCESS
         mni = r.mreg_mni
-        self._reads("subs", r.mreg_mutex.name)
-        if (
-            touches
-            and (mni.in_tree or mni.deferred_insert)
-            and r.mreg_mutex.owner is not self.rt.current
-        ):
+        if obs is not None:
+            self._reads("subs", r.mreg_mutex.name)
+        locked = r.mreg_mutex.owner is rt.current
+        if touches and (mni.in_tree or mni.deferred_insert) and not locked:
             raise self._unlocked_write(gfn, r)
         if not grants_new:
             return
         mm = w.mm
         v = r.start_uaddr + (gfn - r.start_gfn)
-        if int(mm.pte_state[v]) != PTE_PRESENT or int(mm.pte_pfn[v]) != pfn:
+        if mm.pte_state_mv[v] != PTE_PRESENT or mm.pte_pfn_mv[v] != pfn:
             raise self._stale_install(gfn, pfn, v, r)
-        if flags & HV_MAP_GPA_WRITABLE and not mm.pte_write[v]:
+        if flags & HV_MAP_GPA_WRITABLE and not mm.pte_write_mv[v]:
             raise self._writable_over_ro(gfn, pfn, v)
 
     # ------------------------------------------------------------------ the guest's view

@@ -94,6 +94,7 @@ def validity_runs(valid: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
 
 EINVAL = 22
 PMD_ORDER = 9
+_INVALID_PFN = int(MSHV_INVALID_PFN)  # for comparisons with plain ints
 
 
 class MshvRegions(MshvDriverState):
@@ -125,15 +126,15 @@ class MshvRegions(MshvDriverState):
         handler: ChunkHandler,
     ) -> int:
         """A run of valid slots: cut it into chunks of equal stride and hand each over."""
-        assert region.mreg_pfns is not None
-        self._region_range(region, off, count, "mshv_region_process_pfns")
         pfns = region.mreg_pfns
+        assert pfns is not None
+        self._region_range(region, off, count, "mshv_region_process_pfns")
         self.rt.access("pages", write=False)  # folio orders
         order = self.mm.pages.order
         # Fast path: no page of the run belongs to a PMD-sized folio, so the stride is 1
         # everywhere and the whole run is one chunk.
         if count == 1:
-            if order[int(pfns[off])] < PMD_ORDER:
+            if order.item(pfns.item(off)) < PMD_ORDER:
                 return await handler(region, off, count, False)
         elif not (order[pfns[off : off + count].astype(np.int64)] >= PMD_ORDER).any():
             return await handler(region, off, count, False)
@@ -171,9 +172,10 @@ class MshvRegions(MshvDriverState):
         handler: ChunkHandler,
     ) -> int:
         """B7: split [off, off+count) into maximal runs of equal validity."""
-        assert region.mreg_pfns is not None
+        pfns = region.mreg_pfns
+        assert pfns is not None
         self._region_range(region, off, count, "mshv_region_process_range")
-        valid = region.mreg_pfns[off : off + count] != MSHV_INVALID_PFN
+        valid = pfns[off : off + count] != MSHV_INVALID_PFN
         for a, b in validity_runs(valid):
             if valid[a]:
                 ret = await self.mshv_region_process_pfns(region, off + a, b - a, handler)
@@ -192,18 +194,21 @@ class MshvRegions(MshvDriverState):
         huge: bool,
     ) -> int:
         """Map a chunk: holes NO_ACCESS (dirty tracking), valid pfns with ``flags``."""
-        assert region.mreg_pfns is not None
+        pfns = region.mreg_pfns
+        assert pfns is not None
         self._region_range(region, off, count, "mshv_region_chunk_remap")
-        if region.mreg_pfns[off] == MSHV_INVALID_PFN:
+        first = pfns.item(off)
+        if first == _INVALID_PFN:
             flags = HV_MAP_GPA_NO_ACCESS
         if huge:
             flags |= HV_MAP_GPA_LARGE_PAGE
-        return await self.hv.hv_call_map_ram_pfns(
-            region.start_gfn + off,
-            count,
-            flags,
-            region.mreg_pfns[off : off + count].astype(np.int64),
-        )
+        # The pfns as the call reads them now, as int64 (a one-entry chunk as a plain int).
+        arg: npt.NDArray[np.int64] | list[int]
+        if count == 1:
+            arg = [first if first < 1 << 63 else first - (1 << 64)]
+        else:
+            arg = pfns[off : off + count].astype(np.int64)
+        return await self.hv.hv_call_map_ram_pfns(region.start_gfn + off, count, flags, arg)
 
     async def mshv_region_chunk_unmap(
         self, region: MshvMemRegion, off: int, count: int, huge: bool

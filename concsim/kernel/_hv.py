@@ -28,7 +28,7 @@ range.  Each call's outcome is an environment choice, so it replays:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +36,7 @@ import numpy.typing as npt
 from concsim.engine import Runtime
 from concsim.kernel._alloc import KernelAllocator
 from concsim.kernel._bounds import check_indices, check_range
+from concsim.kernel._views import scalar_view
 
 HV_MAP_GPA_READABLE = 0x1
 HV_MAP_GPA_WRITABLE = 0x2
@@ -87,6 +88,11 @@ class SLAT:
         self.flags = np.zeros(nr_gfns, dtype=np.uint32)
         self.pfn = np.zeros(nr_gfns, dtype=np.int64)
         self.refs = np.zeros(nr_pfns, dtype=np.int32)
+        #: The same three arrays as memoryviews, for one-entry reads and writes with plain
+        #: ints (a numpy scalar access costs several times as much).
+        self.flags_mv = scalar_view(self.flags)
+        self.pfn_mv = scalar_view(self.pfn)
+        self.refs_mv = scalar_view(self.refs)
         self.on_write: list[SlatHook] = []
         #: Hooks for one-entry writes (:meth:`write_one`); a subscriber registers in both
         #: lists (a one-entry write calls only these, an array write only ``on_write``).
@@ -99,7 +105,7 @@ class SLAT:
     def grants(self, gfn: int) -> bool:
         self.rt.access("slat", write=False)
         self.check_range(gfn, gfn + 1, "SLAT.grants")
-        return flags_grant(int(self.flags[gfn]))
+        return flags_grant(self.flags_mv[gfn])
 
     def write_one(self, gfn: int, flags: int, pfn: int) -> None:
         """:meth:`write` of one entry, with plain ints (the common hypercall)."""
@@ -108,13 +114,15 @@ class SLAT:
             self.check_range(gfn, gfn + 1, "SLAT.write_one")
         for hook in self.on_write_one:
             hook(gfn, flags, pfn)
-        old = int(self.flags[gfn])
+        fl = self.flags_mv
+        refs = self.refs_mv
+        old = fl[gfn]
         if old & ACCESS_MASK and not old & HV_MAP_GPA_NO_ACCESS:
-            self.refs[self.pfn[gfn]] -= 1
+            refs[self.pfn_mv[gfn]] -= 1
         if flags & ACCESS_MASK and not flags & HV_MAP_GPA_NO_ACCESS:
-            self.refs[pfn] += 1
-        self.flags[gfn] = flags
-        self.pfn[gfn] = pfn
+            refs[pfn] += 1
+        fl[gfn] = flags
+        self.pfn_mv[gfn] = pfn
 
     def write(
         self,
@@ -219,7 +227,7 @@ class Hypervisor:
     def _outcome_one(self, gfn: int, flags: int, what: str, deposited: bool) -> int:
         """:meth:`_outcome` of a one-rep call, with plain ints: the same options, drawn the
         same way (one option is not a choice and records nothing)."""
-        old = int(self.slat.flags[gfn])
+        old = self.slat.flags_mv[gfn]
         no_access = flags & HV_MAP_GPA_NO_ACCESS
         if self.hv_fail == "none" and not self.deposit_on_remap:  # the common world
             if deposited or no_access or old:
@@ -257,16 +265,22 @@ class Hypervisor:
         return 0
 
     async def hv_call_map_ram_pfns(
-        self, gfn: int, count: int, flags: int, pfns: npt.NDArray[np.int64] | None
+        self,
+        gfn: int,
+        count: int,
+        flags: int,
+        pfns: npt.NDArray[np.int64] | Sequence[int] | None,
     ) -> int:
-        """Map [gfn, gfn+count) with ``flags`` to ``pfns`` (NO_ACCESS: pfns unused).
+        """Map [gfn, gfn+count) with ``flags`` to ``pfns`` (NO_ACCESS: pfns unused; an array,
+        or a list of ints for a few entries).
 
         A one-rep call (most calls of the scenarios) is modelled with plain ints: a numpy
         call costs about a microsecond whatever its size.  Larger calls use whole arrays.
         """
         rt = self.rt
-        self.slat.check_range(gfn, gfn + count, "hv_call_map_ram_pfns")
-        if pfns is not None and not flags & HV_MAP_GPA_NO_ACCESS:
+        if not 0 <= gfn <= gfn + count <= self.slat.nr_gfns:
+            self.slat.check_range(gfn, gfn + count, "hv_call_map_ram_pfns")
+        if pfns is not None and not flags & HV_MAP_GPA_NO_ACCESS and not 0 <= count <= len(pfns):
             check_range(rt, "the pfns argument", 0, count, len(pfns), "hv_call_map_ram_pfns")
         if count == 1 and not flags & HV_MAP_GPA_LARGE_PAGE:
             # One 4 KiB rep (most calls): the same steps, choices, counts and trace as the

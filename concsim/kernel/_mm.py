@@ -30,6 +30,7 @@ from concsim.engine import Runtime
 from concsim.kernel._bounds import check_indices, check_range
 from concsim.kernel._pagealloc import PageAllocator
 from concsim.kernel._rwsem import RWSem
+from concsim.kernel._views import scalar_view
 from concsim.kernel._waitqueue import WaitQueue
 
 PAGE_SHIFT = 12
@@ -91,6 +92,11 @@ class MM:
         self.pte_state = np.zeros(nr_vpns, dtype=np.int8)
         self.pte_pfn = np.zeros(nr_vpns, dtype=np.int64)
         self.pte_write = np.zeros(nr_vpns, dtype=np.bool_)
+        #: The same three arrays as memoryviews, for one-PTE reads and writes with plain
+        #: ints (a numpy scalar access costs several times as much).
+        self.pte_state_mv = scalar_view(self.pte_state)
+        self.pte_pfn_mv = scalar_view(self.pte_pfn)
+        self.pte_write_mv = scalar_view(self.pte_write)
         # Tasks waiting for a migration entry to be replaced (migration_entry_wait).
         self.migration_wq = WaitQueue(rt, f"{name}.migration_wq")
         # Tasks waiting for a folio lock (folio_lock), and the locked pfns.
@@ -197,10 +203,11 @@ class MM:
         self.rt.access("pt")
         if not 0 <= vpn < self.nr_vpns:
             self.check_range(vpn, vpn + 1, "set_pte")
-        old = int(self.pte_pfn[vpn])
-        self.pte_state[vpn] = state
-        self.pte_pfn[vpn] = pfn
-        self.pte_write[vpn] = write
+        pfns = self.pte_pfn_mv
+        old = pfns[vpn]
+        self.pte_state_mv[vpn] = state
+        pfns[vpn] = pfn
+        self.pte_write_mv[vpn] = write
         if self.rt.tracing:
             shown = pfn if state == PTE_PRESENT else -1
             self.rt.event("set_pte", "pt", vpn, vpn, 1, PTE_NAMES[state], shown)

@@ -60,10 +60,11 @@ EFAULT = 14
 
 async def handle_mm_fault(mm: MM, vma: VMA, vpn: int, *, write: bool) -> int:
     rt = mm.rt
-    mm.check_range(vpn, vpn + 1, "handle_mm_fault")
+    if not 0 <= vpn < mm.nr_vpns:
+        mm.check_range(vpn, vpn + 1, "handle_mm_fault")
     await rt.point("handle_mm_fault", "pt", vpn, "write" if write else "read")
     rt.count("mm_faults")
-    state = int(mm.pte_state[vpn])
+    state = mm.pte_state_mv[vpn]
     may_write = bool(vma.vm_flags & VM_WRITE)
     if state == PTE_DEVICE_EXCLUSIVE:
         return await remove_device_exclusive_entry(mm, vma, vpn)
@@ -86,7 +87,7 @@ async def handle_mm_fault(mm: MM, vma: VMA, vpn: int, *, write: bool) -> int:
         mm.set_pte(vpn, PTE_PRESENT, pfn, may_write)
         return 0
     if state == PTE_PROTNONE:
-        mm.set_pte(vpn, PTE_PRESENT, int(mm.pte_pfn[vpn]), bool(mm.pte_write[vpn]))
+        mm.set_pte(vpn, PTE_PRESENT, mm.pte_pfn_mv[vpn], bool(mm.pte_write_mv[vpn]))
         return 0
     if state == PTE_SWAP:
         pfn = mm.pages.alloc_page()
@@ -96,10 +97,10 @@ async def handle_mm_fault(mm: MM, vma: VMA, vpn: int, *, write: bool) -> int:
         mm.pages.data[pfn] = mm.swap_data[vpn]  # swap_readpage
         mm.set_pte(vpn, PTE_PRESENT, pfn, may_write and write)
         return 0
-    if state == PTE_PRESENT and write and not mm.pte_write[vpn] and vma.vm_flags & VM_SHARED:
-        mm.set_pte(vpn, PTE_PRESENT, int(mm.pte_pfn[vpn]), may_write)  # wp_page_shared
+    if state == PTE_PRESENT and write and not mm.pte_write_mv[vpn] and vma.vm_flags & VM_SHARED:
+        mm.set_pte(vpn, PTE_PRESENT, mm.pte_pfn_mv[vpn], may_write)  # wp_page_shared
         return 0
-    if state == PTE_PRESENT and write and not mm.pte_write[vpn]:
+    if state == PTE_PRESENT and write and not mm.pte_write_mv[vpn]:
         return await _wp_page_copy(mm, vpn, may_write)
     return 0
 

@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from concsim.engine import Runtime
+from concsim.kernel._views import scalar_view
 
 ZERO_PFN = 1
 FIRST_PFN = 2
@@ -54,6 +55,12 @@ class PageAllocator:
         self.generation = np.zeros(capacity, dtype=np.int64)
         self.pincount = np.zeros(capacity, dtype=np.int32)
         self.data = np.zeros(capacity, dtype=np.int64)
+        # Memoryviews of the same arrays, for one-page reads and writes with plain ints (a
+        # numpy scalar access costs several times as much).
+        self._refcount_mv = scalar_view(self.refcount)
+        self._order_mv = scalar_view(self.order)
+        self._generation_mv = scalar_view(self.generation)
+        self._data_mv = scalar_view(self.data)
         # The free list is the freed pages (LIFO, most recent last) on top of the pages
         # never handed out, [_fresh, capacity), which go in ascending order: the order a
         # list of every pfn would give, without building it for every world.
@@ -74,10 +81,10 @@ class PageAllocator:
             self._fresh += 1
         else:
             return -1
-        self.refcount[pfn] = 1
-        self.order[pfn] = 0
-        self.data[pfn] = 0
-        self.generation[pfn] += 1
+        self._refcount_mv[pfn] = 1
+        self._order_mv[pfn] = 0
+        self._data_mv[pfn] = 0
+        self._generation_mv[pfn] += 1
         self.rt.count("pages_allocated")
         return pfn
 
@@ -106,7 +113,7 @@ class PageAllocator:
 
     def get_page(self, pfn: int) -> None:
         self.rt.access("pages")
-        self.refcount[pfn] += 1
+        self._refcount_mv[pfn] += 1
 
     def pin_user_page(self, pfn: int) -> None:
         """A FOLL_PIN | FOLL_LONGTERM pin: a reference that also marks the page pinned."""
@@ -155,9 +162,9 @@ class PageAllocator:
         """:meth:`put_pages` of one page, with plain ints."""
         if pfn == ZERO_PFN:
             return
-        rc = self.refcount
-        rc[pfn] -= 1
-        left = int(rc[pfn])
+        rc = self._refcount_mv
+        left = rc[pfn] - 1
+        rc[pfn] = left
         if left < 0:
             raise self.rt.fail("memory", f"page refcount underflow on pfn {pfn}", pfn=pfn)
         if left:
