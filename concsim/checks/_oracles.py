@@ -478,12 +478,18 @@ class MshvOracles:
         self._reads("slat")
         slat = self.w.slat
         slots = region.mreg_pfns[off : off + count]
-        gfns = np.arange(region.start_gfn + off, region.start_gfn + off + count)
-        g = grants_access(slat.flags[gfns])
+        a = region.start_gfn + off
+        if a >= 0 and a + count <= slat.nr_gfns:  # slices: views, no index arrays
+            g = grants_access(slat.flags[a : a + count])
+            same = slat.pfn[a : a + count] == slots.astype(np.int64)
+        else:  # out of the SLAT: let the indexing fail as it always did
+            gfns = np.arange(a, a + count)
+            g = grants_access(slat.flags[gfns])
+            same = slat.pfn[gfns] == slots.astype(np.int64)
         valid = slots != MSHV_INVALID_PFN
-        same = slat.pfn[gfns] == slots.astype(np.int64)
-        bad = (valid & ~(g & same)) | (~valid & g)
+        bad = np.where(valid, ~(g & same), g)
         if bad.any():
+            gfns = np.arange(a, a + count)
             i = int(np.flatnonzero(bad)[0])
             raise self._fail(
                 S2,

@@ -381,27 +381,27 @@ class MshvRegions(MshvDriverState):
         relies on that slot already being MSHV_INVALID_PFN (the review's question, an
         assertion point).
         """
-        assert region.mreg_pfns is not None
+        mreg_pfns = region.mreg_pfns
+        assert mreg_pfns is not None
         self._region_range(region, off, count, "mshv_region_collect_pfns")
         check_range(self.rt, "pfns", 0, count, len(pfns), "mshv_region_collect_pfns")
         valid = (pfns & HMM_PFN_VALID) != 0
         keep = self.collect_filter(region, pfns, valid, do_fault)
-        skipped = np.flatnonzero(~keep)
-        if skipped.size:
-            slots = region.mreg_pfns[off + skipped]
-            stale = np.flatnonzero(slots != MSHV_INVALID_PFN)
-            self.rt.check(
-                stale.size == 0,
-                f"collect_and_map skipped slot {off + int(skipped[stale[0]]) if stale.size else 0}"
-                " whose mreg_pfns entry is not MSHV_INVALID_PFN (the review's assumption)",
+        slots = mreg_pfns[off : off + count]
+        stale = ~keep & (slots != MSHV_INVALID_PFN)
+        if stale.any():
+            i = int(np.argmax(stale))
+            raise self.rt.fail(
+                "assertion",
+                f"collect_and_map skipped slot {off + i} whose mreg_pfns entry is not "
+                "MSHV_INVALID_PFN (the review's assumption)",
                 invariant="S2",
                 where="mshv_region_collect_and_map",
                 region=region.name,
-                gfn=region.start_gfn + off + int(skipped[stale[0]]) if stale.size else None,
-                pfn=int(slots[stale[0]]) if stale.size else None,
+                gfn=region.start_gfn + off + i,
+                pfn=int(slots[i]),
             )
-        idx = np.flatnonzero(keep)
-        region.mreg_pfns[off + idx] = pfns[idx] & ~HMM_PFN_FLAGS
+        np.copyto(slots, pfns & ~HMM_PFN_FLAGS, where=keep)
 
     def collect_filter(
         self,

@@ -57,7 +57,7 @@ class KernelAllocator:
     async def gfp_kernel(self, what: str) -> bool:
         """The common part of a GFP_KERNEL allocation; False means it failed."""
         rt = self.rt
-        might_sleep(rt, f"{what} (GFP_KERNEL)")
+        might_sleep(rt, what, suffix=" (GFP_KERNEL)")
         if self.direct_reclaim is not None:
             self._fs_reclaim_acquire()  # might_alloc()
             self.fs_reclaim.lock_map_release()

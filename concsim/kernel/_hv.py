@@ -77,6 +77,9 @@ def grants_access(flags: npt.NDArray[np.uint32]) -> npt.NDArray[np.bool_]:
     return np.asarray(((flags & ACCESS_MASK) != 0) & ((flags & HV_MAP_GPA_NO_ACCESS) == 0))
 
 
+#: The stats key of each caller label ("hypercalls.<label>"), built once per label.
+_PATH_KEYS: dict[str, str] = {}
+
 #: Array writes of up to this many entries update the reference counts entry by entry.
 SMALL_WRITE = 16
 
@@ -253,7 +256,10 @@ class Hypervisor:
         task = self.rt.current
         labels = self.callers.get(task.id) if task is not None else None
         if labels:
-            key = "hypercalls." + labels[-1]
+            label = labels[-1]
+            key = _PATH_KEYS.get(label)
+            if key is None:
+                key = _PATH_KEYS[label] = "hypercalls." + label
             stats[key] = get(key, 0) + 1
 
     async def hv_call_deposit_pages(self, num_pages: int) -> int:

@@ -131,7 +131,7 @@ class MM:
     def vma_lookup(self, vpn: int) -> VMA | None:
         self.rt.access("mm.vmas", write=False)
         for v in self.vmas:
-            if vpn in v:
+            if v.vm_start <= vpn < v.vm_end:  # vpn in v, without the method call
                 return v
         return None
 

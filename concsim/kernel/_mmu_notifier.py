@@ -77,6 +77,8 @@ class MMUIntervalNotifier:
 
     def __init__(self, name: str) -> None:
         self.name = name
+        #: the footprint object of its sequence number
+        self.seq_obj = f"{name}.invalidate_seq"
         self.start = 0
         self.last = -1
         self.invalidate_seq = 0
@@ -147,9 +149,9 @@ async def mmu_interval_notifier_insert(
     else:
         mni.invalidate_seq = subs.invalidate_seq - 1
         subs._tree_insert(mni)
-    rt.access(f"{mni.name}.invalidate_seq")
+    rt.access(mni.seq_obj)
     if rt.tracing:
-        rt.event("seq", f"{mni.name}.invalidate_seq", "insert", mni.invalidate_seq)
+        rt.event("seq", mni.seq_obj, "insert", mni.invalidate_seq)
     return 0
 
 
@@ -191,7 +193,7 @@ async def mmu_interval_read_begin(mni: MMUIntervalNotifier) -> int:
     rt = mm.rt
     subs = subscriptions(mm)
     might_sleep(rt, "mmu_interval_read_begin")
-    await rt.point("mmu_interval_read_begin", f"{mni.name}.invalidate_seq", read=True)
+    await rt.point("mmu_interval_read_begin", mni.seq_obj, read=True)
     rt.access("subs", write=False)
     seq = mni.invalidate_seq
     is_invalidating = seq == subs.invalidate_seq
@@ -213,14 +215,14 @@ async def mmu_interval_read_retry(mni: MMUIntervalNotifier, seq: int) -> bool:
     sequence number is written by a callback that may run on another CPU right before it
     (if the driver forgot its lock, that is the bug)."""
     assert mni.mm is not None
-    await mni.mm.rt.point("mmu_interval_read_retry", f"{mni.name}.invalidate_seq", read=True)
+    await mni.mm.rt.point("mmu_interval_read_retry", mni.seq_obj, read=True)
     return mni.invalidate_seq != seq
 
 
 async def mmu_interval_check_retry(mni: MMUIntervalNotifier, seq: int) -> bool:
     """B6 check_retry: a lockless READ_ONCE, so a scheduling point."""
     assert mni.mm is not None
-    await mni.mm.rt.point("mmu_interval_check_retry", f"{mni.name}.invalidate_seq", read=True)
+    await mni.mm.rt.point("mmu_interval_check_retry", mni.seq_obj, read=True)
     return mni.invalidate_seq != seq
 
 
@@ -229,10 +231,10 @@ async def mmu_interval_set_seq(mni: MMUIntervalNotifier, cur_seq: int) -> None:
     scheduling point (a WRITE_ONCE another CPU's lockless check_retry can see)."""
     assert mni.mm is not None
     rt = mni.mm.rt
-    await rt.point("mmu_interval_set_seq", f"{mni.name}.invalidate_seq")
+    await rt.point("mmu_interval_set_seq", mni.seq_obj)
     mni.invalidate_seq = cur_seq
     if rt.tracing:
-        rt.event("seq", f"{mni.name}.invalidate_seq", "set_seq", cur_seq)
+        rt.event("seq", mni.seq_obj, "set_seq", cur_seq)
 
 
 async def _mn_itree_inv_end(subs: MMUNotifierSubscriptions) -> None:

@@ -64,7 +64,7 @@ class Mutex(LockBase):
         rt = self.rt
         t = rt.current
         assert t is not None
-        might_sleep(rt, f"mutex_lock({self.name})")
+        might_sleep(rt, "mutex_lock", self.name)
         await rt.point("mutex_lock", self.name)
         self._check_usable(t, "mutex_lock")
         while self.owner is not None:

@@ -41,7 +41,7 @@ class RWSem(LockBase):
         rt = self.rt
         t = rt.current
         assert t is not None
-        might_sleep(rt, f"down_read({self.name})")
+        might_sleep(rt, "down_read", self.name)
         await rt.point("down_read", self.name)
         self._check_recursion(t, "down_read")
         while self.writer is not None or self.writers_waiting:
@@ -83,7 +83,7 @@ class RWSem(LockBase):
         rt = self.rt
         t = rt.current
         assert t is not None
-        might_sleep(rt, f"down_write({self.name})")
+        might_sleep(rt, "down_write", self.name)
         await rt.point("down_write", self.name)
         self._check_recursion(t, "down_write")
         if self.writer is not None or self.readers:

@@ -13,12 +13,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 
-from concsim.engine import Runtime
+from concsim.engine import Runtime, Task
 
 
-def might_sleep(rt: Runtime, what: str) -> None:
+def might_sleep(rt: Runtime, what: str, obj: str | None = None, suffix: str = "") -> None:
+    """Fail (S6) if the running task may not sleep here.  The call is named ``what``, or
+    ``what(obj)`` followed by ``suffix``: the name is built only when it fails."""
     t = rt.current
     assert t is not None
+    if t.atomic or t.nonblock:
+        _sleep_failure(rt, t, (what if obj is None else f"{what}({obj})") + suffix)
+
+
+def _sleep_failure(rt: Runtime, t: Task, what: str) -> None:
     if t.atomic:
         held = ", ".join(getattr(x, "name", "?") for x in t.held if getattr(x, "atomic", False))
         raise rt.fail(

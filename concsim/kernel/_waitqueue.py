@@ -28,7 +28,7 @@ class WaitQueue:
     ) -> None:
         """Sleep until ``cond()``; ``reads`` names the objects ``cond`` reads (footprint)."""
         rt = self.rt
-        might_sleep(rt, f"{what}({self.name})")
+        might_sleep(rt, what, self.name)
         await rt.point(what, self.name, read=True)
         while True:
             for obj in reads:
