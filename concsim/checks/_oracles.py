@@ -56,6 +56,7 @@ from concsim.kernel._hv import (
     HV_MAP_GPA_NO_ACCESS,
     HV_MAP_GPA_WRITABLE,
     SMALL_WRITE,
+    flags_grant,
     grants_access,
 )
 from concsim.kernel._mm import PTE_NAMES, PTE_PRESENT
@@ -91,6 +92,7 @@ class MshvOracles:
         w.mm.on_pte_change_one.append(self.pte_changed_one)
         w.slat.on_write.append(self.slat_write)
         w.slat.on_write_one.append(self.slat_write_one)
+        w.slat.on_write_range.append(self.slat_write_range)
         # Where each SLAT entry was last written (step, task id): failures that the other
         # side of an invariant breaks (a PTE change, a free) name it, and explain links it.
         self.slat_step = np.full(w.slat.nr_gfns, -1, dtype=np.int64)
@@ -173,13 +175,13 @@ class MshvOracles:
         if vpns.size == 1:
             if not slat.refs[old[0]]:
                 return  # no SLAT entry grants the page it mapped: nothing can break
-        elif not slat.refs[old].any():
+        elif not np.count_nonzero(slat.refs[old]):
             return
         for r in self._live_regions():
             if r.mreg_type != MSHV_REGION_TYPE_MEM_MOVABLE:
                 continue
             inside = (vpns >= r.start_uaddr) & (vpns < r.start_uaddr + r.nr_pfns)
-            if not inside.any():
+            if not np.count_nonzero(inside):
                 continue
             v = vpns[inside]
             o = old[inside]
@@ -188,7 +190,7 @@ class MshvOracles:
             mapped_old = grants_access(fl) & (slat.pfn[gfns] == o)
             present_same = (mm.pte_state[v] == PTE_PRESENT) & (mm.pte_pfn[v] == o)
             lost = mapped_old & ~present_same
-            if lost.any():
+            if np.count_nonzero(lost):
                 i = int(np.flatnonzero(lost)[0])
                 raise self._fail(
                     S1,
@@ -203,7 +205,7 @@ class MshvOracles:
                     **self._slat_origin(int(gfns[i])),
                 )
             wp = mapped_old & present_same & ((fl & HV_MAP_GPA_WRITABLE) != 0) & ~mm.pte_write[v]
-            if wp.any():
+            if np.count_nonzero(wp):
                 i = int(np.flatnonzero(wp)[0])
                 raise self._fail(
                     S7,
@@ -297,36 +299,97 @@ class MshvOracles:
         slat = self.w.slat
         grants_new = grants_access(flags)
         zero_w = grants_new & ((flags & HV_MAP_GPA_WRITABLE) != 0) & (pfns == ZERO_PFN)
-        if zero_w.any():
+        if np.count_nonzero(zero_w):
             raise self._zero_writable(int(gfns[np.flatnonzero(zero_w)[0]]))
         for r in self._live_regions():
             if r.mreg_type != MSHV_REGION_TYPE_MEM_MOVABLE:
                 continue
             inside = (gfns >= r.start_gfn) & (gfns < r.start_gfn + r.nr_pfns)
-            if not inside.any():
+            if not np.count_nonzero(inside):
                 continue
             g = gfns[inside]
             touches_access = grants_new[inside] | grants_access(slat.flags[g])
             if (
-                touches_access.any()
+                np.count_nonzero(touches_access)
                 and self._s3_applies(r)
                 and (r.mreg_mutex.owner is not self.rt.current)
             ):
                 raise self._unlocked_write(int(g[np.flatnonzero(touches_access)[0]]), r)
             gn = grants_new[inside]
-            if not gn.any():
+            if not np.count_nonzero(gn):
                 continue
             v = r.start_uaddr + (g - r.start_gfn)
             p = pfns[inside]
             present_same = (mm.pte_state[v] == PTE_PRESENT) & (mm.pte_pfn[v] == p)
             stale = gn & ~present_same
-            if stale.any():
+            if np.count_nonzero(stale):
                 i = int(np.flatnonzero(stale)[0])
                 raise self._stale_install(int(g[i]), int(p[i]), int(v[i]), r)
             ro = gn & ((flags[inside] & HV_MAP_GPA_WRITABLE) != 0) & ~mm.pte_write[v]
-            if ro.any():
+            if np.count_nonzero(ro):
                 i = int(np.flatnonzero(ro)[0])
                 raise self._writable_over_ro(int(g[i]), int(p[i]), int(v[i]))
+
+    def slat_write_range(
+        self, gfn: int, n: int, flags: int, pfns: npt.NDArray[np.int64] | None
+    ) -> None:
+        """:meth:`slat_write` of [gfn, gfn+n) with one flags value (``pfns`` None: zeros):
+        the same checks and first violation, on slices and scalars."""
+        self._reads("slat", "pt")
+        self._check_slat_range(gfn, n, flags, pfns)
+        t = self.rt.current
+        self.slat_step[gfn : gfn + n] = self.rt.step
+        self.slat_task[gfn : gfn + n] = t.id if t is not None else -1
+
+    def _check_slat_range(
+        self, gfn: int, n: int, flags: int, pfns: npt.NDArray[np.int64] | None
+    ) -> None:
+        end = gfn + n
+        if n <= SMALL_WRITE:
+            p = [0] * n if pfns is None else pfns.tolist()
+            self._slat_write_few(list(range(gfn, end)), [flags] * n, p)
+            return
+        grants_new = flags_grant(flags)
+        if grants_new and flags & HV_MAP_GPA_WRITABLE:
+            assert pfns is not None
+            zero = pfns == ZERO_PFN
+            if np.count_nonzero(zero):
+                raise self._zero_writable(gfn + int(np.argmax(zero)))
+        mm = self.w.mm
+        slat = self.w.slat
+        for r in self._live_regions():
+            if r.mreg_type != MSHV_REGION_TYPE_MEM_MOVABLE:
+                continue
+            lo = max(gfn, r.start_gfn)
+            hi = min(end, r.start_gfn + r.nr_pfns)
+            if lo >= hi:
+                continue
+            if grants_new:
+                first = lo
+            else:
+                old = grants_access(slat.flags[lo:hi])
+                first = lo + int(np.argmax(old)) if np.count_nonzero(old) else -1
+            if first >= 0 and self._s3_applies(r) and (r.mreg_mutex.owner is not self.rt.current):
+                raise self._unlocked_write(first, r)
+            if not grants_new:
+                continue
+            assert pfns is not None
+            v0 = r.start_uaddr + (lo - r.start_gfn)
+            v1 = v0 + (hi - lo)
+            if not 0 <= v0 < v1 <= mm.nr_vpns:  # outside the page table: as index arrays
+                gfns = np.arange(gfn, end, dtype=np.int64)
+                self._check_slat_write(gfns, np.full(n, flags, dtype=np.uint32), pfns)
+                return
+            p = pfns[lo - gfn : hi - gfn]
+            present_same = (mm.pte_state[v0:v1] == PTE_PRESENT) & (mm.pte_pfn[v0:v1] == p)
+            if not present_same.all():
+                i = int(np.argmin(present_same))
+                raise self._stale_install(lo + i, int(p[i]), v0 + i, r)
+            if flags & HV_MAP_GPA_WRITABLE:
+                ro = ~mm.pte_write[v0:v1]
+                if np.count_nonzero(ro):
+                    i = int(np.argmax(ro))
+                    raise self._writable_over_ro(lo + i, int(p[i]), v0 + i)
 
     def _slat_write_few(self, gfns: list[int], flags: list[int], pfns: list[int]) -> None:
         """:meth:`slat_write` of a few entries with plain ints: the same checks, reporting
@@ -488,7 +551,7 @@ class MshvOracles:
             same = slat.pfn[gfns] == slots.astype(np.int64)
         valid = slots != MSHV_INVALID_PFN
         bad = np.where(valid, ~(g & same), g)
-        if bad.any():
+        if np.count_nonzero(bad):
             gfns = np.arange(a, a + count)
             i = int(np.flatnonzero(bad)[0])
             raise self._fail(
@@ -548,12 +611,20 @@ class MshvOracles:
         for r in self._live_regions():
             self._reads(r.mreg_mutex.name)
             gfns = np.arange(r.start_gfn, r.start_gfn + r.nr_pfns)
-            g = grants_access(slat.flags[gfns])
-            if r.mreg_type == MSHV_REGION_TYPE_MEM_MOVABLE and g.any():
+            a, b = r.start_gfn, r.start_gfn + r.nr_pfns
+            u, n = r.start_uaddr, r.nr_pfns
+            inside = 0 <= a <= b <= slat.nr_gfns and 0 <= u <= u + n <= mm.nr_vpns
+            # Slices (views) when the region lies inside both tables, else index arrays.
+            g = grants_access(slat.flags[a:b] if inside else slat.flags[gfns])
+            if r.mreg_type == MSHV_REGION_TYPE_MEM_MOVABLE and np.count_nonzero(g):
                 v = r.start_uaddr + (gfns - r.start_gfn)
-                ok = (mm.pte_state[v] == PTE_PRESENT) & (mm.pte_pfn[v] == slat.pfn[gfns])
+                if inside:
+                    st, pf, sp = mm.pte_state[u : u + n], mm.pte_pfn[u : u + n], slat.pfn[a:b]
+                else:
+                    st, pf, sp = mm.pte_state[v], mm.pte_pfn[v], slat.pfn[gfns]
+                ok = (st == PTE_PRESENT) & (pf == sp)
                 bad = g & ~ok
-                if bad.any() and not r.mreg_mutex.is_locked():
+                if np.count_nonzero(bad) and not r.mreg_mutex.is_locked():
                     i = int(np.flatnonzero(bad)[0])
                     raise self._fail(
                         S1,
@@ -567,7 +638,7 @@ class MshvOracles:
             if r.mreg_pfns is not None and not r.mreg_mutex.is_locked():
                 inval = r.mreg_pfns == MSHV_INVALID_PFN
                 bad = inval & g
-                if bad.any():
+                if np.count_nonzero(bad):
                     i = int(np.flatnonzero(bad)[0])
                     raise self._fail(
                         S2,

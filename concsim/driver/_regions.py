@@ -136,7 +136,7 @@ class MshvRegions(MshvDriverState):
         if count == 1:
             if order.item(pfns.item(off)) < PMD_ORDER:
                 return await handler(region, off, count, False)
-        elif not (order[pfns[off : off + count].astype(np.int64)] >= PMD_ORDER).any():
+        elif not np.count_nonzero(order[pfns[off : off + count].astype(np.int64)] >= PMD_ORDER):
             return await handler(region, off, count, False)
         end = off + count
         i = off
@@ -389,7 +389,7 @@ class MshvRegions(MshvDriverState):
         keep = self.collect_filter(region, pfns, valid, do_fault)
         slots = mreg_pfns[off : off + count]
         stale = ~keep & (slots != MSHV_INVALID_PFN)
-        if stale.any():
+        if np.count_nonzero(stale):
             i = int(np.argmax(stale))
             raise self.rt.fail(
                 "assertion",

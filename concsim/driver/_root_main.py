@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from concsim.driver._region import (
     HV_INTERCEPT_ACCESS_EXECUTE,
     HV_INTERCEPT_ACCESS_WRITE,
@@ -145,7 +147,7 @@ class MshvRootMain(MshvRegions):
         a = region.start_gfn
         b = region.start_gfn + region.nr_pfns
         slat.check_range(a, b, "_slat_access_pages")
-        return int(grants_access(slat.flags[a:b]).sum())
+        return int(np.count_nonzero(grants_access(slat.flags[a:b])))
 
     def _region_by_gfn(self, partition: MshvPartition, gfn: int) -> MshvMemRegion | None:
         self.rt.access("pt_mem_regions", write=False)

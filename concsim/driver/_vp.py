@@ -94,8 +94,9 @@ class Vcpu:
         need = _NEED[access]
         env_before = self._env_failures()
         faults = 0
+        obj = f"gfn{gfn}"
         while True:
-            await rt.point("guest_access", f"gfn{gfn}", gfn, ACCESS_NAMES[access], read=True)
+            await rt.point("guest_access", obj, gfn, ACCESS_NAMES[access], read=True)
             rt.access("slat", write=False)
             slat.check_range(gfn, gfn + 1, "guest_access")
             fl = int(slat.flags[gfn])

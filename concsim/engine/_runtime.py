@@ -279,7 +279,10 @@ class Runtime:
 
     # ------------------------------------------------------------------ used by model code
 
-    def point(self, op: str, obj: str, *values: object, read: bool = False) -> Awaitable[None]:
+    @types.coroutine
+    def point(
+        self, op: str, obj: str, *values: object, read: bool = False
+    ) -> Generator[object, None, None]:
         """A scheduling point: ``await rt.point("mutex_lock", "mreg_mutex")``.
 
         Announces the operation the task performs when it resumes; the strategy may run
@@ -289,13 +292,15 @@ class Runtime:
         (:func:`concsim.engine.define_event`): plain ints, strings, bools, stored as they
         are and formatted only by a trace view.
         """
+        # A generator itself (no helper generator to create per point): the body runs when
+        # the task awaits it, right away.
         t = self.current
         assert t is not None, "rt.point() awaited outside a model task"
         t.op = op
         t.obj = obj
         t.values = values
         t.read = read
-        return _switch()
+        yield _SWITCH
 
     def access(self, obj: str, write: bool = True) -> None:
         """Report that the running step reads (``write=False``) or writes ``obj``.

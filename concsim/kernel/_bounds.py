@@ -45,7 +45,7 @@ def check_indices(
     """Every index of ``idx`` must lie in [0, size)."""
     if idx.size == 0:
         return
-    lo = int(idx.min())
-    hi = int(idx.max()) + 1
+    lo = int(np.minimum.reduce(idx))  # the ufuncs directly: idx.min() wraps them in Python
+    hi = int(np.maximum.reduce(idx)) + 1
     if lo < 0 or hi > size:
         raise bounds_failure(rt, array, lo, hi, size, caller)

@@ -241,8 +241,8 @@ async def _walk(mm: MM, r: HMMRange, last: int) -> tuple[int, int]:
         else:
             need = np.zeros(piece_end - addr, dtype=np.bool_)
             bad = np.zeros(piece_end - addr, dtype=np.bool_)
-        stop_need = int(np.argmax(need)) if need.any() else piece_end - addr
-        stop_bad = int(np.argmax(bad)) if bad.any() else piece_end - addr
+        stop_need = int(np.argmax(need)) if np.count_nonzero(need) else piece_end - addr
+        stop_bad = int(np.argmax(bad)) if np.count_nonzero(bad) else piece_end - addr
         stop = min(stop_need, stop_bad)
         # Output for [addr, addr+stop): everything before the first fault or error.
         pfn = mm.pte_pfn[addr : addr + stop].astype(np.uint64)

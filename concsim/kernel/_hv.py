@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from concsim.engine import Runtime
 from concsim.kernel._alloc import KernelAllocator
-from concsim.kernel._bounds import check_indices, check_range
+from concsim.kernel._bounds import bounds_failure, check_indices, check_range
 from concsim.kernel._views import scalar_view
 
 HV_MAP_GPA_READABLE = 0x1
@@ -65,6 +65,9 @@ ENOMEM = 12
 SlatHook = Callable[[npt.NDArray[np.int64], npt.NDArray[np.uint32], npt.NDArray[np.int64]], None]
 #: (gfn, new flags, new pfn) before a one-entry SLAT write, as plain ints.
 SlatOneHook = Callable[[int, int, int], None]
+#: (first gfn, count, new flags, new pfns or None for zeros) before a SLAT write of a range
+#: with one flags value (a hypercall's reps).
+SlatRangeHook = Callable[[int, int, int, "npt.NDArray[np.int64] | None"], None]
 
 
 def flags_grant(flags: int) -> bool:
@@ -72,9 +75,20 @@ def flags_grant(flags: int) -> bool:
     return bool(flags & ACCESS_MASK) and not flags & HV_MAP_GPA_NO_ACCESS
 
 
+_GRANT_MASK = np.uint32(ACCESS_MASK | HV_MAP_GPA_NO_ACCESS)
+_ONE = np.uint32(1)
+_GRANT_BELOW = np.uint32(HV_MAP_GPA_NO_ACCESS - 1)
+
+
 def grants_access(flags: npt.NDArray[np.uint32]) -> npt.NDArray[np.bool_]:
     """:func:`flags_grant` over an array of entries."""
-    return np.asarray(((flags & ACCESS_MASK) != 0) & ((flags & HV_MAP_GPA_NO_ACCESS) == 0))
+    if flags.dtype != np.uint32:
+        return np.asarray(((flags & ACCESS_MASK) != 0) & ((flags & HV_MAP_GPA_NO_ACCESS) == 0))
+    # Some access bit and no NO_ACCESS bit: 0 < flags & (ACCESS | NO_ACCESS) < NO_ACCESS
+    # (ACCESS_MASK is below NO_ACCESS), as one unsigned comparison (0 - 1 wraps around).
+    m = flags & _GRANT_MASK
+    m -= _ONE
+    return m < _GRANT_BELOW
 
 
 #: The stats key of each caller label ("hypercalls.<label>"), built once per label.
@@ -97,9 +111,11 @@ class SLAT:
         self.pfn_mv = scalar_view(self.pfn)
         self.refs_mv = scalar_view(self.refs)
         self.on_write: list[SlatHook] = []
-        #: Hooks for one-entry writes (:meth:`write_one`); a subscriber registers in both
-        #: lists (a one-entry write calls only these, an array write only ``on_write``).
+        #: Hooks for one-entry writes (:meth:`write_one`) and range writes
+        #: (:meth:`write_range`); a subscriber registers in all three lists (each write
+        #: calls only its own).
         self.on_write_one: list[SlatOneHook] = []
+        self.on_write_range: list[SlatRangeHook] = []
 
     def check_range(self, start: int, end: int, caller: str) -> None:
         """S9: gfns [start, end) must be inside the SLAT (never clipped)."""
@@ -126,6 +142,27 @@ class SLAT:
             refs[pfn] += 1
         fl[gfn] = flags
         self.pfn_mv[gfn] = pfn
+
+    def write_range(self, gfn: int, n: int, flags: int, pfns: npt.NDArray[np.int64] | None) -> None:
+        """:meth:`write` of the ``n`` entries from ``gfn`` with the same ``flags`` (one
+        hypercall's reps): slices instead of index arrays; ``pfns`` None means zeros."""
+        self.rt.access("slat")
+        b = gfn + n
+        if not 0 <= gfn < b <= self.nr_gfns:
+            if n <= 0:
+                return
+            raise bounds_failure(self.rt, "the SLAT", gfn, b, self.nr_gfns, "SLAT.write")
+        for hook in self.on_write_range:
+            hook(gfn, n, flags, pfns)
+        old = self.flags[gfn:b]
+        old_access = grants_access(old)
+        if np.count_nonzero(old_access):
+            _add_refs(self.refs, self.pfn[gfn:b][old_access], -1)
+        if flags_grant(flags):
+            assert pfns is not None
+            _add_refs(self.refs, pfns, 1)
+        old[:] = flags
+        self.pfn[gfn:b] = 0 if pfns is None else pfns
 
     def write(
         self,
@@ -164,15 +201,25 @@ class SLAT:
             self.pfn[gfns] = pfns
             return
         old_access = grants_access(self.flags[gfns])
-        if old_access.any():
+        if np.count_nonzero(old_access):
             u, c = np.unique(self.pfn[gfns][old_access], return_counts=True)
             self.refs[u] -= c.astype(np.int32)
         new_access = grants_access(flags)
-        if new_access.any():
+        if np.count_nonzero(new_access):
             u, c = np.unique(pfns[new_access], return_counts=True)
             self.refs[u] += c.astype(np.int32)
         self.flags[gfns] = flags
         self.pfn[gfns] = pfns
+
+
+def _add_refs(refs: npt.NDArray[np.int32], pfns: npt.NDArray[np.int64], delta: int) -> None:
+    """``refs[p] += delta`` for every p of ``pfns``, counting repeated pfns (the zero page,
+    KSM) as often as they occur."""
+    if pfns.size < 2 or np.count_nonzero(pfns[1:] <= pfns[:-1]) == 0:  # increasing: distinct
+        refs[pfns] += delta
+    else:
+        u, c = np.unique(pfns, return_counts=True)
+        refs[u] += delta * c.astype(np.int32)
 
 
 class Hypervisor:
@@ -201,9 +248,7 @@ class Hypervisor:
         # only reads them and never looks at who its caller is.
         self.callers: dict[int, list[str]] = {}
 
-    def _outcome(
-        self, gfns: npt.NDArray[np.int64], flags: int, what: str, *, deposited: bool = False
-    ) -> int:
+    def _outcome(self, gfn: int, n: int, flags: int, what: str, *, deposited: bool = False) -> int:
         """Draw the hypercall's status through the scheduler.
 
         The hypervisor asks for a deposit when the call installs access to pages in entries
@@ -214,7 +259,10 @@ class Hypervisor:
         """
         new_tables = not deposited and (
             self.deposit_on_remap
-            or (not flags & HV_MAP_GPA_NO_ACCESS and bool((self.slat.flags[gfns] == 0).any()))
+            or (
+                not flags & HV_MAP_GPA_NO_ACCESS
+                and bool(np.count_nonzero(self.slat.flags[gfn : gfn + n] == 0))
+            )
         )
         options = [HV_STATUS_SUCCESS]
         if new_tables:
@@ -222,7 +270,7 @@ class Hypervisor:
         if self.hv_fail == "all" or (
             self.hv_fail == "holes"
             and flags & HV_MAP_GPA_NO_ACCESS
-            and bool((self.slat.flags[gfns] == HV_MAP_GPA_NO_ACCESS).all())
+            and bool((self.slat.flags[gfn : gfn + n] == HV_MAP_GPA_NO_ACCESS).all())
         ):
             options.append(HV_STATUS_INVALID_PARAMETER)
         return options[self.rt.choose(what, len(options))]
@@ -330,8 +378,7 @@ class Hypervisor:
             if n == 1:
                 status = self._outcome_one(g, flags, "hv_call_map_gpa_pages", deposited)
             else:
-                gfns = np.arange(g, g + n, dtype=np.int64)
-                status = self._outcome(gfns, flags, "hv_call_map_gpa_pages", deposited=deposited)
+                status = self._outcome(g, n, flags, "hv_call_map_gpa_pages", deposited=deposited)
             if status == HV_STATUS_INSUFFICIENT_MEMORY:
                 rt.count("hv_insufficient_memory")
                 ret = await self.hv_call_deposit_pages(HV_MAP_GPA_DEPOSIT_PAGES)
@@ -351,11 +398,9 @@ class Hypervisor:
                 self.slat.write_one(g, entry_flags, 0 if src is None else int(src[done]))
             else:
                 page_pfns = (
-                    np.zeros(n, dtype=np.int64)
-                    if src is None
-                    else np.asarray(src[done : done + n], dtype=np.int64)
+                    None if src is None else np.asarray(src[done : done + n], dtype=np.int64)
                 )
-                self.slat.write(gfns, np.full(n, entry_flags, dtype=np.uint32), page_pfns)
+                self.slat.write_range(g, n, entry_flags, page_pfns)
             if rt.tracing:
                 rt.event("slat_map", "slat", g, n, flags)
             done += n
@@ -378,11 +423,7 @@ class Hypervisor:
             if n == 1:
                 self.slat.write_one(g, 0, 0)
             else:
-                self.slat.write(
-                    np.arange(g, g + n, dtype=np.int64),
-                    np.zeros(n, dtype=np.uint32),
-                    np.zeros(n, dtype=np.int64),
-                )
+                self.slat.write_range(g, n, 0, None)
             if rt.tracing:
                 rt.event("slat_unmap", "slat", g, n)
             done += n

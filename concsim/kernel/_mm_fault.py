@@ -153,7 +153,7 @@ def _map_huge_folio(mm: MM, a: int, b: int, writable: bool) -> int:
 def _do_huge_pmd_anonymous_page(mm: MM, vma: VMA, vpn: int) -> int:
     """A write fault in a THP-enabled VMA: a whole PMD if it fits and is empty, else 1."""
     rng = _pmd_range(vma, vpn)
-    if rng is None or (mm.pte_state[rng[0] : rng[1]] != PTE_NONE).any():
+    if rng is None or np.count_nonzero(mm.pte_state[rng[0] : rng[1]] != PTE_NONE):
         return 1
     return _map_huge_folio(mm, rng[0], rng[1], bool(vma.vm_flags & VM_WRITE))
 

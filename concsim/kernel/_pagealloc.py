@@ -127,7 +127,7 @@ class PageAllocator:
         pc = self.pincount
         u, c = np.unique(pfns, return_counts=True)
         pc[u] -= c.astype(np.int32)
-        if (pc[u] < 0).any():
+        if np.count_nonzero(pc[u] < 0):
             bad = int(u[pc[u] < 0][0])
             raise self.rt.fail("memory", f"unpin of pfn {bad}, which is not pinned", pfn=bad)
         self.put_pages(pfns)
@@ -145,12 +145,17 @@ class PageAllocator:
         if pfns.size == 0:
             return
         rc = self.refcount
-        u, c = np.unique(pfns, return_counts=True)  # np.subtract.at, but much faster
-        rc[u] -= c.astype(np.int32)
-        if (rc[u] < 0).any():
-            bad = int(u[rc[u] < 0][0])
+        if pfns.size < 2 or np.count_nonzero(pfns[1:] <= pfns[:-1]) == 0:
+            u = pfns  # increasing: already the sorted distinct pfns, each once
+            rc[u] -= 1
+        else:
+            u, c = np.unique(pfns, return_counts=True)  # np.subtract.at, but much faster
+            rc[u] -= c.astype(np.int32)
+        left = rc[u]
+        if np.count_nonzero(left < 0):
+            bad = int(u[left < 0][0])
             raise self.rt.fail("memory", f"page refcount underflow on pfn {bad}", pfn=bad)
-        dead = u[rc[u] == 0]
+        dead = u[left == 0]
         if dead.size == 0:
             return
         for hook in self.on_free:

@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 def scalar_view(a: npt.NDArray[Any]) -> memoryview:
     """A memoryview of the 1-D array ``a`` for one-entry accesses with plain ints."""
-    assert a.ndim == 1
-    assert a.flags.c_contiguous
-    return memoryview(a)  # type: ignore[arg-type]  # numpy's stubs lack __buffer__ on 3.11
+    view = memoryview(a)  # type: ignore[arg-type]  # numpy's stubs lack __buffer__ on 3.11
+    assert view.ndim == 1
+    assert view.c_contiguous
+    return view

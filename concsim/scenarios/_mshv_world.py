@@ -9,10 +9,12 @@ the first ``zero_pages`` unpopulated pages are read-faulted, so they map the sha
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from concsim.checks._catalogue import L4
 from concsim.driver._driver import MshvDriverBase
@@ -51,6 +53,18 @@ EVENTS = (
 
 def _round_up(n: int, m: int) -> int:
     return -(-n // m) * m
+
+
+@functools.lru_cache(maxsize=64)
+def _population(n: int, frac: float) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The offsets of the populated pages of an ``n``-page region (``frac`` of them, spread
+    evenly) and of the others, computed once per shape (every schedule builds a world)."""
+    i = np.arange(n, dtype=np.int64)
+    sel = np.ceil((i + 1) * frac) > np.ceil(i * frac)
+    filled, empty = i[sel], i[~sel]
+    filled.flags.writeable = False  # shared between worlds
+    empty.flags.writeable = False
+    return filled, empty
 
 
 @dataclass
@@ -120,16 +134,15 @@ class MshvWorld:
     # ------------------------------------------------------------------ setup
 
     def _populate(self, uaddr: int, n: int, frac: float, zero: int, vm_flags: int) -> None:
-        i = np.arange(n)
-        sel = np.ceil((i + 1) * frac) > np.ceil(i * frac)
-        vpns = (uaddr + i[sel]).astype(np.int64)
+        filled, empty = _population(n, frac)
+        vpns = uaddr + filled
         if vpns.size:
             pfns = self.pages.alloc_pages_bulk(int(vpns.size))
             self.mm.pte_state[vpns] = PTE_PRESENT
             self.mm.pte_pfn[vpns] = pfns
             self.mm.pte_write[vpns] = bool(vm_flags & VM_WRITE)
         if zero:
-            holes = (uaddr + i[~sel][:zero]).astype(np.int64)
+            holes = uaddr + empty[:zero]
             self.mm.pte_state[holes] = PTE_PRESENT
             self.mm.pte_pfn[holes] = ZERO_PFN
             self.mm.pte_write[holes] = False
