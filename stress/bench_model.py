@@ -67,6 +67,7 @@ def _one_round(args: argparse.Namespace) -> None:
 def _against(args: argparse.Namespace) -> None:
     trees = {"new": str(HERE), "old": str(Path(args.against).resolve())}
     rates: dict[str, dict[str, list[float]]] = {"new": {}, "old": {}}
+    steps: dict[str, dict[str, float]] = {"new": {}, "old": {}}  # per schedule (seeded: fixed)
     for _ in range(args.rounds):
         for name in ("old", "new"):
             cmd = [sys.executable, __file__, "--round", "--schedules", str(args.schedules)]
@@ -76,16 +77,23 @@ def _against(args: argparse.Namespace) -> None:
             p = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
             for label, r in json.loads(p.stdout.strip().splitlines()[-1]).items():
                 rates[name].setdefault(label, []).append(r["schedules_per_s"])
+                steps[name][label] = r["steps"] / r["schedules"]
     rows = []
     for label in rates["new"]:
         new = statistics.median(rates["new"][label])
         old = statistics.median(rates["old"][label])
+        old_steps, new_steps = steps["old"][label], steps["new"][label]
         rows.append(
             {
                 "world": label,
                 "old_schedules_per_s": round(old, 1),
                 "new_schedules_per_s": round(new, 1),
                 "speedup": round(new / old, 2),
+                # The trees may differ in what a schedule is (more scheduling points make
+                # longer schedules): steps per schedule and model steps/s say so.
+                "old_steps_per_schedule": round(old_steps, 1),
+                "new_steps_per_schedule": round(new_steps, 1),
+                "steps_per_s_speedup": round(new * new_steps / (old * old_steps), 2),
             }
         )
     if args.json:
@@ -94,7 +102,9 @@ def _against(args: argparse.Namespace) -> None:
     for r in rows:
         print(
             f"{r['world']:>12}: old {r['old_schedules_per_s']:>8,} schedules/s   new "
-            f"{r['new_schedules_per_s']:>8,} schedules/s   x{r['speedup']}"
+            f"{r['new_schedules_per_s']:>8,} schedules/s   x{r['speedup']}   (steps per "
+            f"schedule {r['old_steps_per_schedule']} -> {r['new_steps_per_schedule']}; "
+            f"steps/s x{r['steps_per_s_speedup']})"
         )
     print(
         f"(CPU-time rates, medians of {args.rounds} alternating rounds, "
