@@ -366,7 +366,7 @@ def bench_cmd(
             _emit_json(rr)
         else:
             click.echo(
-                f"{pages:,} pages, median of {repeats}: after-patch create "
+                f"{pages:,} pages, median of {repeats} (CPU time): after-patch create "
                 f"{rr['after_patch_create_ms']} ms ({rr['pages_mapped_at_creation']:,} pages "
                 f"mapped), invalidate {rr['after_patch_invalidate_ms']} ms; before-patch "
                 f"create {rr['before_patch_create_ms']} ms, invalidate "
