@@ -96,6 +96,8 @@ _PATH_KEYS: dict[str, str] = {}
 
 #: Array writes of up to this many entries update the reference counts entry by entry.
 SMALL_WRITE = 16
+#: Reference count updates of up to this many pages go entry by entry with plain ints.
+SMALL_RANGE = 64
 
 
 class SLAT:
@@ -157,12 +159,25 @@ class SLAT:
         old = self.flags[gfn:b]
         old_access = grants_access(old)
         if np.count_nonzero(old_access):
-            _add_refs(self.refs, self.pfn[gfn:b][old_access], -1)
+            self._add_refs(self.pfn[gfn:b][old_access], -1)
         if flags_grant(flags):
             assert pfns is not None
-            _add_refs(self.refs, pfns, 1)
+            self._add_refs(pfns, 1)
         old[:] = flags
         self.pfn[gfn:b] = 0 if pfns is None else pfns
+
+    def _add_refs(self, pfns: npt.NDArray[np.int64], delta: int) -> None:
+        """``refs[p] += delta`` for every p of ``pfns``, counting repeated pfns (the zero
+        page, KSM) as often as they occur."""
+        if pfns.size <= SMALL_RANGE:  # a few: one by one with plain ints
+            view = self.refs_mv
+            for p in pfns.tolist():
+                view[p] += delta
+        elif np.count_nonzero(pfns[1:] <= pfns[:-1]) == 0:  # increasing: all distinct
+            self.refs[pfns] += delta
+        else:
+            u, c = np.unique(pfns, return_counts=True)
+            self.refs[u] += delta * c.astype(np.int32)
 
     def write(
         self,
@@ -210,16 +225,6 @@ class SLAT:
             self.refs[u] += c.astype(np.int32)
         self.flags[gfns] = flags
         self.pfn[gfns] = pfns
-
-
-def _add_refs(refs: npt.NDArray[np.int32], pfns: npt.NDArray[np.int64], delta: int) -> None:
-    """``refs[p] += delta`` for every p of ``pfns``, counting repeated pfns (the zero page,
-    KSM) as often as they occur."""
-    if pfns.size < 2 or np.count_nonzero(pfns[1:] <= pfns[:-1]) == 0:  # increasing: distinct
-        refs[pfns] += delta
-    else:
-        u, c = np.unique(pfns, return_counts=True)
-        refs[u] += delta * c.astype(np.int32)
 
 
 class Hypervisor:

@@ -39,6 +39,8 @@ ZERO_PFN = 1
 FIRST_PFN = 2
 #: The footprint object of the pages' contents (``PageAllocator.data``).
 PAGE_DATA = "page_data"
+#: :meth:`PageAllocator.put_pages` of up to this many pages goes page by page.
+SMALL_PUT = 64
 
 FreeHook = Callable[[npt.NDArray[np.int64]], None]
 
@@ -144,8 +146,11 @@ class PageAllocator:
         pfns = pfns[pfns != ZERO_PFN]
         if pfns.size == 0:
             return
+        if pfns.size <= SMALL_PUT:
+            self._put_few(pfns.tolist())
+            return
         rc = self.refcount
-        if pfns.size < 2 or np.count_nonzero(pfns[1:] <= pfns[:-1]) == 0:
+        if np.count_nonzero(pfns[1:] <= pfns[:-1]) == 0:
             u = pfns  # increasing: already the sorted distinct pfns, each once
             rc[u] -= 1
         else:
@@ -162,6 +167,29 @@ class PageAllocator:
             hook(dead)
         self.rt.count("pages_freed", int(dead.size))
         self._free.extend(dead[::-1].tolist())
+
+    def _put_few(self, pfns: list[int]) -> None:
+        """:meth:`put_pages` of a few pages with plain ints: the same counts, the same first
+        underflow, the same pages freed in the same order."""
+        times: dict[int, int] = {}
+        for p in pfns:
+            times[p] = times.get(p, 0) + 1
+        u = sorted(times)
+        rc = self._refcount_mv
+        for p in u:
+            rc[p] -= times[p]
+        for p in u:
+            if rc[p] < 0:
+                raise self.rt.fail("memory", f"page refcount underflow on pfn {p}", pfn=p)
+        dead = [p for p in u if rc[p] == 0]
+        if not dead:
+            return
+        if self.on_free:
+            arr = np.array(dead, dtype=np.int64)
+            for hook in self.on_free:
+                hook(arr)
+        self.rt.count("pages_freed", len(dead))
+        self._free.extend(reversed(dead))
 
     def put_page(self, pfn: int) -> None:
         """:meth:`put_pages` of one page, with plain ints."""
