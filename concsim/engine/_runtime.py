@@ -199,6 +199,7 @@ class Runtime:
         self.max_steps = max_steps
         self.tracing = trace
         self.tasks: list[Task] = []
+        self._task_names: set[str] = set()
         self._runnable: list[Task] = []  # sorted by task id
         self.current: Task | None = None
         self.step = 0
@@ -241,11 +242,12 @@ class Runtime:
         if self._finished:
             coro.close()
             raise UsageError("spawn() after the run ended: a runtime is single-use")
-        if any(t.name == name for t in self.tasks):
+        if name in self._task_names:
             coro.close()
             raise UsageError(f"task name {name!r} is used twice: task names must be unique")
         task = Task(len(self.tasks), name, coro)
         self.tasks.append(task)
+        self._task_names.add(name)  # membership only: never iterated
         self._runnable.append(task)  # the largest id: the list stays sorted
         if self._ran:
             task.dynamic = True

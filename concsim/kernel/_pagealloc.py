@@ -96,6 +96,15 @@ class PageAllocator:
         if n > self.nr_free():
             raise MemoryError(f"page allocator exhausted: {n} pages wanted, {self.nr_free()} free")
         k = min(n, len(self._free))  # freed pages first, most recent first, then fresh ones
+        if k == 0:  # only never-used pages (building a world): one range, slices
+            a = self._fresh
+            b = self._fresh = a + n
+            self.refcount[a:b] = 1
+            self.order[a:b] = 0
+            self.data[a:b] = 0
+            self.generation[a:b] += 1
+            self.rt.count("pages_allocated", n)
+            return np.arange(a, b, dtype=np.int64)
         taken = self._free[len(self._free) - k :]
         del self._free[len(self._free) - k :]
         fresh = np.arange(self._fresh, self._fresh + n - k, dtype=np.int64)
