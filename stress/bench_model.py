@@ -13,7 +13,10 @@ ratio (``concsim bench --model`` is the first line).
 older commit) side by side: rounds alternate between the two, each in a fresh process
 (``PYTHONPATH=TREE``), timing the same public call (``concsim.run(..., trace=False)``) in
 CPU seconds of the process (on a shared machine wall time mostly measures the neighbours),
-so a slow patch of the machine hits both alike; it prints the medians and new/old.
+so a slow patch of the machine hits both alike; it prints the medians and new/old, each
+tree's steps per schedule (more scheduling points make longer schedules), the speedup in
+model steps/s, and each tree's model steps/s against the floor measured (in CPU time) in
+the same rounds.
 """
 
 from __future__ import annotations
@@ -68,7 +71,13 @@ def _against(args: argparse.Namespace) -> None:
     trees = {"new": str(HERE), "old": str(Path(args.against).resolve())}
     rates: dict[str, dict[str, list[float]]] = {"new": {}, "old": {}}
     steps: dict[str, dict[str, float]] = {"new": {}, "old": {}}  # per schedule (seeded: fixed)
-    for _ in range(args.rounds):
+    floor: list[float] = []  # the engine floor (bench --model's), CPU time, once a round
+    for r in range(args.rounds):
+        sys.path.insert(0, str(HERE))
+        from concsim._bench import _floor_once
+
+        n, dt = _floor_once(4, 50_000, r, time.process_time)
+        floor.append(n / dt)
         for name in ("old", "new"):
             cmd = [sys.executable, __file__, "--round", "--schedules", str(args.schedules)]
             for o in args.only or []:
@@ -79,6 +88,7 @@ def _against(args: argparse.Namespace) -> None:
                 rates[name].setdefault(label, []).append(r["schedules_per_s"])
                 steps[name][label] = r["steps"] / r["schedules"]
     rows = []
+    fl = statistics.median(floor)
     for label in rates["new"]:
         new = statistics.median(rates["new"][label])
         old = statistics.median(rates["old"][label])
@@ -94,21 +104,26 @@ def _against(args: argparse.Namespace) -> None:
                 "old_steps_per_schedule": round(old_steps, 1),
                 "new_steps_per_schedule": round(new_steps, 1),
                 "steps_per_s_speedup": round(new * new_steps / (old * old_steps), 2),
+                # model steps/s against the floor measured in the same rounds
+                "old_ratio": round(old * old_steps / fl, 4),
+                "new_ratio": round(new * new_steps / fl, 4),
             }
         )
     if args.json:
-        print(json.dumps({"benchmark": "model-against", "rounds": args.rounds, "rows": rows}))
+        out = {"benchmark": "model-against", "rounds": args.rounds, "floor_steps_per_s": round(fl)}
+        print(json.dumps({**out, "rows": rows}))
         return
     for r in rows:
         print(
             f"{r['world']:>12}: old {r['old_schedules_per_s']:>8,} schedules/s   new "
             f"{r['new_schedules_per_s']:>8,} schedules/s   x{r['speedup']}   (steps per "
             f"schedule {r['old_steps_per_schedule']} -> {r['new_steps_per_schedule']}; "
-            f"steps/s x{r['steps_per_s_speedup']})"
+            f"steps/s x{r['steps_per_s_speedup']}; ratio to the floor {r['old_ratio']} -> "
+            f"{r['new_ratio']})"
         )
     print(
         f"(CPU-time rates, medians of {args.rounds} alternating rounds, "
-        f"{args.schedules} schedules each)"
+        f"{args.schedules} schedules each; floor {round(fl):,} steps/s)"
     )
 
 
