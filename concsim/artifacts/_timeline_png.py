@@ -17,6 +17,7 @@ extra); :func:`render_timeline_png` raises :class:`concsim.UsageError` without i
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import tempfile
@@ -27,8 +28,12 @@ from typing import Any
 
 from concsim._errors import UsageError
 
-#: Width of the figure in inches and its resolution.
+#: Width of the figure in inches (at least; up to MAX_WIDTH_IN when step labels need it)
+#: and its resolution.
 WIDTH_IN = 16.0
+MAX_WIDTH_IN = 60.0
+#: Size of a step box's label, in points.
+STEP_PT = 5.5
 DPI = 110
 ROW_IN = 1.15
 #: Label every step slice with its operation only up to this many steps.
@@ -144,6 +149,109 @@ def _stack(spans: list[Bar]) -> None:
 
 def render_timeline_png(doc: Mapping[str, Any]) -> bytes:
     """The PNG bytes of the picture of ``doc`` (a Chrome trace-event JSON object)."""
+    fig = timeline_figure(doc)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    return buf.getvalue()
+
+
+@functools.lru_cache(maxsize=4096)
+def _text_width_in(s: str, size: float) -> float:
+    """The width of ``s`` drawn at ``size`` points, in inches (measured with the font
+    matplotlib draws with, so the layout does not guess from a character count)."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    if not s:
+        return 0.0
+    w, _h, _d = TextToPath().get_text_width_height_descent(
+        s, FontProperties(size=size), ismath=False
+    )
+    return float(w) / 72.0
+
+
+def _fit(s: str, room_in: float, size: float) -> str:
+    """``s`` if it fits in ``room_in`` inches at ``size`` points, else its longest prefix
+    that fits with an ellipsis (at least one character)."""
+    if _text_width_in(s, size) <= room_in:
+        return s
+    lo, hi = 1, len(s) - 1  # the answer is the largest n in [lo, hi] that fits (or lo)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _text_width_in(s[:mid] + "…", size) <= room_in:
+            lo = mid
+        else:
+            hi = mid - 1
+    return s[:lo] + "…"
+
+
+def _step_label(b: Bar) -> tuple[str, str]:
+    op, _, obj = b.name.partition(" ")
+    return _abbrev(op), obj
+
+
+def _pieces(s: str) -> list[str]:
+    """``s`` cut after each ``.`` and ``_`` (where a kernel name may wrap)."""
+    out: list[str] = []
+    cur = ""
+    for ch in s:
+        cur += ch
+        if ch in "._":
+            out.append(cur)
+            cur = ""
+    if cur:
+        out.append(cur)
+    return out
+
+
+def _wrap(s: str, room_in: float, size: float, lines: int) -> list[str]:
+    """``s`` on at most ``lines`` lines of at most ``room_in`` inches, wrapped after a
+    ``.`` or ``_``; what still does not fit ends the last line with an ellipsis."""
+    out: list[str] = []
+    for piece in _pieces(s):
+        if out and _text_width_in(out[-1] + piece, size) <= room_in:
+            out[-1] += piece
+        else:
+            out.append(piece)
+    if len(out) > lines:
+        out = [*out[: lines - 1], "".join(out[lines - 1 :])]
+    return [_fit(line, room_in, size) for line in out]
+
+
+def _wraps_whole(s: str, room_in: float, size: float, lines: int) -> bool:
+    return "…" not in "".join(_wrap(s, room_in, size, lines))
+
+
+#: Lines a step box gives its operation and its object.
+STEP_LINES = 2
+
+
+def _label_room(s: str) -> float:
+    """The narrowest width (inches) in which ``s`` wraps whole into :data:`STEP_LINES`
+    lines at :data:`STEP_PT` points."""
+    lo = max((_text_width_in(p, STEP_PT) for p in _pieces(s)), default=0.0)
+    hi = _text_width_in(s, STEP_PT)
+    if _wraps_whole(s, lo, STEP_PT, STEP_LINES):
+        return lo
+    while hi - lo > 0.02:  # the wrap fits whole at hi (one line), not at lo
+        mid = (lo + hi) / 2
+        if _wraps_whole(s, mid, STEP_PT, STEP_LINES):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def timeline_figure(doc: Mapping[str, Any]) -> Any:
+    """The matplotlib figure of ``doc`` (what :func:`render_timeline_png` saves).
+
+    The figure is as wide as the step labels need, between :data:`WIDTH_IN` and
+    :data:`MAX_WIDTH_IN` inches: a short trace's every step box shows its whole operation
+    and object; only a trace too long for the widest figure shortens them, with an
+    ellipsis.  The left margin is as wide as the longest row name.  An instant's detail
+    runs up to the next labelled instant of its row and is shortened, with an ellipsis,
+    only where the two would overlap (the trace file keeps every text whole).
+    """
     try:
         import matplotlib
 
@@ -155,15 +263,27 @@ def render_timeline_png(doc: Mapping[str, Any]) -> bytes:
     tl = timeline_layout(doc)
     n = max(1, len(tl.rows))
     height = 1.5 + ROW_IN * n
-    left, width = 0.09, 0.89
-    fig = Figure(figsize=(WIDTH_IN, height), dpi=DPI)
-    ax = fig.add_axes((left, 1.0 / height, width, ROW_IN * n / height))
     x0 = min((b.start for r in tl.rows for b in r.steps), default=0.0)
     x0 = max(0.0, x0 - 0.5)
     x1 = tl.end + 0.5
     label_steps = (tl.end - x0) <= LABEL_STEPS
-    # How many characters of a 6.5 pt label fit in one step of the x axis.
-    per_step = WIDTH_IN * width / (x1 - x0) / (0.6 * 6.5 / 72)
+    # Inches one step needs so that every step label fits in its box (boxes are one step
+    # wide less 0.08 of a step of padding, and the text wants a little air).
+    need = 0.0
+    if label_steps:
+        for r in tl.rows:
+            for b in r.steps:
+                op, obj = _step_label(b)
+                w = max(_label_room(op), _label_room(obj)) + 0.06
+                need = max(need, w / max(0.5, (b.end - b.start) - 0.08))
+    margin_l = max(0.9, max((_text_width_in(r.name, 8) for r in tl.rows), default=0.0) + 0.35)
+    margin_r = 0.25
+    plot_w = min(max(WIDTH_IN - margin_l - margin_r, need * (x1 - x0)), MAX_WIDTH_IN)
+    fig_w = margin_l + plot_w + margin_r
+    in_per_step = plot_w / (x1 - x0)
+    fig = Figure(figsize=(fig_w, height), dpi=DPI)
+    left, width = margin_l / fig_w, plot_w / fig_w
+    ax = fig.add_axes((left, 1.0 / height, width, ROW_IN * n / height))
     ax.set_xlim(x0, x1)
     ax.set_ylim(n, 0)
     for i, r in enumerate(tl.rows):
@@ -184,20 +304,21 @@ def render_timeline_png(doc: Mapping[str, Any]) -> bytes:
                 )
             )
             if label_steps:
-                op, _, obj = b.name.partition(" ")
-                k = max(2, int(per_step * (b.end - b.start) * 6.5 / 5.5) - 1)
-                label = _short(_abbrev(op), k) + "\n" + _short(obj, k)
+                op, obj = _step_label(b)
+                room = (b.end - b.start - 0.08) * in_per_step - 0.04
+                text = _wrap(op, room, STEP_PT, STEP_LINES) + _wrap(obj, room, STEP_PT, STEP_LINES)
                 ax.text(
                     (b.start + b.end) / 2,
                     y + 0.77,
-                    label,
+                    "\n".join(text),
                     ha="center",
                     va="center",
-                    fontsize=5.5,
+                    fontsize=STEP_PT,
                     color="#222222",
                     zorder=3,
                     linespacing=1.1,
                     clip_on=True,
+                    gid="step-label",
                 )
         # Spans: the top band, nested ones stacked downwards.
         depth = max((b.depth for b in r.spans), default=0) + 1
@@ -218,36 +339,46 @@ def render_timeline_png(doc: Mapping[str, Any]) -> bytes:
                     zorder=2,
                 )
             )
-            k = int(per_step * (b.end - b.start)) - 1
-            if k >= 3:
+            room = (b.end - b.start - 0.2) * in_per_step
+            if room >= _text_width_in("ab…", 6.5):
                 ax.text(
                     b.start + 0.1,
                     top + band / 2,
-                    _short(b.name, k),
+                    _fit(b.name, room, 6.5),
                     ha="left",
                     va="center",
                     fontsize=6.5,
                     color="black" if b.cat == "wait" else "white",
                     zorder=3,
                     clip_on=True,
+                    gid="span-label",
                 )
-        # Instants: markers on the line between the bands, with their detail.
+        # Instants: markers on the line between the bands, with their detail up to the
+        # next labelled instant of the row (or the end of the axis); the details of
+        # instants at one step share one label.
+        details: dict[float, list[str]] = {}
         for ts, cat, label in r.instants:
             marker = "v" if cat == "instant" else "x"
             ax.plot([ts + 0.5], [y + 0.5], marker=marker, color="#7f3c8d", ms=5, zorder=4)
-            if label_steps and cat == "instant":
-                ax.text(
-                    ts + 0.62,
-                    y + 0.5,
-                    label,
-                    fontsize=6,
-                    color="#7f3c8d",
-                    va="center",
-                    ha="left",
-                    zorder=4,
-                    clip_on=True,
-                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.3, "alpha": 0.8},
-                )
+            if cat == "instant" and label not in details.setdefault(ts, []):
+                details[ts].append(label)
+        stops = sorted(details)
+        for ts in stops if label_steps else ():
+            nxt = min((t for t in stops if t > ts), default=x1 - 0.5)
+            room = (nxt - ts - 0.22) * in_per_step - 0.04
+            ax.text(
+                ts + 0.62,
+                y + 0.5,
+                _fit(" · ".join(details[ts]), room, 6),
+                fontsize=6,
+                color="#7f3c8d",
+                va="center",
+                ha="left",
+                zorder=4,
+                clip_on=True,
+                gid="instant-label",
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.3, "alpha": 0.8},
+            )
     if tl.failure is not None:
         ts, label, msg = tl.failure
         ax.axvline(ts + 0.5, color="#d62728", lw=1.6, zorder=5)
@@ -261,7 +392,7 @@ def render_timeline_png(doc: Mapping[str, Any]) -> bytes:
             va="bottom",
             fontweight="bold",
         )
-        fig.text(left, 0.06 / height, _short(msg, 150), fontsize=7.5, color="#d62728")
+        fig.text(left, 0.06 / height, _fit(msg, plot_w * 0.55, 7.5), fontsize=7.5, color="#d62728")
     ax.set_yticks([i + 0.5 for i in range(n)])
     ax.set_yticklabels([r.name for r in tl.rows], fontsize=8)
     ax.tick_params(axis="y", length=0)
@@ -280,9 +411,7 @@ def render_timeline_png(doc: Mapping[str, Any]) -> bytes:
         fontsize=7,
         frameon=False,
     )
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
-    return buf.getvalue()
+    return fig
 
 
 def legend_handles() -> list[Any]:
@@ -317,10 +446,6 @@ def _abbrev(op: str) -> str:
     for a, b in _ABBREV:
         op = op.replace(a, b)
     return op
-
-
-def _short(s: str, n: int) -> str:
-    return s if len(s) <= n else s[: max(1, n - 1)] + "…"
 
 
 def write_png(path: Path, data: bytes) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import struct
 from pathlib import Path
@@ -10,7 +11,14 @@ import pytest
 
 import concsim
 from concsim.artifacts import to_perfetto
-from concsim.artifacts._timeline_png import DPI, WIDTH_IN, render_timeline_png, timeline_layout
+from concsim.artifacts._timeline_png import (
+    DPI,
+    MAX_WIDTH_IN,
+    WIDTH_IN,
+    render_timeline_png,
+    timeline_figure,
+    timeline_layout,
+)
 
 from ..conftest import ROOT, run_cli
 
@@ -93,7 +101,7 @@ def test_render_is_deterministic_sized_and_without_software_metadata() -> None:
     b = render_timeline_png(json.loads(json.dumps(doc)))
     assert a == b
     w, _h = _png_size(a)
-    assert w == int(WIDTH_IN * DPI)
+    assert int(WIDTH_IN * DPI) <= w <= int(MAX_WIDTH_IN * DPI) + DPI
     assert b"tEXt" not in _chunks(a) or b"Software" not in a
 
 
@@ -149,3 +157,86 @@ def test_the_legend_names_every_kind_of_mark() -> None:
     ]
     markers = {h.get_marker() for h in handles if hasattr(h, "get_marker")}
     assert {"v", "x"} <= markers  # the two instant markers the picture draws
+
+
+def _drawn(doc: dict) -> tuple:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = timeline_figure(doc)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return fig, canvas.get_renderer()
+
+
+def _labels(fig, gid: str) -> list:
+    (ax,) = fig.axes
+    return [t for t in ax.texts if t.get_gid() == gid]
+
+
+def test_labels_are_whole_and_inside_their_boxes_on_the_readme_trace() -> None:
+    """Issue 14: step labels were cut (``mm.mmap_``, ``notifier_i...``) by a fixed-width
+    figure, and two instants of one step drew their details over each other.  On the
+    README's trace every step label is whole (wrapped, never shortened) and lies inside
+    its box; no two instant details of a row overlap; the row names lie inside the
+    figure."""
+    doc = json.loads((DOCS / "trace-no-read-retry.json").read_text())
+    fig, renderer = _drawn(doc)
+    (ax,) = fig.axes
+    steps = _labels(fig, "step-label")
+    assert len(steps) == sum(len(r.steps) for r in timeline_layout(doc).rows)
+    for t in steps:
+        assert "…" not in t.get_text(), t.get_text()
+        x = t.get_position()[0]
+        left = ax.transData.transform((x - 0.46, 0))[0]
+        right = ax.transData.transform((x + 0.46, 0))[0]
+        bb = t.get_window_extent(renderer)
+        assert left <= bb.x0, t.get_text()
+        assert bb.x1 <= right, t.get_text()
+    # The object names the old picture cut are shown whole, wrapped at '.' or '_'.
+    texts = [t.get_text().replace("\n", "") for t in steps]
+    assert any("notifier_insert" in s for s in texts)
+    assert any("mm.mmap_lock" in s for s in texts)
+    assert any("region0.mreg_mni.invalidate_seq" in s for s in texts)
+    instants = _labels(fig, "instant-label")
+    by_row: dict[float, list] = {}
+    for t in instants:
+        by_row.setdefault(t.get_position()[1], []).append(t.get_window_extent(renderer))
+    for boxes in by_row.values():
+        boxes.sort(key=lambda b: b.x0)
+        for a, b in itertools.pairwise(boxes):
+            assert a.x1 <= b.x0
+    assert any("set_seq: 3" in t.get_text() for t in instants)
+    for t in ax.get_yticklabels():
+        assert t.get_window_extent(renderer).x0 >= 0, t.get_text()
+
+
+def test_a_trace_too_long_for_the_widest_figure_shortens_with_an_ellipsis() -> None:
+    """Past MAX_WIDTH_IN, step labels are shortened, visibly (an ellipsis), and still
+    stay inside their boxes."""
+    long = "a_very_long_operation_name_that_will_not_fit_anywhere"
+    events = [
+        {"ph": "M", "name": "thread_name", "pid": 1, "tid": 1, "args": {"name": "t"}},
+        *(
+            {
+                "ph": "X",
+                "name": f"{long}{i} obj",
+                "cat": "step",
+                "ts": i,
+                "dur": 1,
+                "pid": 1,
+                "tid": 1,
+            }
+            for i in range(70)
+        ),
+    ]
+    doc = {"traceEvents": events}
+    fig, renderer = _drawn(doc)
+    assert fig.get_figwidth() <= MAX_WIDTH_IN + 2
+    (ax,) = fig.axes
+    steps = _labels(fig, "step-label")
+    assert steps
+    assert all("…" in t.get_text() for t in steps)
+    for t in steps:
+        x = t.get_position()[0]
+        right = ax.transData.transform((x + 0.46, 0))[0]
+        assert t.get_window_extent(renderer).x1 <= right
