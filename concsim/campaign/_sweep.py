@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 
 from concsim._errors import UsageError
+from concsim.driver import CORRECT_VARIANTS as _DRIVER_CORRECT
+from concsim.scenarios._mshv_world import EVENTS as _MSHV_EVENTS
 
 #: Mixed into every draw, so that the sweep's points are not the seeds of other streams.
 SWEEP_SALT = 0x5EE9_0012
@@ -42,26 +44,15 @@ SWEEP_SALT = 0x5EE9_0012
 #: The sweeps concsim knows (``sweep = NAME`` in a campaign file).
 SPACES = ("mshv",)
 
-#: The correct variants a point draws from.
-CORRECT_VARIANTS = ("before-patch", "after-patch", "v3", "stateless")
+#: The correct variants a point draws from: the mshv driver's own list, so a new correct
+#: variant is swept without touching this file.
+CORRECT_VARIANTS = tuple(_DRIVER_CORRECT)
 
 #: The strategies a point draws from.
 STRATEGIES = ("random", "pct")
 
 #: The primary-MMU events of the mshv scenario (``events=``), in its order.
-EVENTS = (
-    "migrate",
-    "reclaim",
-    "munmap",
-    "oom",
-    "madvise",
-    "mprotect",
-    "numa",
-    "ksm",
-    "thp",
-    "exit",
-    "straddle",
-)
+EVENTS = _MSHV_EVENTS
 
 
 #: Per-event probability of being in a point (0.3 for the others).
