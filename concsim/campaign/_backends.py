@@ -25,10 +25,11 @@ sees one lost batch.
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import multiprocessing.connection
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -246,6 +247,7 @@ class DaskBackend:
                     processes=True,
                     dashboard_address=None,
                     host="127.0.0.1",
+                    silence_logs=logging.CRITICAL,
                 )
                 self._client = Client(self._cluster, set_as_default=False)
         except (OSError, TimeoutError) as e:
@@ -297,6 +299,35 @@ class DaskBackend:
         for fut in self._futures:
             fut.cancel()
         self._futures.clear()
-        self._client.close()
-        if self._cluster is not None:
-            self._cluster.close()
+        # Closing a LocalCluster whose workers are slow to stop (inside a batch when a
+        # --budget ran out, or starved on a loaded machine) is routine for a campaign, but
+        # distributed reports it as trouble: a worker's heartbeat to the closed scheduler
+        # logs a 31-line CommClosedError traceback, the nannies warn that they kill the
+        # workers.  Nothing is lost (the campaign has every finished batch).  The workers
+        # of a LocalCluster we start log only CRITICAL (``silence_logs``, set at start:
+        # asking a stuck worker to change its logging would hang), and the nannies and
+        # scheduler in this process are quieted for the close.  A worker that dies during
+        # the campaign is still reported, by its batch's result.
+        with _quiet_distributed_logging():
+            self._client.close()
+            if self._cluster is not None:
+                self._cluster.close()
+
+
+def _distributed_loggers() -> list[str]:
+    names = sorted(n for n in logging.root.manager.loggerDict if n.split(".")[0] == "distributed")
+    return names or ["distributed"]
+
+
+@contextlib.contextmanager
+def _quiet_distributed_logging() -> Iterator[None]:
+    """Raise this process's ``distributed`` loggers to CRITICAL for the block, then put
+    their levels back."""
+    saved = {n: logging.getLogger(n).level for n in _distributed_loggers()}
+    for n in saved:
+        logging.getLogger(n).setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for n, level in saved.items():
+            logging.getLogger(n).setLevel(level)
