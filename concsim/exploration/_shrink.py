@@ -16,7 +16,11 @@ The passes, repeated until none helps (or the run budget is spent), each determi
 3. zero each non-zero choice;
 4. lower each non-zero choice (to 1, then by one);
 5. when none of those helps: move whole segments (only when the runner can replay a plan by
-   task identity, see below).
+   task identity, see below);
+6. when that does not help either and two or more preemptions are left: try every schedule
+   with a single switch, earliest first (``[0] * c + [v]``: the current task runs until
+   step ``c``, then the ``v``-th other task; after that zeros, so nothing is preempted
+   again), on at most half the run budget.
 
 Passes 1-4 edit choice *indices*, and an index means "the k-th other runnable task", so one
 edit changes what every later choice means.  A random walk's counterexample switches task
@@ -29,6 +33,13 @@ keep running through it, and to drop a segment (its task then runs when nothing 
 wants to).  Each candidate is a plan replayed by task identity
 (:class:`concsim.strategies.PreferTasks`): an id that cannot run at its point keeps the
 current task running, so every plan is a valid schedule.
+
+Passes 1-5 only ever edit the schedule they were given, so they can get stuck in a local
+minimum: a counterexample of a long path (a vCPU fault racing a munmap, 239 steps and four
+preemptions) whose failure, under the same signature, a much shorter path also reaches (the
+region's creation racing a migration, one preemption).  Pass 6 is a bounded search of the
+one-switch schedules, in the spirit of iterative context bounding (Musuvathi and Qadeer,
+PLDI 2007): it is what takes such a counterexample down to one preemption.
 """
 
 from __future__ import annotations
@@ -178,4 +189,18 @@ def shrink(
         # and the index passes then work on the plan it made.
         if not improved and run_plan is not None and best.tasks:
             improved = any(consider_plan(c, best.envs) for c in segment_moves(best.tasks))
+        # 6. one-switch schedules, once everything else is stuck with two or more
+        # preemptions left.
+        if not improved and best.preemptions >= 2:
+            cap = runs + max_runs // 2
+            improved = any(consider(c) for c in one_switch(best) if runs < cap)
     return ShrinkResult(best, original, runs)
+
+
+def one_switch(best: Attempt) -> Iterator[list[int]]:
+    """Pass 6's candidates: the schedules that switch task once, at choice ``c`` (earliest
+    first) to the ``v``-th other task, as many ``v`` as ``best`` ran tasks."""
+    width = max(2, len(set(best.tasks)) if best.tasks else 1 + max(best.choices, default=1))
+    for c in range(len(best.choices)):
+        for v in range(1, width):
+            yield [0] * c + [v]

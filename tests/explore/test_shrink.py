@@ -207,3 +207,41 @@ def test_segment_pass_removes_preemptions_the_index_passes_cannot() -> None:
     assert max(both_left) <= 3
     assert min(both_left) == 2
     assert sum(plain_left) > sum(both_left)  # the segment pass is what does it
+
+
+def test_one_switch_pass_leaves_a_local_minimum() -> None:
+    """Issue 14: ``shrink --same signature`` got stuck.  PCT seed 3 of no-read-retry with
+    migrate, reclaim, munmap and madvise fails S1 at slat_write after 245 steps (a vCPU
+    fault racing a munmap); passes 1-5 left it at 239 steps with four preemptions.  The
+    same signature is reached in 26 steps with one preemption (creation racing the
+    migration), which pass 6, the one-switch search, finds."""
+    from concsim.exploration._minimize import same_signature, shrink_on_target
+    from concsim.runs import RunConfig, resolve
+
+    params = {"events": "migrate,reclaim,munmap,madvise"}
+    res = concsim.run("default", variant="no-read-retry", params=params, strategy="pct", seed=3)
+    assert res.failure is not None
+    assert res.failure.signature == "safety/S1/slat_write"
+    target = resolve(RunConfig(scenario="default", variant="no-read-retry", params=params))
+    shrunk = shrink_on_target(target, list(res.choices), same=same_signature)
+    assert shrunk.original.preemptions >= 4
+    assert shrunk.best.failure is not None
+    assert shrunk.best.failure.signature == "safety/S1/slat_write"
+    assert shrunk.best.preemptions == 1
+    assert shrunk.best.steps < 40
+
+
+def test_one_switch_candidates() -> None:
+    from concsim.exploration._shrink import one_switch
+
+    best = Attempt(None, [0, 2, 1, 0], 2, 4, tasks=(0, 1, 2, 1), envs=())
+    assert list(one_switch(best)) == [
+        [1],
+        [2],
+        [0, 1],
+        [0, 2],
+        [0, 0, 1],
+        [0, 0, 2],
+        [0, 0, 0, 1],
+        [0, 0, 0, 2],
+    ]
