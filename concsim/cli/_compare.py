@@ -18,6 +18,7 @@ from concsim._errors import UsageError
 from concsim.cli._common import _emit_json, _user_errors, fail_usage
 from concsim.cli._interrupt import EXIT_INTERRUPTED, interruptible
 from concsim.runs import STRATEGIES
+from concsim.runs._defaults import setting_values
 from concsim.scenarios import parse_param_args
 
 _LABELS = {
@@ -101,19 +102,22 @@ def _print_table(cmp: Comparison) -> None:
         console.print(line, soft_wrap=True)
 
 
+#: Schedules per variant when neither the command line nor the settings say.
+DEFAULT_SCHEDULES = 200
+
+
 @click.command("compare")
 @click.argument("a")
 @click.argument("b")
-@click.option("--scenario", default=DEFAULT_SCENARIO, show_default=True, help="scenario name")
+@click.option("--scenario", default=None, help=f"scenario name [default: {DEFAULT_SCENARIO}]")
 @click.option(
     "--schedules",
     type=int,
-    default=200,
-    show_default=True,
-    help="schedules per variant (seeds SEED .. SEED+N-1)",
+    default=None,
+    help=f"schedules per variant (seeds SEED .. SEED+N-1) [default: {DEFAULT_SCHEDULES}]",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--strategy", type=click.Choice(STRATEGIES), default="random", show_default=True)
+@click.option("--seed", type=int, default=None, help="[default: 0]")
+@click.option("--strategy", type=click.Choice(STRATEGIES), default=None, help="[default: random]")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="scenario parameter")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object as the last line")
 @click.option(
@@ -127,10 +131,10 @@ def _print_table(cmp: Comparison) -> None:
 def compare_cmd(
     a: str,
     b: str,
-    scenario: str,
-    schedules: int,
-    seed: int,
-    strategy: str,
+    scenario: str | None,
+    schedules: int | None,
+    seed: int | None,
+    strategy: str | None,
     params: tuple[str, ...],
     as_json: bool,
     plot: str | None,
@@ -142,14 +146,18 @@ def compare_cmd(
     """
     if plot is not None:
         check_plot_path(plot)
+    # Not given: CONCSIM_*, [tool.concsim], then the built-ins (as run and explore).
+    v = setting_values(
+        {"scenario": scenario, "schedules": schedules, "seed": seed, "strategy": strategy}
+    )
     with interruptible() as stopped:
         cmp = compare(
             a,
             b,
-            scenario=scenario,
-            schedules=schedules,
-            seed=seed,
-            strategy=strategy,
+            scenario=v["scenario"],
+            schedules=v["schedules"] if v["schedules"] is not None else DEFAULT_SCHEDULES,
+            seed=v["seed"],
+            strategy=v["strategy"],
             params=parse_param_args(list(params)),
             stop=stopped,
         )

@@ -39,6 +39,7 @@ from concsim.campaign._spec import (
 from concsim.cli._common import _user_errors
 from concsim.cli._replay import open_db, replay_first
 from concsim.runs import RunConfig, resolve_variant
+from concsim.runs._defaults import resolve_settings
 from concsim.scenarios import get_scenario, parse_param_args
 
 OUT_ROOT = Path("concsim-out")
@@ -74,6 +75,11 @@ def _fmt_secs(s: float | None) -> str:
     if n >= 3600:
         return f"{n // 3600}:{n % 3600 // 60:02d}:{n % 60:02d}"
     return f"{n // 60}:{n % 60:02d}"
+
+
+#: The layered settings (concsim config) a campaign takes: not the base seed (a campaign
+#: has a seed range) nor the schedule count (it has a budget).
+_LAYERED = frozenset({"scenario", "variant", "strategy", "max_steps", *SETTING_KEYS})
 
 
 def build_spec(
@@ -145,6 +151,13 @@ def build_spec(
     for k, v in (settings or {}).items():
         if v is not None:
             conf[k] = v
+    # What neither the options, the campaign file nor a resumed manifest said comes from
+    # CONCSIM_* or [tool.concsim], as for run and explore (the built-ins stay the
+    # campaign's own defaults below).
+    # (A sweep draws its own points: only its options pin them.)
+    for k, r in () if conf.get("sweep") else resolve_settings({}).items():
+        if k in _LAYERED and k not in conf and r.source != "built-in":
+            conf[k] = r.value
     raw_params = dict(conf.get("params") or {})
     raw_params.update(parse_param_args(list(params)))
 

@@ -230,3 +230,20 @@ def test_creation_hypercalls_count_the_validity_runs_the_patch_maps() -> None:
         "default", variant="after-patch", seed=0, trace=False, params={**quiet, "populated": 0.5}
     )
     assert r.stats["hypercalls.creation"] > 2
+
+
+def test_compare_takes_its_defaults_from_the_environment_and_pyproject(tmp_path: Path) -> None:
+    """As run and explore do: CONCSIM_*, then [tool.concsim], then the built-ins; the
+    command line wins."""
+    (tmp_path / "pyproject.toml").write_text('[tool.concsim]\nscenario = "counter"\n')
+
+    def cmp(*extra: str, env: dict[str, str] | None = None) -> dict:
+        p = run_cli("compare", "racy", "locked", "--json", *extra, env=env, cwd=tmp_path)
+        assert p.returncode == 0, p.stderr
+        d = json.loads(p.stdout.strip().splitlines()[-1])
+        return {k: d[k] for k in ("scenario", "schedules", "seed", "strategy")}
+
+    env = {"CONCSIM_SCHEDULES": "6", "CONCSIM_SEED": "3", "CONCSIM_STRATEGY": "pct"}
+    assert cmp(env=env) == {"scenario": "counter", "schedules": 6, "seed": 3, "strategy": "pct"}
+    got = cmp("--schedules", "4", "--seed", "1", "--strategy", "random", env=env)
+    assert got == {"scenario": "counter", "schedules": 4, "seed": 1, "strategy": "random"}

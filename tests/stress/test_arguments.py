@@ -126,3 +126,26 @@ def test_strategy_pct_until_it_exists_is_a_clear_error(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     m = json.loads((tmp_path / "d" / "manifest.json").read_text())
     assert m["campaign"]["strategy"] == "random"
+
+
+def test_stress_takes_its_defaults_from_the_environment_and_pyproject(tmp_path: Path) -> None:
+    """As run and explore do: what the command line does not say comes from CONCSIM_*,
+    then [tool.concsim] in the nearest pyproject.toml, then the campaign's built-ins; the
+    command line wins over both."""
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.concsim]\nscenario = "counter"\nvariant = "locked"\nstrategy = "random"\n'
+    )
+    common = ("stress", "--seeds", "0:20", "--workers", "1", "--json", "--db", "off")
+
+    def campaign(*extra: str, env: dict[str, str] | None = None) -> dict:
+        out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
+        p = run_cli(*common, "--out", str(out), *extra, env=env, cwd=tmp_path)
+        assert p.returncode == 0, p.stderr
+        return json.loads((out / "manifest.json").read_text())["campaign"]
+
+    c = campaign()
+    assert (c["scenario"], c["variant"], c["strategy"]) == ("counter", "locked", "random")
+    c = campaign(env={"CONCSIM_STRATEGY": "pct", "CONCSIM_DEPTH": "2"})
+    assert (c["strategy"], c["depth"]) == ("pct", 2)
+    c = campaign("--strategy", "random", env={"CONCSIM_STRATEGY": "pct"})
+    assert c["strategy"] == "random"
