@@ -1,8 +1,8 @@
 """``hmm_range_fault`` (mm/hmm.c, spec B4): snapshot a range of the page table into pfns.
 
 Output encoding (include/linux/hmm.h, the current layout): bit 63 ``HMM_PFN_VALID``,
-bit 62 ``HMM_PFN_WRITE``, bit 61 ``HMM_PFN_ERROR``, the folio order in bits 53..57; the pfn
-below.  On input ``HMM_PFN_REQ_FAULT`` aliases VALID and ``HMM_PFN_REQ_WRITE`` aliases
+bit 62 ``HMM_PFN_WRITE``, bit 61 ``HMM_PFN_ERROR``, the mapping order in bits 53..57; the
+pfn below.  On input ``HMM_PFN_REQ_FAULT`` aliases VALID and ``HMM_PFN_REQ_WRITE`` aliases
 WRITE; the driver uses only ``default_flags`` (``pfn_flags_mask`` is 0).
 
 The walk reads the page table one PMD (512 entries) at a time; each PMD is one atomic step
@@ -19,6 +19,13 @@ Per entry (``cpu`` = the flags the CPU mapping has):
 * present: ``VALID`` plus ``WRITE`` if the PTE is writable; the zero page is an ordinary
   page (VALID, never WRITE); protnone gives ``cpu = 0``, so without a fault request the
   output is the raw pfn *without* VALID;
+* the order bits say at which level the page is *mapped*, not how large its folio is: 9
+  for a PMD-mapped THP (``pmd_to_hmm_pfn_flags`` in ``hmm_vma_handle_pmd``) and for a page
+  of a 2 MiB hugetlb VMA (``huge_page_order(hstate_vma(vma))`` in
+  ``hmm_vma_walk_hugetlb_entry``), 0 for a PTE (``hmm_vma_handle_pte`` sets none), even one
+  mapping a page of a large folio (a THP whose PMD was split, or partly unmapped).  They
+  are written on valid entries only: the kernel also ORs them into a protnone hugetlb
+  entry, which has no VALID bit and so no meaning for the caller (include/linux/hmm.h);
 * special (VM_PFNMAP/VM_IO style) PTE: fault requested -> -EFAULT, else ``HMM_PFN_ERROR``;
 * a VMA with VM_IO or VM_PFNMAP, or without VM_READ, or no VMA at all: fault requested ->
   -EFAULT, else ``HMM_PFN_ERROR`` for the whole piece;
@@ -43,6 +50,7 @@ from concsim.kernel._mm import (
     PTE_PROTNONE,
     PTE_SPECIAL,
     PTRS_PER_PMD,
+    VM_HUGETLB,
     VM_IO,
     VM_PFNMAP,
     VM_READ,
@@ -132,15 +140,16 @@ async def _walk_small(
     piece_end: int,
     req_fault: bool,
     req_write: bool,
+    order: int,
 ) -> tuple[int, int]:
     """One piece of :func:`_walk` entry by entry; returns (_DONE, piece_end) when the whole
-    piece is written, else what _walk returns (-EFAULT, -EPERM, -EBUSY and where)."""
+    piece is written, else what _walk returns (-EFAULT, -EPERM, -EBUSY and where).
+    ``order`` is the piece's mapping level, in the bits it takes in a valid entry."""
     n = piece_end - addr
     states = mm.pte_state[addr:piece_end].tolist()
     writes = mm.pte_write[addr:piece_end].tolist()
-    pfn_arr = mm.pte_pfn[addr:piece_end]
-    pfns = pfn_arr.tolist()
-    order = mm.pages.order[pfn_arr].tolist()
+    pfns = mm.pte_pfn[addr:piece_end].tolist()
+    valid = _VALID | order
     if req_fault:
         # Everything before the first entry to fault (or special) is present.
         stop = next(
@@ -152,20 +161,20 @@ async def _walk_small(
             n,
         )
         vals = [
-            p | _VALID | (_WRITE if w else 0) | (o << HMM_PFN_ORDER_SHIFT)
-            for p, w, o in zip(pfns[:stop], writes[:stop], order[:stop], strict=True)
+            p | valid | (_WRITE if w else 0)
+            for p, w in zip(pfns[:stop], writes[:stop], strict=True)
         ]
     else:
         stop = n
         vals = [
-            (p | _VALID | (_WRITE if w else 0) | (o << HMM_PFN_ORDER_SHIFT))
+            (p | valid | (_WRITE if w else 0))
             if st == PTE_PRESENT
-            else (p | (o << HMM_PFN_ORDER_SHIFT))
+            else p
             if st == PTE_PROTNONE
             else _ERROR
             if st == PTE_SPECIAL
             else 0
-            for st, p, w, o in zip(states, pfns, writes, order, strict=True)
+            for st, p, w in zip(states, pfns, writes, strict=True)
         ]
     if stop:
         out[:stop] = np.array(vals, dtype=np.uint64)
@@ -192,6 +201,19 @@ async def _walk_small(
             if ret:
                 return ret, fault_at
     return -EBUSY, fault_at
+
+
+#: ``hmm_pfn_flags_order(PMD_SHIFT - PAGE_SHIFT)``
+_PMD_ORDER_BITS = 9 << HMM_PFN_ORDER_SHIFT
+
+
+def _mapping_order(mm: MM, vma: VMA, addr: int) -> int:
+    """The order bits of the PMD holding ``addr``: a PMD-mapped THP (hmm_vma_handle_pmd)
+    or a 2 MiB hugetlb VMA (hmm_vma_walk_hugetlb_entry) is order 9; PTEs are order 0,
+    whatever the order of the folio their page belongs to (hmm_vma_handle_pte)."""
+    if vma.vm_flags & VM_HUGETLB or mm.pmd_trans_huge[addr // PTRS_PER_PMD]:
+        return _PMD_ORDER_BITS
+    return 0
 
 
 async def _walk(mm: MM, r: HMMRange, last: int) -> tuple[int, int]:
@@ -221,9 +243,9 @@ async def _walk(mm: MM, r: HMMRange, last: int) -> tuple[int, int]:
             out[:] = HMM_PFN_ERROR
             addr = piece_end
             continue
-        rt.access("pages", write=False)  # folio orders
+        order = _mapping_order(mm, vma, addr)
         if piece_end - addr <= SMALL_PIECE:
-            ret, nxt = await _walk_small(mm, vma, out, addr, piece_end, req_fault, req_write)
+            ret, nxt = await _walk_small(mm, vma, out, addr, piece_end, req_fault, req_write, order)
             if ret != _DONE:
                 return ret, nxt
             addr = piece_end
@@ -247,12 +269,8 @@ async def _walk(mm: MM, r: HMMRange, last: int) -> tuple[int, int]:
         # Output for [addr, addr+stop): everything before the first fault or error.
         pfn = mm.pte_pfn[addr : addr + stop].astype(np.uint64)
         s = st[:stop]
-        order = mm.pages.order[mm.pte_pfn[addr : addr + stop]].astype(np.uint64)
-        val = np.where(
-            (s == PTE_PRESENT) | (s == PTE_PROTNONE),
-            pfn | cpu[:stop] | (order << np.uint64(HMM_PFN_ORDER_SHIFT)),
-            np.uint64(0),
-        )
+        val = np.where(s == PTE_PRESENT, pfn | cpu[:stop] | np.uint64(order), np.uint64(0))
+        val = np.where(s == PTE_PROTNONE, pfn, val)
         val = np.where(s == PTE_SPECIAL, HMM_PFN_ERROR, val)
         out[:stop] = val
         if stop == piece_end - addr:

@@ -6,7 +6,14 @@ set of numpy arrays indexed by ``vpn`` (from 0 to ``nr_vpns``):
 * ``pte_state``: one of the ``PTE_*`` states below (spec D.2);
 * ``pte_pfn``: the pfn for PRESENT and PROTNONE entries (and the page under migration for
   MIGRATION entries);
-* ``pte_write``: whether a PRESENT entry is writable.
+* ``pte_write``: whether a PRESENT entry is writable;
+* ``pmd_trans_huge``: per PMD (``vpn // PTRS_PER_PMD``), whether one PMD entry maps a
+  transparent huge page (``pmd_trans_huge``): its 512 PTE slots then hold the folio's pages
+  with one state and one write bit.  A change to part of such a PMD splits the mapping first
+  (``__split_huge_pmd``: the PTEs then map the same pages, the folio stays large); a change
+  of all 512 entries to present or protnone keeps it huge (``change_huge_pmd``), to anything
+  else clears it (``zap_huge_pmd``).  HMM reports the mapping level from it, not from the
+  folio's order.  hugetlb mappings are not marked here: their level is the VMA's.
 
 The page table changes only inside an invalidation of a covering range, except when a page
 fault adds a mapping (none/protnone/swap -> present), as in the kernel.  Every change goes
@@ -97,6 +104,9 @@ class MM:
         self.pte_state_mv = scalar_view(self.pte_state)
         self.pte_pfn_mv = scalar_view(self.pte_pfn)
         self.pte_write_mv = scalar_view(self.pte_write)
+        self.pmd_trans_huge = np.zeros(nr_vpns // PTRS_PER_PMD + 1, dtype=np.bool_)
+        #: how many entries of ``pmd_trans_huge`` are set (0: no PMD to split on a change)
+        self.nr_pmd_trans_huge = 0
         # Tasks waiting for a migration entry to be replaced (migration_entry_wait).
         self.migration_wq = WaitQueue(rt, f"{name}.migration_wq")
         # Tasks waiting for a folio lock (folio_lock), and the locked pfns.
@@ -191,6 +201,8 @@ class MM:
         self.pte_state[vpns] = state
         self.pte_pfn[vpns] = pfns
         self.pte_write[vpns] = write
+        if self.nr_pmd_trans_huge:
+            self._split_changed_pmds(vpns, state)
         if self.rt.tracing:
             n = int(vpns.size)
             pfn = int(self.pte_pfn[vpns[0]]) if n == 1 and state == PTE_PRESENT else -1
@@ -208,11 +220,35 @@ class MM:
         self.pte_state_mv[vpn] = state
         pfns[vpn] = pfn
         self.pte_write_mv[vpn] = write
+        if self.nr_pmd_trans_huge and self.pmd_trans_huge[vpn // PTRS_PER_PMD]:
+            self.set_pmd_trans_huge(vpn, False)  # one PTE of a huge PMD: split first
         if self.rt.tracing:
             shown = pfn if state == PTE_PRESENT else -1
             self.rt.event("set_pte", "pt", vpn, vpn, 1, PTE_NAMES[state], shown)
         for hook in self.on_pte_change_one:
             hook(vpn, old)
+
+    def set_pmd_trans_huge(self, vpn: int, huge: bool) -> None:
+        """Mark the PMD holding ``vpn`` as mapping a THP (or, with ``huge=False``, as a
+        page table of PTEs: split or cleared)."""
+        self.rt.access("pt")
+        p = vpn // PTRS_PER_PMD
+        if bool(self.pmd_trans_huge[p]) != huge:
+            self.pmd_trans_huge[p] = huge
+            self.nr_pmd_trans_huge += 1 if huge else -1
+
+    def _split_changed_pmds(self, vpns: npt.NDArray[np.int64], state: int) -> None:
+        """After :meth:`set_ptes`: a huge PMD keeps its level only if all of its entries
+        changed, to present or protnone (mprotect, fork's write-protect, NUMA hinting of the
+        whole PMD); a partial change split it, any other change cleared it."""
+        pmds = vpns // PTRS_PER_PMD
+        huge = self.pmd_trans_huge[pmds]
+        if not huge.any():
+            return
+        keeps = state in (PTE_PRESENT, PTE_PROTNONE)
+        for p in np.unique(pmds[huge]).tolist():
+            if not (keeps and np.count_nonzero(pmds == p) == PTRS_PER_PMD):
+                self.set_pmd_trans_huge(p * PTRS_PER_PMD, False)
 
     def check_range(self, start: int, end: int, caller: str) -> None:
         """S9: [start, end) must be inside the page table (never clipped)."""

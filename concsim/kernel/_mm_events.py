@@ -263,7 +263,9 @@ async def ksm_merge(mm: MM, keep: int, merge: int) -> None:
 
 
 async def split_huge_pmd(mm: MM, start: int) -> None:
-    """THP split: the PMD mapping becomes 512 PTEs of the same pages (an invalidation)."""
+    """THP split: the PMD mapping becomes 512 PTEs of the same pages (an invalidation).
+    The folio stays large (its order is untouched: only ``split_huge_page`` splits it);
+    what changes is the mapping level, which is what HMM reports."""
     rt = mm.rt
     start -= start % PTRS_PER_PMD
     end = start + PTRS_PER_PMD
@@ -272,9 +274,7 @@ async def split_huge_pmd(mm: MM, start: int) -> None:
     r = MMUNotifierRange(mm, start, end, MMU_NOTIFY_CLEAR)
     await mmu_notifier_invalidate_range_start(r)
     await rt.point("__split_huge_pmd", "pt", start, end)
-    rt.access("pages")
-    seg = mm.pte_pfn[start : min(end, mm.nr_vpns)]
-    mm.pages.order[seg[seg > 0]] = 0
+    mm.set_pmd_trans_huge(start, False)
     await mmu_notifier_invalidate_range_end(r)
     await mm.mmap_lock.up_read()
 

@@ -8,7 +8,8 @@
   time, read faults included (no zero page), read-only unless the fault writes.  A
   file-backed VMA (shmem included) maps the page-cache page: shared, writable only once
   written (write-notify); private, read-only, a write fault copying it (COW).
-* protnone (NUMA hint): the mapping is restored (adding access needs no invalidation).
+* protnone (NUMA hint): the mapping is restored (adding access needs no invalidation); a
+  protnone THP is restored whole, PMD-mapped (``do_huge_pmd_numa_page``).
 * swap: the page is read back into a fresh page.
 * present but read-only, write fault, shared VMA: the PTE is made writable in place
   (``wp_page_shared``: adding access needs no invalidation).
@@ -87,6 +88,12 @@ async def handle_mm_fault(mm: MM, vma: VMA, vpn: int, *, write: bool) -> int:
         mm.set_pte(vpn, PTE_PRESENT, pfn, may_write)
         return 0
     if state == PTE_PROTNONE:
+        a = vpn - vpn % PTRS_PER_PMD
+        if mm.pmd_trans_huge[a // PTRS_PER_PMD]:
+            # do_huge_pmd_numa_page: the whole PMD is restored, still huge.
+            idx = np.arange(a, a + PTRS_PER_PMD, dtype=np.int64)
+            mm.set_ptes(idx, PTE_PRESENT, mm.pte_pfn[idx].copy(), mm.pte_write[idx].copy())
+            return 0
         mm.set_pte(vpn, PTE_PRESENT, mm.pte_pfn_mv[vpn], bool(mm.pte_write_mv[vpn]))
         return 0
     if state == PTE_SWAP:
@@ -139,13 +146,17 @@ def _pmd_range(vma: VMA, vpn: int) -> tuple[int, int] | None:
     return a, b
 
 
-def _map_huge_folio(mm: MM, a: int, b: int, writable: bool) -> int:
-    """Allocate a 2 MiB folio and map it over [a, b) (one PMD): 0, or -EFAULT on OOM."""
+def _map_huge_folio(mm: MM, a: int, b: int, writable: bool, *, thp: bool) -> int:
+    """Allocate a 2 MiB folio and map it over [a, b) (one PMD): 0, or -EFAULT on OOM.
+    A THP is mapped by the PMD entry itself (``set_pmd_at``: ``pmd_trans_huge``); a
+    hugetlb page's level is its VMA's (``hstate_vma``)."""
     if mm.pages.nr_free() < b - a:
         return -EFAULT
     pfns = mm.pages.alloc_pages_bulk(b - a)
     mm.pages.order[pfns] = 9
     mm.set_ptes(np.arange(a, b, dtype=np.int64), PTE_PRESENT, pfns, writable)
+    if thp:
+        mm.set_pmd_trans_huge(a, True)
     mm.rt.count("thp_faults")
     return 0
 
@@ -155,7 +166,7 @@ def _do_huge_pmd_anonymous_page(mm: MM, vma: VMA, vpn: int) -> int:
     rng = _pmd_range(vma, vpn)
     if rng is None or np.count_nonzero(mm.pte_state[rng[0] : rng[1]] != PTE_NONE):
         return 1
-    return _map_huge_folio(mm, rng[0], rng[1], bool(vma.vm_flags & VM_WRITE))
+    return _map_huge_folio(mm, rng[0], rng[1], bool(vma.vm_flags & VM_WRITE), thp=True)
 
 
 def _hugetlb_no_page(mm: MM, vma: VMA, vpn: int, write: bool) -> int:
@@ -163,7 +174,7 @@ def _hugetlb_no_page(mm: MM, vma: VMA, vpn: int, write: bool) -> int:
     rng = _pmd_range(vma, vpn)
     if rng is None:
         return -EFAULT  # a hugetlb VMA is always huge-page aligned; this is a setup error
-    return _map_huge_folio(mm, rng[0], rng[1], write and bool(vma.vm_flags & VM_WRITE))
+    return _map_huge_folio(mm, rng[0], rng[1], write and bool(vma.vm_flags & VM_WRITE), thp=False)
 
 
 def _do_file_fault(mm: MM, vma: VMA, vpn: int, write: bool, f: PageCacheFile) -> int:

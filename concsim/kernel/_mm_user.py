@@ -19,7 +19,8 @@ accesses (tools/testing/selftests/mm/hmm-tests.c):
   parent's ``mmap_lock`` for write, every VMA is copied; for a private (COW) VMA the
   parent's range is invalidated (MMU_NOTIFY_PROTECTION_PAGE) and its present PTEs are
   write-protected, parent and child then share each page read-only; shared VMAs share
-  their pages writable as they are.  A page that may be DMA-pinned is copied for the
+  their pages writable as they are.  A PMD-mapped THP is shared whole and stays
+  PMD-mapped in both (``copy_huge_pmd``).  A page that may be DMA-pinned is copied for the
   child at once (``page_needs_cow_for_dma``).  Swap entries are copied with their slot's
   contents.  Migration entries are waited out before the copy (the kernel copies the entry
   and lets ``remove_migration_ptes`` fix both mms through the rmap, which the model's
@@ -168,7 +169,8 @@ async def dup_mm(parent: MM, name: str = "child") -> MM:
                     v = a + int(np.argmax(parent.pte_state[a:b] == PTE_DEVICE_EXCLUSIVE))
                     await remove_device_exclusive_entry(parent, vma, v)
                     rt.access("pt", write=False)
-                _copy_ptes(parent, child, a, b, cow)
+                if not _copy_huge_pmd(parent, child, a, b, cow):
+                    _copy_ptes(parent, child, a, b, cow)
             if cow:
                 await mmu_notifier_invalidate_range_end(r)
         child.vmas.sort(key=lambda v: v.vm_start)
@@ -176,6 +178,32 @@ async def dup_mm(parent: MM, name: str = "child") -> MM:
         return child
     finally:
         await parent.mmap_lock.up_write()
+
+
+def _copy_huge_pmd(parent: MM, child: MM, a: int, b: int, cow: bool) -> bool:
+    """copy_huge_pmd: a PMD-mapped THP is shared whole, write-protected in both mms for a
+    COW mapping, and stays PMD-mapped in both.  False when [a, b) is not such a PMD, or
+    when its folio may be DMA-pinned (the kernel then splits the PMD and copies PTE by PTE,
+    which :func:`_copy_ptes` does)."""
+    if not parent.pmd_trans_huge[a // PTRS_PER_PMD]:
+        return False
+    pfns = parent.pte_pfn[a:b].copy()
+    pages = parent.pages
+    if cow and any(pages.folio_maybe_dma_pinned(p) for p in pfns.tolist()):
+        return False
+    vpns = np.arange(a, b, dtype=np.int64)
+    state = int(parent.pte_state[a])
+    write = parent.pte_write[a:b].copy()
+    for p in pfns.tolist():
+        pages.get_page(p)
+    if cow and write.any():
+        parent.set_ptes(vpns, state, pfns, False)  # all 512: the PMD stays huge
+        write[:] = False
+    child.pte_state[a:b] = state
+    child.pte_pfn[a:b] = pfns
+    child.pte_write[a:b] = write
+    child.set_pmd_trans_huge(a, True)
+    return True
 
 
 def _copy_ptes(parent: MM, child: MM, a: int, b: int, cow: bool) -> None:

@@ -456,11 +456,12 @@ def test_hmm_pfn_flags_is_bits_53_to_63() -> None:
     assert HMM_PFN_REQ_WRITE == HMM_PFN_WRITE
 
 
-def test_order_of_a_pmd_folio_appears_in_bits_53_to_57_and_flags_strip_it() -> None:
+def test_order_of_a_pmd_mapped_thp_appears_in_bits_53_to_57_and_flags_strip_it() -> None:
     def setup(w: Tiny) -> None:
         pfns = w.populate(list(range(BASE, BASE + 512)))
         w.pages.order[pfns] = 9
-        w.populate([BASE + 512])  # order 0
+        w.mm.set_pmd_trans_huge(BASE, True)  # mapped by the PMD entry
+        w.populate([BASE + 512])  # a PTE: order 0
 
     w, _, out = ok_one(NOFAULT, setup, end=BASE + 513)
     pfns = w.mm.pte_pfn[BASE : BASE + 513]
@@ -473,3 +474,96 @@ def test_order_of_a_pmd_folio_appears_in_bits_53_to_57_and_flags_strip_it() -> N
     # The order bits are exactly 53..57: nothing of the pfn, nothing of the flags.
     v = int(out[0])
     assert v == int(pfns[0]) | VALID | W | (9 << 53)
+
+
+# ---------------------------------------------------------------- the order is the mapping's
+
+
+def test_ptes_mapping_pages_of_a_large_folio_report_order_0() -> None:
+    """hmm_vma_handle_pte sets no order bits: a page of a 2 MiB folio mapped by a PTE (its
+    PMD split, or part of it unmapped) is order 0.  The old model took the folio's order
+    and reported 9 here."""
+
+    def setup(w: Tiny) -> None:
+        pfns = w.populate(list(range(BASE, BASE + 512)))
+        w.pages.order[pfns] = 9  # a large folio, PTE-mapped (no pmd_trans_huge)
+
+    for flags in (NOFAULT, READ, WRITE):
+        _, _, out = ok_one(flags, setup, end=BASE + 512)
+        assert ((out & HMM_PFN_VALID) != 0).all()
+        assert not ((out >> np.uint64(HMM_PFN_ORDER_SHIFT)) & np.uint64(0x1F)).any()
+
+
+def test_protnone_thp_without_fault_is_the_pfn_without_order_or_valid() -> None:
+    """pmd_to_hmm_pfn_flags is 0 for a protnone PMD: no VALID, no order bits."""
+
+    def setup(w: Tiny) -> None:
+        pfns = w.populate(list(range(BASE, BASE + 512)))
+        w.pages.order[pfns] = 9
+        w.mm.pte_state[BASE : BASE + 512] = PTE_PROTNONE
+        w.mm.set_pmd_trans_huge(BASE, True)
+
+    w, _, out = ok_one(NOFAULT, setup, end=BASE + 512)
+    assert np.array_equal(out.astype(np.int64), w.mm.pte_pfn[BASE : BASE + 512])
+
+
+def _orders(out: np.ndarray) -> list[int]:
+    return sorted({int(o) for o in (out >> np.uint64(HMM_PFN_ORDER_SHIFT)) & np.uint64(0x1F)})
+
+
+def test_order_follows_the_mapping_through_thp_fault_mprotect_fork_split_and_munmap() -> None:
+    """A THP write fault maps one PMD (order 9); mprotect of the whole PMD and fork keep it
+    PMD-mapped in both mms (change_huge_pmd, copy_huge_pmd); __split_huge_pmd, a partial
+    munmap (zap of part of a PMD) and a one-page COW break leave PTEs (order 0) while the
+    folio stays order 9.  The old model reported 9 after the partial munmap, the COW break
+    and the split (it kept or cleared the folio's order instead of the mapping's)."""
+    from concsim.kernel import _mm_events as ev
+    from concsim.kernel._mm import VM_HUGEPAGE
+    from concsim.kernel._mm_user import cpu_access, dup_mm, mprotect
+
+    def build(rt: Runtime) -> Tiny:
+        w = Tiny(rt, npages=0)
+        mm = w.mm
+        mm.mmap(BASE, 1536, VM_READ | VM_WRITE | VM_HUGEPAGE)
+
+        async def snap(mni: MMUIntervalNotifier, start: int, n: int) -> list[int]:
+            ret, out = await fault(w, mni, start, start + n, NOFAULT)
+            assert ret == 0
+            return _orders(out)
+
+        async def t() -> None:
+            mni = await w.insert("m", 0, 4096)
+            for a in (BASE, BASE + 512, BASE + 1024):
+                assert (await cpu_access(mm, a, write=True, value=1))[0] == 0
+            w.out["fault"] = await snap(mni, BASE, 1536)
+            await mprotect(mm, BASE, 512, VM_READ)
+            w.out["mprotect"] = await snap(mni, BASE, 512)
+            child = await dup_mm(mm)
+            w.out["child_huge"] = bool(child.pmd_trans_huge[BASE // 512])
+            w.out["fork"] = await snap(mni, BASE, 1536)
+            await ev.split_huge_pmd(mm, BASE + 512)
+            w.out["split"] = await snap(mni, BASE + 512, 512)
+            await ev.munmap(mm, BASE + 1024 + 256, 256)
+            w.out["munmap"] = await snap(mni, BASE + 1024, 256)
+            await mprotect(mm, BASE, 512, VM_READ | VM_WRITE)
+            assert (await cpu_access(mm, BASE + 3, write=True, value=2))[0] == 0
+            w.out["cow"] = await snap(mni, BASE, 512)
+            w.out["folio_orders"] = sorted(
+                {int(o) for o in w.pages.order[mm.pte_pfn[BASE + 512 : BASE + 1280]]}
+            )
+
+        rt.spawn("t", t())
+        return w
+
+    w, _, f = run_tiny(build)
+    clean(f)
+    assert w.out == {
+        "fault": [9],
+        "mprotect": [9],
+        "child_huge": True,
+        "fork": [9],
+        "split": [0],
+        "munmap": [0],
+        "cow": [0],
+        "folio_orders": [9],
+    }
