@@ -20,12 +20,12 @@ Per entry (``cpu`` = the flags the CPU mapping has):
   page (VALID, never WRITE); protnone gives ``cpu = 0``, so without a fault request the
   output is the raw pfn *without* VALID;
 * the order bits say at which level the page is *mapped*, not how large its folio is: 9
-  for a PMD-mapped THP (``pmd_to_hmm_pfn_flags`` in ``hmm_vma_handle_pmd``) and for a page
-  of a 2 MiB hugetlb VMA (``huge_page_order(hstate_vma(vma))`` in
+  for a PMD-mapped THP (``pmd_to_hmm_pfn_flags`` in ``hmm_vma_handle_pmd``), the page size
+  of a hugetlb VMA, 9 or 18 (``huge_page_order(hstate_vma(vma))`` in
   ``hmm_vma_walk_hugetlb_entry``), 0 for a PTE (``hmm_vma_handle_pte`` sets none), even one
   mapping a page of a large folio (a THP whose PMD was split, or partly unmapped).  They
-  are written on valid entries only: the kernel also ORs them into a protnone hugetlb
-  entry, which has no VALID bit and so no meaning for the caller (include/linux/hmm.h);
+  are written on valid entries only: the kernel also ORs them into a non-present hugetlb
+  entry, which has no VALID bit and so no meaning for the caller;
 * special (VM_PFNMAP/VM_IO style) PTE: fault requested -> -EFAULT, else ``HMM_PFN_ERROR``;
 * a VMA with VM_IO or VM_PFNMAP, or without VM_READ, or no VMA at all: fault requested ->
   -EFAULT, else ``HMM_PFN_ERROR`` for the whole piece;
@@ -45,6 +45,7 @@ import numpy.typing as npt
 from concsim.kernel._bounds import bounds_failure
 from concsim.kernel._mm import (
     MM,
+    PMD_ORDER,
     PTE_MIGRATION,
     PTE_PRESENT,
     PTE_PROTNONE,
@@ -204,14 +205,16 @@ async def _walk_small(
 
 
 #: ``hmm_pfn_flags_order(PMD_SHIFT - PAGE_SHIFT)``
-_PMD_ORDER_BITS = 9 << HMM_PFN_ORDER_SHIFT
+_PMD_ORDER_BITS = PMD_ORDER << HMM_PFN_ORDER_SHIFT
 
 
 def _mapping_order(mm: MM, vma: VMA, addr: int) -> int:
-    """The order bits of the PMD holding ``addr``: a PMD-mapped THP (hmm_vma_handle_pmd)
-    or a 2 MiB hugetlb VMA (hmm_vma_walk_hugetlb_entry) is order 9; PTEs are order 0,
-    whatever the order of the folio their page belongs to (hmm_vma_handle_pte)."""
-    if vma.vm_flags & VM_HUGETLB or mm.pmd_trans_huge[addr // PTRS_PER_PMD]:
+    """The order bits of the PMD holding ``addr``: a hugetlb VMA's page size
+    (hmm_vma_walk_hugetlb_entry: 9 or 18), a PMD-mapped THP's 9 (hmm_vma_handle_pmd); PTEs
+    are order 0, whatever the order of the folio their page belongs to (hmm_vma_handle_pte)."""
+    if vma.vm_flags & VM_HUGETLB:
+        return vma.vm_huge_order << HMM_PFN_ORDER_SHIFT
+    if mm.pmd_trans_huge[addr // PTRS_PER_PMD]:
         return _PMD_ORDER_BITS
     return 0
 

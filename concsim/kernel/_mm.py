@@ -43,6 +43,9 @@ from concsim.kernel._waitqueue import WaitQueue
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
 PTRS_PER_PMD = 512
+#: the orders of a PMD and of a PUD leaf (2 MiB and 1 GiB)
+PMD_ORDER = 9
+PUD_ORDER = 18
 
 PTE_NONE = 0
 PTE_PRESENT = 1
@@ -81,6 +84,9 @@ class VMA:
     #: the file page its vm_start maps (in pages); None for anonymous memory
     vm_file: object | None = None
     vm_pgoff: int = 0
+    #: a hugetlb VMA's page size, ``huge_page_order(hstate_vma(vma))``: PMD_ORDER (2 MiB
+    #: pages) or PUD_ORDER (1 GiB)
+    vm_huge_order: int = PMD_ORDER
 
     def __contains__(self, vpn: int) -> bool:
         return self.vm_start <= vpn < self.vm_end
@@ -125,10 +131,17 @@ class MM:
     # ---------------------------------------------------------------- VMAs
 
     def mmap(
-        self, start: int, npages: int, flags: int, vm_file: object | None = None, vm_pgoff: int = 0
+        self,
+        start: int,
+        npages: int,
+        flags: int,
+        vm_file: object | None = None,
+        vm_pgoff: int = 0,
+        *,
+        vm_huge_order: int = PMD_ORDER,
     ) -> VMA:
         self.rt.access("mm.vmas")
-        vma = VMA(start, start + npages, flags, vm_file, vm_pgoff)
+        vma = VMA(start, start + npages, flags, vm_file, vm_pgoff, vm_huge_order)
         if start < 0 or vma.vm_end > self.nr_vpns:
             raise ValueError(f"mmap of [{start}, {vma.vm_end}) outside the address space")
         for v in self.vmas:
@@ -160,8 +173,13 @@ class MM:
         self.vmas = out
 
     def set_vma_flags(self, start: int, end: int, set_: int, clear: int) -> None:
-        """mprotect: split at the edges and change the flags of [start, end)."""
+        """mprotect: split at the edges and change the flags of [start, end).  A huge PMD
+        an edge cuts through is split first (``vma_adjust_trans_huge``)."""
         self.rt.access("mm.vmas")
+        if self.nr_pmd_trans_huge:
+            for edge in (start, end):
+                if edge % PTRS_PER_PMD and edge // PTRS_PER_PMD < len(self.pmd_trans_huge):
+                    self.set_pmd_trans_huge(edge, False)
         out: list[VMA] = []
         for v in self.vmas:
             if v.vm_end <= start or end <= v.vm_start:

@@ -34,6 +34,7 @@ import numpy.typing as npt
 from concsim.kernel._bounds import check_range
 from concsim.kernel._mm import (
     MM,
+    PMD_ORDER,
     PTE_DEVICE_EXCLUSIVE,
     PTE_MIGRATION,
     PTE_NONE,
@@ -137,23 +138,24 @@ async def _wp_page_copy(mm: MM, vpn: int, may_write: bool) -> int:
     return 0
 
 
-def _pmd_range(vma: VMA, vpn: int) -> tuple[int, int] | None:
-    """The PMD-aligned range around ``vpn`` if it lies wholly inside ``vma``."""
-    a = vpn - vpn % PTRS_PER_PMD
-    b = a + PTRS_PER_PMD
+def _huge_range(vma: VMA, vpn: int, order: int = PMD_ORDER) -> tuple[int, int] | None:
+    """The ``2**order``-aligned range around ``vpn`` if it lies wholly inside ``vma``."""
+    size = 1 << order
+    a = vpn - vpn % size
+    b = a + size
     if a < vma.vm_start or b > vma.vm_end:
         return None
     return a, b
 
 
 def _map_huge_folio(mm: MM, a: int, b: int, writable: bool, *, thp: bool) -> int:
-    """Allocate a 2 MiB folio and map it over [a, b) (one PMD): 0, or -EFAULT on OOM.
-    A THP is mapped by the PMD entry itself (``set_pmd_at``: ``pmd_trans_huge``); a
-    hugetlb page's level is its VMA's (``hstate_vma``)."""
+    """Allocate a folio of ``b - a`` pages (2 MiB, or a 1 GiB hugetlb page) and map it over
+    [a, b): 0, or -EFAULT on OOM.  A THP is mapped by the PMD entry itself (``set_pmd_at``:
+    ``pmd_trans_huge``); a hugetlb page's level is its VMA's (``hstate_vma``)."""
     if mm.pages.nr_free() < b - a:
         return -EFAULT
     pfns = mm.pages.alloc_pages_bulk(b - a)
-    mm.pages.order[pfns] = 9
+    mm.pages.order[pfns] = (b - a).bit_length() - 1
     mm.set_ptes(np.arange(a, b, dtype=np.int64), PTE_PRESENT, pfns, writable)
     if thp:
         mm.set_pmd_trans_huge(a, True)
@@ -163,15 +165,15 @@ def _map_huge_folio(mm: MM, a: int, b: int, writable: bool, *, thp: bool) -> int
 
 def _do_huge_pmd_anonymous_page(mm: MM, vma: VMA, vpn: int) -> int:
     """A write fault in a THP-enabled VMA: a whole PMD if it fits and is empty, else 1."""
-    rng = _pmd_range(vma, vpn)
+    rng = _huge_range(vma, vpn)
     if rng is None or np.count_nonzero(mm.pte_state[rng[0] : rng[1]] != PTE_NONE):
         return 1
     return _map_huge_folio(mm, rng[0], rng[1], bool(vma.vm_flags & VM_WRITE), thp=True)
 
 
 def _hugetlb_no_page(mm: MM, vma: VMA, vpn: int, write: bool) -> int:
-    """hugetlb: the whole huge page, mapped read-only unless the fault writes."""
-    rng = _pmd_range(vma, vpn)
+    """hugetlb: the whole huge page (of the VMA's size), read-only unless the fault writes."""
+    rng = _huge_range(vma, vpn, vma.vm_huge_order)
     if rng is None:
         return -EFAULT  # a hugetlb VMA is always huge-page aligned; this is a setup error
     return _map_huge_folio(mm, rng[0], rng[1], write and bool(vma.vm_flags & VM_WRITE), thp=False)

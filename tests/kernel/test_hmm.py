@@ -567,3 +567,57 @@ def test_order_follows_the_mapping_through_thp_fault_mprotect_fork_split_and_mun
         "cow": [0],
         "folio_orders": [9],
     }
+
+
+def test_a_hugetlb_vma_reports_its_huge_page_size_as_the_order() -> None:
+    """hmm_vma_walk_hugetlb_entry ORs huge_page_order(hstate_vma(vma)) into every entry: 18
+    for a 1 GiB page (the snapshot's PUD), 9 for a 2 MiB one."""
+    from concsim.kernel._mm import PMD_ORDER, PUD_ORDER, VM_HUGETLB
+
+    def build(rt: Runtime) -> Tiny:
+        w = Tiny(rt, nr_vpns=1 << 20, capacity=(1 << 18) + 4096, npages=0)
+        w.mm.mmap(1 << 18, 1 << 18, VM_READ | VM_WRITE | VM_HUGETLB, vm_huge_order=PUD_ORDER)
+        w.mm.mmap(1 << 19, 512, VM_READ | VM_WRITE | VM_HUGETLB, vm_huge_order=PMD_ORDER)
+
+        async def t() -> None:
+            mni = await w.insert("m", 0, 1 << 20)
+            for name, a in (("1G", (1 << 18) + 1000), ("2M", 1 << 19)):
+                ret, out = await fault(w, mni, a, a + 8, READ)
+                assert ret == 0
+                w.out[name] = _orders(out)
+
+        rt.spawn("t", t())
+        return w
+
+    w, _, f = run_tiny(build)
+    clean(f)
+    assert w.out == {"1G": [PUD_ORDER], "2M": [PMD_ORDER]}
+    pfns = w.mm.pte_pfn[1 << 18 : 1 << 19]
+    assert (w.mm.pte_state[1 << 18 : 1 << 19] == PTE_PRESENT).all()  # the whole 1 GiB page
+    assert (w.pages.order[pfns] == PUD_ORDER).all()
+
+
+def test_a_vma_edge_through_a_thp_splits_its_pmd() -> None:
+    """mprotect of half a read-only THP changes no PTE, but the VMA edge it makes splits the
+    PMD (vma_adjust_trans_huge): the half left in the old VMA is PTE-mapped, order 0."""
+    from concsim.kernel._mm import VM_HUGEPAGE
+    from concsim.kernel._mm_user import cpu_access, mprotect
+
+    def build(rt: Runtime) -> Tiny:
+        w = Tiny(rt, npages=0)
+        w.mm.mmap(BASE, 512, VM_READ | VM_WRITE | VM_HUGEPAGE)
+
+        async def t() -> None:
+            mni = await w.insert("m", 0, 4096)
+            assert (await cpu_access(w.mm, BASE, write=True, value=1))[0] == 0
+            await mprotect(w.mm, BASE, 512, VM_READ)
+            w.out["whole"] = _orders((await fault(w, mni, BASE, BASE + 512, NOFAULT))[1])
+            await mprotect(w.mm, BASE + 256, 256, VM_READ | VM_WRITE)
+            w.out["half"] = _orders((await fault(w, mni, BASE, BASE + 256, NOFAULT))[1])
+
+        rt.spawn("t", t())
+        return w
+
+    w, _, f = run_tiny(build)
+    clean(f)
+    assert w.out == {"whole": [9], "half": [0]}
