@@ -348,22 +348,31 @@ class DmirrorDriver:
             b.cpages += 1
         return 0
 
-    async def dmirror_read(self, d: Dmirror, cmd: HmmDmirrorCmd) -> int:
+    async def _dmirror_copy_loop(
+        self, d: Dmirror, cmd: HmmDmirrorCmd, b: DmirrorBounce, write: bool
+    ) -> int:
+        """The loop ``dmirror_read`` and ``dmirror_write`` share: copy under the mutex; on a
+        missing entry (-ENOENT), fault the rest of the range in (for write or read),
+        count the fault, and copy again from the first page not copied yet."""
+        do_copy = self.dmirror_do_write if write else self.dmirror_do_read
         start = cmd.addr
         end = start + cmd.npages
-        b = DmirrorBounce(start, cmd.npages, np.zeros(cmd.npages, dtype=np.int64))
         while True:
             await d.mutex.lock()
-            ret = await self.dmirror_do_read(d, start, end, b)
+            ret = await do_copy(d, start, end, b)
             await d.mutex.unlock()
             if ret != -ENOENT:
-                break
+                return ret
             start = cmd.addr + b.cpages
-            ret = await self.dmirror_fault(d, start, end, False)
+            ret = await self.dmirror_fault(d, start, end, write)
             if ret:
-                break
+                return ret
             cmd.faults += 1
             self._watchdog(d, cmd)
+
+    async def dmirror_read(self, d: Dmirror, cmd: HmmDmirrorCmd) -> int:
+        b = DmirrorBounce(cmd.addr, cmd.npages, np.zeros(cmd.npages, dtype=np.int64))
+        ret = await self._dmirror_copy_loop(d, cmd, b, write=False)
         if ret == 0 and cmd.ptr is not None:
             cmd.ptr[: cmd.npages] = b.ptr  # copy_to_user
         cmd.cpages = b.cpages
@@ -386,22 +395,9 @@ class DmirrorDriver:
         return 0
 
     async def dmirror_write(self, d: Dmirror, cmd: HmmDmirrorCmd) -> int:
-        start = cmd.addr
-        end = start + cmd.npages
         src = np.zeros(cmd.npages, dtype=np.int64) if cmd.ptr is None else cmd.ptr
-        b = DmirrorBounce(start, cmd.npages, np.asarray(src, dtype=np.int64).copy())
-        while True:
-            await d.mutex.lock()
-            ret = await self.dmirror_do_write(d, start, end, b)
-            await d.mutex.unlock()
-            if ret != -ENOENT:
-                break
-            start = cmd.addr + b.cpages
-            ret = await self.dmirror_fault(d, start, end, True)
-            if ret:
-                break
-            cmd.faults += 1
-            self._watchdog(d, cmd)
+        b = DmirrorBounce(cmd.addr, cmd.npages, np.asarray(src, dtype=np.int64).copy())
+        ret = await self._dmirror_copy_loop(d, cmd, b, write=True)
         cmd.cpages = b.cpages
         return ret
 
