@@ -18,6 +18,7 @@ from concsim.driver.dmirror._test_hmm import DmirrorDriver
 from concsim.engine import Runtime
 from concsim.exploration._hmm_selftests import CASES, NOT_PORTED, Case
 from concsim.exploration._selftest import CaseFailed, Check, Selftest
+from concsim.kernel._mm import PMD_ORDER
 from concsim.strategies import PCT, RandomWalk, Replay
 
 DEFAULT_SCHEDULES = 200
@@ -65,6 +66,21 @@ def _produced(checks: list[Check]) -> str:
     return "; ".join(parts)
 
 
+def _selftest(rt: Runtime, c: Case, driver_cls: type[DmirrorDriver]) -> Selftest:
+    """The world a case runs in: with room for a 1 GiB huge page (and the aligned address
+    it starts at) when the case runs with 1 GiB default huge pages."""
+    if c.hugepage_order <= PMD_ORDER:
+        return Selftest(rt, driver_cls)
+    size = 1 << c.hugepage_order
+    return Selftest(
+        rt,
+        driver_cls,
+        nr_vpns=4 * size,
+        capacity=size + (1 << 15),
+        hugepage_order=c.hugepage_order,
+    )
+
+
 def run_case(
     c: Case,
     *,
@@ -83,7 +99,7 @@ def run_case(
         else:
             strategy = PCT(seed + i, k=4000)
         rt = Runtime(strategy, max_steps=MAX_STEPS)
-        t = Selftest(rt, driver_cls)
+        t = _selftest(rt, c, driver_cls)
         failed: list[str] = []
 
         async def main(t: Selftest = t, failed: list[str] = failed) -> None:

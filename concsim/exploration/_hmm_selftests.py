@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from concsim.driver.dmirror._test_hmm import (
     EFAULT,
@@ -26,12 +27,14 @@ from concsim.driver.dmirror._test_hmm import (
     HMM_DMIRROR_EXCLUSIVE,
     HMM_DMIRROR_PROT_ERROR,
     HMM_DMIRROR_PROT_PMD,
+    HMM_DMIRROR_PROT_PUD,
     HMM_DMIRROR_PROT_READ,
     HMM_DMIRROR_PROT_WRITE,
     HMM_DMIRROR_PROT_ZERO,
     HMM_DMIRROR_READ,
     HMM_DMIRROR_SNAPSHOT,
     HMM_DMIRROR_WRITE,
+    Dmirror,
 )
 from concsim.exploration._selftest import (
     HMM_BUFFER_PAGES,
@@ -43,6 +46,8 @@ from concsim.exploration._selftest import (
     Selftest,
     patterns,
 )
+from concsim.kernel import Completion
+from concsim.kernel._mm import PMD_ORDER, PUD_ORDER
 
 RW = PROT_READ | PROT_WRITE
 NTIMES = 10
@@ -60,16 +65,25 @@ class Case:
     partial: str = ""
     #: a documented reason when concsim's outcome differs from the selftest's expectation
     divergence: str = ""
+    #: the default huge page size of the system the case runs on, as an order (the
+    #: hugetlb cases run once per size the selftest accepts)
+    hugepage_order: int = PMD_ORDER
 
 
 CASES: list[Case] = []
 
 
 def case(
-    expects: str, *, name: str = "", concurrent: bool = False, partial: str = ""
+    expects: str,
+    *,
+    name: str = "",
+    concurrent: bool = False,
+    partial: str = "",
+    hugepage_order: int = PMD_ORDER,
 ) -> Callable[[Body], Body]:
     def deco(fn: Body) -> Body:
-        CASES.append(Case(name or fn.__name__, expects, fn, concurrent=concurrent, partial=partial))
+        c = Case(name or fn.__name__, expects, fn, concurrent, partial, "", hugepage_order)
+        CASES.append(c)
         return fn
 
     return deco
@@ -78,6 +92,26 @@ def case(
 def _buffer(t: Selftest, npages: int, prot: int, **kw: object) -> HmmBuffer:
     ptr = t.mmap(npages, prot, **kw)  # type: ignore[arg-type]
     return HmmBuffer(ptr, npages, np.zeros(npages, dtype=np.int64))
+
+
+async def _cmd_ok(
+    t: Selftest,
+    d: Dmirror,
+    request: str,
+    b: HmmBuffer,
+    npages: int,
+    *,
+    faults: int | None = 1,
+    label: str = "",
+) -> None:
+    """``ret = hmm_dmirror_cmd(...)`` and the ASSERTs the selftests make after it: ret is 0,
+    ``cpages`` is npages and (unless ``faults`` is None, as for SNAPSHOT and EXCLUSIVE)
+    ``faults`` is 1.  ``label`` prefixes the checks' names (``"read ret"``)."""
+    p = f"{label} " if label else ""
+    t.assert_eq(f"{p}ret", await t.hmm_dmirror_cmd(d, request, b, npages), 0)
+    t.assert_eq(f"{p}cpages", b.cpages, npages)
+    if faults is not None:
+        t.assert_eq(f"{p}faults", b.faults, faults)
 
 
 # ---------------------------------------------------------------------- hmm fixture
@@ -101,9 +135,7 @@ async def anon_read(t: Selftest) -> None:
     t.assert_eq("mprotect", await t.mprotect(b.ptr, n, PROT_READ), 0)
     t.assert_eq("zero page read", int((await t.load(b.ptr + 1, 1))[0]), 0)
     d = await t.hmm_open(0)
-    t.assert_eq("ret", await t.hmm_dmirror_cmd(d, HMM_DMIRROR_READ, b, n), 0)
-    t.assert_eq("cpages", b.cpages, n)
-    t.assert_eq("faults", b.faults, 1)
+    await _cmd_ok(t, d, HMM_DMIRROR_READ, b, n)
     t.assert_eq("mirror[0:2]", b.mirror[:2], np.zeros(2, dtype=np.int64))
     t.assert_eq("mirror[2:]", b.mirror[2:], patterns(n)[2:])
 
@@ -128,9 +160,7 @@ async def anon_write(t: Selftest) -> None:
     b = _buffer(t, n, RW)
     b.mirror[:] = patterns(n)
     d = await t.hmm_open(0)
-    t.assert_eq("ret", await t.hmm_dmirror_cmd(d, HMM_DMIRROR_WRITE, b, n), 0)
-    t.assert_eq("cpages", b.cpages, n)
-    t.assert_eq("faults", b.faults, 1)
+    await _cmd_ok(t, d, HMM_DMIRROR_WRITE, b, n)
     t.assert_eq("ptr", await t.load(b.ptr, n), patterns(n))
 
 
@@ -143,17 +173,27 @@ async def anon_write_prot(t: Selftest) -> None:
     n = HMM_BUFFER_PAGES
     b = _buffer(t, n, PROT_READ)
     d = await t.hmm_open(0)
-    t.assert_eq("read ret", await t.hmm_dmirror_cmd(d, HMM_DMIRROR_READ, b, 1), 0)
-    t.assert_eq("read cpages", b.cpages, 1)
-    t.assert_eq("read faults", b.faults, 1)
+    await _cmd_ok(t, d, HMM_DMIRROR_READ, b, 1, label="read")
     b.mirror[:] = patterns(n)
     t.assert_eq("write ret", await t.hmm_dmirror_cmd(d, HMM_DMIRROR_WRITE, b, n), -EPERM)
     t.assert_eq("ptr", await t.load(b.ptr, n), np.zeros(n, dtype=np.int64))
     t.assert_eq("mprotect", await t.mprotect(b.ptr, n, RW), 0)
-    t.assert_eq("write ret", await t.hmm_dmirror_cmd(d, HMM_DMIRROR_WRITE, b, n), 0)
-    t.assert_eq("write cpages", b.cpages, n)
-    t.assert_eq("write faults", b.faults, 1)
+    await _cmd_ok(t, d, HMM_DMIRROR_WRITE, b, n, label="write")
     t.assert_eq("ptr", await t.load(b.ptr, n), patterns(n))
+
+
+async def _child_writes(child: Selftest, ptr: int, n: int, mirror: npt.NDArray[np.int64]) -> None:
+    """The child's half of the anon_write_child cases: it sees the parent's values (and its
+    copy of the mirror buffer, ``-i``), opens its own mirror (of its own mm), WRITEs the
+    buffer through it and reads it back."""
+    cb = HmmBuffer(ptr, n, mirror)
+    child.assert_eq("child ptr", await child.load(cb.ptr, n), patterns(n))
+    child.assert_eq("child mirror", cb.mirror, patterns(n, sign=-1))
+    fd = await child.hmm_open(0)
+    await _cmd_ok(child, fd, HMM_DMIRROR_WRITE, cb, n)
+    child.assert_eq("child ptr after", await child.load(cb.ptr, n), patterns(n, sign=-1))
+    await child.close(fd)
+    await child.exit()
 
 
 async def _write_child(t: Selftest, use_thp: bool) -> None:
@@ -166,21 +206,8 @@ async def _write_child(t: Selftest, use_thp: bool) -> None:
     await t.store(b.ptr, patterns(n))
     b.mirror[:] = patterns(n, sign=-1)
     child = await t.fork()
-    mirror_at_fork = b.mirror.copy()
-
-    async def child_body() -> None:
-        cb = HmmBuffer(b.ptr, n, mirror_at_fork.copy())
-        child.assert_eq("child ptr", await child.load(cb.ptr, n), patterns(n))
-        child.assert_eq("child mirror", cb.mirror, patterns(n, sign=-1))
-        fd = await child.hmm_open(0)
-        child.assert_eq("ret", await child.hmm_dmirror_cmd(fd, HMM_DMIRROR_WRITE, cb, n), 0)
-        child.assert_eq("cpages", cb.cpages, n)
-        child.assert_eq("faults", cb.faults, 1)
-        child.assert_eq("child ptr after", await child.load(cb.ptr, n), patterns(n, sign=-1))
-        await child.close(fd)
-        await child.exit()
-
-    await t.spawn("child", child_body()).wait_for_completion()
+    body = _child_writes(child, b.ptr, n, b.mirror.copy())  # the child's copy of the buffer
+    await t.spawn("child", body).wait_for_completion()
     t.assert_eq("parent ptr", await t.load(b.ptr, n), patterns(n))
 
 
@@ -213,19 +240,8 @@ async def anon_write_child_shared(t: Selftest) -> None:
     await t.store(b.ptr, patterns(n))
     b.mirror[:] = patterns(n, sign=-1)
     child = await t.fork()
-
-    async def child_body() -> None:
-        cb = HmmBuffer(b.ptr, n, b.mirror.copy())
-        child.assert_eq("child ptr", await child.load(cb.ptr, n), patterns(n))
-        fd = await child.hmm_open(0)
-        child.assert_eq("ret", await child.hmm_dmirror_cmd(fd, HMM_DMIRROR_WRITE, cb, n), 0)
-        child.assert_eq("cpages", cb.cpages, n)
-        child.assert_eq("faults", cb.faults, 1)
-        child.assert_eq("child ptr after", await child.load(cb.ptr, n), patterns(n, sign=-1))
-        await child.close(fd)
-        await child.exit()
-
-    await t.spawn("child", child_body()).wait_for_completion()
+    body = _child_writes(child, b.ptr, n, b.mirror.copy())
+    await t.spawn("child", body).wait_for_completion()
     t.assert_eq("parent ptr", await t.load(b.ptr, n), patterns(n, sign=-1))
 
 
@@ -237,22 +253,32 @@ async def anon_write_huge(t: Selftest) -> None:
     t.assert_eq("madvise", await t.madvise_hugepage(b.ptr, size), 0)
     b.mirror = patterns(size)
     d = await t.hmm_open(0)
-    t.assert_eq("ret", await t.hmm_dmirror_cmd(d, HMM_DMIRROR_WRITE, b, size), 0)
-    t.assert_eq("cpages", b.cpages, size)
-    t.assert_eq("faults", b.faults, 1)
+    await _cmd_ok(t, d, HMM_DMIRROR_WRITE, b, size)
     t.assert_eq("ptr", await t.load(b.ptr, size), patterns(size))
+
+
+async def _write_hugetlbfs(t: Selftest) -> None:
+    n = t.hugetlb_pages()
+    b = _buffer(t, n, RW, hugetlb=True)
+    b.mirror = patterns(n)
+    d = await t.hmm_open(0)
+    await _cmd_ok(t, d, HMM_DMIRROR_WRITE, b, n)
+    t.assert_eq("ptr", await t.load(b.ptr, n), patterns(n))
 
 
 @case("WRITE of a MAP_HUGETLB 2 MiB page: 0, cpages=npages, faults=1; the CPU reads it")
 async def anon_write_hugetlbfs(t: Selftest) -> None:
-    n = PMD_PAGES
-    b = _buffer(t, n, RW, hugetlb=True)
-    b.mirror = patterns(n)
-    d = await t.hmm_open(0)
-    t.assert_eq("ret", await t.hmm_dmirror_cmd(d, HMM_DMIRROR_WRITE, b, n), 0)
-    t.assert_eq("cpages", b.cpages, n)
-    t.assert_eq("faults", b.faults, 1)
-    t.assert_eq("ptr", await t.load(b.ptr, n), patterns(n))
+    await _write_hugetlbfs(t)
+
+
+@case(
+    "with 1 GiB default huge pages: WRITE of one MAP_HUGETLB 1 GiB page (262,144 pages): "
+    "0, cpages=npages, faults=1; the CPU reads it",
+    name="anon_write_hugetlbfs[1G]",
+    hugepage_order=PUD_ORDER,
+)
+async def anon_write_hugetlbfs_1g(t: Selftest) -> None:
+    await _write_hugetlbfs(t)
 
 
 @case("READ of a PROT_READ MAP_SHARED file: 0, cpages=npages, faults=1; the file's data")
@@ -263,9 +289,7 @@ async def file_read(t: Selftest) -> None:
         f.pwrite(k, v)
     b = HmmBuffer(t.mmap(n, PROT_READ, shared=True, fd=f), n, np.zeros(n, dtype=np.int64), f)
     d = await t.hmm_open(0)
-    t.assert_eq("ret", await t.hmm_dmirror_cmd(d, HMM_DMIRROR_READ, b, n), 0)
-    t.assert_eq("cpages", b.cpages, n)
-    t.assert_eq("faults", b.faults, 1)
+    await _cmd_ok(t, d, HMM_DMIRROR_READ, b, n)
     t.assert_eq("mirror", b.mirror, patterns(n))
 
 
@@ -275,9 +299,7 @@ async def file_write(t: Selftest) -> None:
     f = t.create_file(n)
     b = HmmBuffer(t.mmap(n, RW, shared=True, fd=f), n, patterns(n), f)
     d = await t.hmm_open(0)
-    t.assert_eq("ret", await t.hmm_dmirror_cmd(d, HMM_DMIRROR_WRITE, b, n), 0)
-    t.assert_eq("cpages", b.cpages, n)
-    t.assert_eq("faults", b.faults, 1)
+    await _cmd_ok(t, d, HMM_DMIRROR_WRITE, b, n)
     t.assert_eq("ptr", await t.load(b.ptr, n), patterns(n))
     t.assert_eq("pread", np.array([f.pread(k) for k in range(n)]), patterns(n))
 
@@ -289,9 +311,7 @@ async def anon_read_multiple(t: Selftest) -> None:
     for c in range(NTIMES):
         b = _buffer(t, n, RW)
         await t.store(b.ptr, patterns(n, c))
-        t.assert_eq(f"[{c}] ret", await t.hmm_dmirror_cmd(d, HMM_DMIRROR_READ, b, n), 0)
-        t.assert_eq(f"[{c}] cpages", b.cpages, n)
-        t.assert_eq(f"[{c}] faults", b.faults, 1)
+        await _cmd_ok(t, d, HMM_DMIRROR_READ, b, n, label=f"[{c}]")
         t.assert_eq(f"[{c}] mirror", b.mirror, patterns(n, c))
         await t.munmap(b.ptr, n)
 
@@ -337,8 +357,7 @@ async def mixedmap(t: Selftest) -> None:
     assert vma is not None
     t.assert_eq("mmap", t.driver.dmirror_fops_mmap(t.mm, vma), 0)
     b = HmmBuffer(ptr, 1, np.zeros(1, dtype=np.uint8))
-    t.assert_eq("ret", await t.hmm_dmirror_cmd(d, HMM_DMIRROR_SNAPSHOT, b, 1), 0)
-    t.assert_eq("cpages", b.cpages, 1)
+    await _cmd_ok(t, d, HMM_DMIRROR_SNAPSHOT, b, 1, faults=None)
     t.assert_eq("m[0]", int(b.mirror[0]), HMM_DMIRROR_PROT_READ)
 
 
@@ -362,8 +381,7 @@ async def snapshot(t: Selftest) -> None:
     t.assert_eq("mprotect 4-6", await t.mprotect(p + 4, 3, RW), 0)
     await t.store(p + 4, np.array([val], dtype=np.int64))
     b = HmmBuffer(p, n, np.zeros(n, dtype=np.uint8))
-    t.assert_eq("ret", await t.hmm_dmirror_cmd(d0, HMM_DMIRROR_SNAPSHOT, b, n), 0)
-    t.assert_eq("cpages", b.cpages, n)
+    await _cmd_ok(t, d0, HMM_DMIRROR_SNAPSHOT, b, n, faults=None)
     m = [int(x) for x in b.mirror]
     t.assert_eq("m[0]", m[0], HMM_DMIRROR_PROT_ERROR)
     t.assert_eq("m[1]", m[1], HMM_DMIRROR_PROT_ERROR)
@@ -372,22 +390,38 @@ async def snapshot(t: Selftest) -> None:
     t.assert_eq("m[4]", m[4], HMM_DMIRROR_PROT_WRITE)
 
 
+async def _compound(t: Selftest) -> None:
+    n = t.hugetlb_pages()
+    b = HmmBuffer(t.mmap(n, RW, hugetlb=True), n, np.zeros(n, dtype=np.uint8))
+    await t.store(b.ptr, patterns(n))
+    d = await t.hmm_open(0)
+    await _cmd_ok(t, d, HMM_DMIRROR_SNAPSHOT, b, n, faults=None)
+    # The level comes from the first page; every page must show it (as the selftest does).
+    level = HMM_DMIRROR_PROT_PUD if b.mirror[0] & HMM_DMIRROR_PROT_PUD else HMM_DMIRROR_PROT_PMD
+    want = HMM_DMIRROR_PROT_PUD if t.hugepage_order == PUD_ORDER else HMM_DMIRROR_PROT_PMD
+    t.assert_eq("level", level, want)
+    t.assert_eq("m", b.mirror, np.full(n, HMM_DMIRROR_PROT_WRITE | level))
+    t.assert_eq("mprotect", await t.mprotect(b.ptr, n, PROT_READ), 0)
+    await _cmd_ok(t, d, HMM_DMIRROR_SNAPSHOT, b, n, faults=None)
+    t.assert_eq("m", b.mirror, np.full(n, HMM_DMIRROR_PROT_READ | level))
+
+
 @case(
     "SNAPSHOT of a written MAP_HUGETLB 2 MiB page: every page WRITE|PMD; after "
     "mprotect(PROT_READ): READ|PMD"
 )
 async def compound(t: Selftest) -> None:
-    n = PMD_PAGES
-    b = HmmBuffer(t.mmap(n, RW, hugetlb=True), n, np.zeros(n, dtype=np.uint8))
-    await t.store(b.ptr, patterns(n))
-    d = await t.hmm_open(0)
-    t.assert_eq("ret", await t.hmm_dmirror_cmd(d, HMM_DMIRROR_SNAPSHOT, b, n), 0)
-    t.assert_eq("cpages", b.cpages, n)
-    t.assert_eq("m", b.mirror, np.full(n, HMM_DMIRROR_PROT_WRITE | HMM_DMIRROR_PROT_PMD))
-    t.assert_eq("mprotect", await t.mprotect(b.ptr, n, PROT_READ), 0)
-    t.assert_eq("ret", await t.hmm_dmirror_cmd(d, HMM_DMIRROR_SNAPSHOT, b, n), 0)
-    t.assert_eq("cpages", b.cpages, n)
-    t.assert_eq("m", b.mirror, np.full(n, HMM_DMIRROR_PROT_READ | HMM_DMIRROR_PROT_PMD))
+    await _compound(t)
+
+
+@case(
+    "with 1 GiB default huge pages: SNAPSHOT of a written MAP_HUGETLB 1 GiB page: every page "
+    "WRITE|PUD; after mprotect(PROT_READ): READ|PUD",
+    name="compound[1G]",
+    hugepage_order=PUD_ORDER,
+)
+async def compound_1g(t: Selftest) -> None:
+    await _compound(t)
 
 
 @case(
@@ -403,9 +437,7 @@ async def double_map(t: Selftest) -> None:
     d1 = await t.hmm_open(1)
     for name, d in (("dev0", d0), ("dev1", d1)):
         b.mirror[:] = 0
-        t.assert_eq(f"{name} ret", await t.hmm_dmirror_cmd(d, HMM_DMIRROR_READ, b, n), 0)
-        t.assert_eq(f"{name} cpages", b.cpages, n)
-        t.assert_eq(f"{name} faults", b.faults, 1)
+        await _cmd_ok(t, d, HMM_DMIRROR_READ, b, n, label=name)
         t.assert_eq(f"{name} mirror", b.mirror, patterns(n))
 
 
@@ -477,6 +509,52 @@ async def exclusive_cow(t: Selftest) -> None:
     await waited.wait_for_completion()
 
 
+@case(
+    "after the pages are written (and migrated to the device), gup_test's four FOLL_WRITE "
+    "calls (GUP basic, GUP fast, PIN fast LONGTERM, PIN LONGTERM) on pages 0-3 each "
+    "return 0; SNAPSHOT: 0, cpages=4, every page WRITE; the CPU still reads i",
+    partial="the pages stay in system memory: the migration to the device, which GUP "
+    "undoes in the selftest, is not modelled",
+)
+async def hmm_gup_test(t: Selftest) -> None:
+    n = 4
+    b = HmmBuffer(t.mmap(n, RW), n, np.zeros(n, dtype=np.uint8))
+    await t.store(b.ptr, patterns(n))
+    d = await t.hmm_open(0)
+    for k, what in enumerate(("GUP_BASIC", "GUP_FAST", "PIN_FAST", "PIN_LONGTERM")):
+        t.assert_eq(what, await t.gup_test_exec(b.ptr + k, 1), 0)
+    await _cmd_ok(t, d, HMM_DMIRROR_SNAPSHOT, b, n, faults=None)
+    t.assert_eq("m", b.mirror, np.full(n, HMM_DMIRROR_PROT_WRITE))
+    t.assert_eq("ptr", await t.load(b.ptr, n), patterns(n))
+
+
+@case(
+    "the pages are written (and migrated to the device); fork, the child waits; the parent "
+    "writes every page (a COW break each), kills the child; SNAPSHOT: 0, cpages=4, every "
+    "page WRITE",
+    partial="the pages stay in system memory: the migration to the device (the parent's "
+    "writes migrate them back first in the selftest) is not modelled",
+)
+async def hmm_cow_in_device(t: Selftest) -> None:
+    n = 4
+    b = HmmBuffer(t.mmap(n, RW), n, np.zeros(n, dtype=np.uint8))
+    await t.store(b.ptr, patterns(n))
+    d = await t.hmm_open(0)
+    child = await t.fork()
+    killed = Completion(t.rt, "SIGKILL")
+
+    async def child_body() -> None:
+        await killed.wait_for_completion()  # while (1) {} until SIGKILL
+        await child.exit()
+
+    waited = t.spawn("child", child_body())
+    await t.store(b.ptr, patterns(n))
+    await killed.complete_all()
+    await waited.wait_for_completion()
+    await _cmd_ok(t, d, HMM_DMIRROR_SNAPSHOT, b, n, faults=None)
+    t.assert_eq("m", b.mirror, np.full(n, HMM_DMIRROR_PROT_WRITE))
+
+
 _DEVICE_MEMORY = (
     "device-private/device-coherent memory (migrate_vma_*, ZONE_DEVICE pages, "
     "migrate_to_ram) is not modelled"
@@ -492,8 +570,6 @@ NOT_PORTED: dict[str, str] = {
     "migrate_shared": _DEVICE_MEMORY,
     "migrate_mixed": _DEVICE_MEMORY,
     "migrate_multiple": _DEVICE_MEMORY,
-    "hmm_gup_test": _DEVICE_MEMORY + " (and the gup_test module)",
-    "hmm_cow_in_device": _DEVICE_MEMORY,
     "migrate_anon_huge_empty": _DEVICE_MEMORY,
     "migrate_anon_huge_zero": _DEVICE_MEMORY,
     "migrate_anon_huge_free": _DEVICE_MEMORY,

@@ -24,8 +24,9 @@ from concsim.driver.dmirror._test_hmm import Dmirror, DmirrorDriver, HmmDmirrorC
 from concsim.engine import Runtime
 from concsim.kernel import Completion, WaitQueue
 from concsim.kernel import _mm_events as ev
-from concsim.kernel._mm import MM, VM_HUGETLB, VM_READ, VM_SHARED, VM_WRITE
-from concsim.kernel._mm_user import cpu_access, dup_mm, madvise_hugepage, mprotect
+from concsim.kernel._mm import MM, PMD_ORDER, VM_HUGETLB, VM_READ, VM_SHARED, VM_WRITE
+from concsim.kernel._mm_fault import pin_user_pages_fast
+from concsim.kernel._mm_user import EFAULT, cpu_access, dup_mm, madvise_hugepage, mprotect
 from concsim.kernel._pagealloc import PageAllocator
 from concsim.kernel._pagecache import PageCacheFile
 
@@ -78,6 +79,9 @@ class Selftest:
     driver_cls: type[DmirrorDriver] = DmirrorDriver
     nr_vpns: int = 1 << 15
     capacity: int = 1 << 15
+    #: the system's default huge page size (``default_huge_page_size()``), as an order:
+    #: PMD_ORDER (2 MiB) or PUD_ORDER (1 GiB); MAP_HUGETLB mappings use it
+    hugepage_order: int = PMD_ORDER
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -123,15 +127,20 @@ class Selftest:
         hugetlb: bool = False,
     ) -> int:
         """mmap(NULL, npages, prot, MAP_PRIVATE/MAP_SHARED | MAP_ANONYMOUS/fd): its vpn.
-        Addresses are handed out upwards with a PMD between mappings (hugetlb ones and the
-        ones a selftest aligns itself start on a PMD)."""
-        start = -(-self._brk // PMD_PAGES) * PMD_PAGES if hugetlb else self._brk
+        Addresses are handed out upwards with a PMD between mappings (hugetlb ones start on
+        a default huge page, the ones a selftest aligns itself on a PMD)."""
+        align = 1 << self.hugepage_order
+        start = -(-self._brk // align) * align if hugetlb else self._brk
         self._brk = start + npages + PMD_PAGES
         flags = prot | (VM_SHARED if shared else 0) | (VM_HUGETLB if hugetlb else 0)
         if shared and fd is None:
             fd = PageCacheFile(self.pages, "shmem", npages)  # MAP_SHARED | MAP_ANONYMOUS
-        self.mm.mmap(start, npages, flags, fd, 0)
+        self.mm.mmap(start, npages, flags, fd, 0, vm_huge_order=self.hugepage_order)
         return start
+
+    def hugetlb_pages(self) -> int:
+        """``ALIGN(TWOMEG, default_huge_page_size())`` in pages: one default huge page."""
+        return max(PMD_PAGES, 1 << self.hugepage_order)
 
     def create_file(self, npages: int) -> PageCacheFile:
         return PageCacheFile(self.pages, "tmpfile", npages)
@@ -161,6 +170,18 @@ class Selftest:
                 raise CaseFailed(f"SIGSEGV loading page {k}")
             out[k] = v
         return out
+
+    async def gup_test_exec(self, addr: int, npages: int) -> int:
+        """An ioctl of ``/sys/kernel/debug/gup_test`` with FOLL_WRITE (GUP_BASIC_TEST,
+        GUP_FAST_BENCHMARK, PIN_FAST_BENCHMARK, PIN_LONGTERM_BENCHMARK): GUP faults each page
+        in for write and takes a reference, the test drops it.  All four are
+        ``pin_user_pages_fast`` then an unpin here (what differs between them, the kind of
+        reference and the fast path, leaves nothing behind).  0, or the errno."""
+        pages = np.zeros(npages, dtype=np.uint64)
+        got = await pin_user_pages_fast(self.mm, addr, npages, pages)
+        if got > 0:
+            self.pages.unpin_user_pages(pages[:got].astype(np.int64))
+        return 0 if got == npages else (-got if got < 0 else EFAULT)
 
     async def fork(self) -> Selftest:
         return self.view(await dup_mm(self.mm))
