@@ -50,7 +50,7 @@ def test_reduced_dfs_finds_what_unreduced_dfs_finds(variant: str) -> None:
 
 
 def test_the_correct_driver_is_clean_within_one_preemption() -> None:
-    """(Reduced DFS to completion on it, 4,019 executions, is the README's command, which
+    """(Reduced DFS to completion on it, 3,023 executions, is the README's command, which
     tests/cli/test_readme_commands.py runs.)"""
     full = _dfs("dmirror", reduction=False, bound=1)
     assert full.complete
