@@ -126,6 +126,9 @@ def test_known_findings_are_narrow_predicates_over_point_and_signature() -> None
         )
         == dr
     )
+    # Mainline deposits on a fault once a failed remap's rollback unmapped its entries.
+    mainline_holes = _point("before-patch", direct_reclaim=True, hv_fail="holes")
+    assert classify(mainline_holes, "lock-order", "S4", "lockdep") == dr
     destroy = "destroy-removes-notifier-first"
     pt = _point("stateless", destroy=True, events="reclaim")
     assert classify(pt, "safety", "S1", "pte_changed") == destroy
