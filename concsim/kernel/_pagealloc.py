@@ -202,6 +202,7 @@ class PageAllocator:
 
     def put_page(self, pfn: int) -> None:
         """:meth:`put_pages` of one page, with plain ints."""
+        self.rt.access("pages")  # a refcount, and maybe the free list: as put_pages
         if pfn == ZERO_PFN:
             return
         rc = self._refcount_mv
