@@ -77,7 +77,7 @@ def test_the_exclusive_race_is_found_both_ways() -> None:
 
 
 def test_the_correct_driver_is_clean_within_one_preemption() -> None:
-    """(Reduced DFS to completion on it, 5,835 executions, is the README's command, which
+    """(Reduced DFS to completion on it, 3,243 executions, is the README's command, which
     tests/cli/test_readme_commands.py runs.)"""
     full = _dfs("dmirror", reduction=False, bound=1)
     assert full.complete
