@@ -187,27 +187,9 @@ def build_spec(
     vname, _ = resolve_variant(scn, want_variant)
     resolved = scn.resolve_params(raw_params)
     strat = check_strategy(conf["strategy"]) if "strategy" in conf else default_strategy()
-    seed_range = parse_seeds(conf["seeds"]) if "seeds" in conf else SeedRange(0, None)
-    budget_s = parse_budget(conf["budget"]) if "budget" in conf else None
-    if budget_s is None and seed_range.hi is None:
-        budget_s = DEFAULT_BUDGET_S
-    if backend not in ("local", "dask"):
-        raise UsageError(f"--backend {backend}: known backends are local and dask")
-    if scheduler is not None and backend != "dask":
-        raise UsageError("--scheduler needs --backend dask")
-    if scheduler is not None and not scheduler.startswith(("tcp://", "tls://", "inproc://")):
-        raise UsageError(f"--scheduler {scheduler}: give a scheduler address like tcp://HOST:PORT")
-    n = workers if workers is not None else (os.cpu_count() or 1)
-    cap = max_local_workers()
-    if backend == "local" and n > cap:
-        click.echo(
-            f"concsim stress: --workers {n} is more than {cap} (4 per core on this machine): "
-            f"using {cap}",
-            err=True,
-        )
-        n = cap
-    if out_path is None:
-        out_path = _fresh_out()
+    seed_range, budget_s, n, out_path = _common_options(
+        conf, backend=backend, scheduler=scheduler, workers=workers, out_path=out_path
+    )
     return CampaignSpec(
         job=Job(
             scn.name,
@@ -240,6 +222,9 @@ def _common_options(
     workers: int | None,
     out_path: Path | None,
 ) -> tuple[SeedRange, float | None, int, Path]:
+    """What every campaign, a sweep too, takes from its options: the seed range, the budget,
+    the backend and scheduler checked, the workers (capped on the local backend) and the
+    output folder."""
     seed_range = parse_seeds(conf["seeds"]) if "seeds" in conf else SeedRange(0, None)
     budget_s = parse_budget(conf["budget"]) if "budget" in conf else None
     if budget_s is None and seed_range.hi is None:
@@ -251,6 +236,14 @@ def _common_options(
     if scheduler is not None and not scheduler.startswith(("tcp://", "tls://", "inproc://")):
         raise UsageError(f"--scheduler {scheduler}: give a scheduler address like tcp://HOST:PORT")
     n = workers if workers is not None else (os.cpu_count() or 1)
+    cap = max_local_workers()
+    if backend == "local" and n > cap:
+        click.echo(
+            f"concsim stress: --workers {n} is more than {cap} (4 per core on this machine): "
+            f"using {cap}",
+            err=True,
+        )
+        n = cap
     if out_path is None:
         out_path = _fresh_out()
     return seed_range, budget_s, n, out_path

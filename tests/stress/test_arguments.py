@@ -149,3 +149,32 @@ def test_stress_takes_its_defaults_from_the_environment_and_pyproject(tmp_path: 
     assert (c["strategy"], c["depth"]) == ("pct", 2)
     c = campaign("--strategy", "random", env={"CONCSIM_STRATEGY": "pct"})
     assert c["strategy"] == "random"
+
+
+@pytest.mark.parametrize("kind", ["scenario", "sweep"])
+def test_workers_are_capped_with_a_message_for_every_campaign(tmp_path: Path, kind: str) -> None:
+    """Issue 14: --workers above 4 per core is capped, with a line saying so; a sweep takes
+    the same path (it used to skip the cap)."""
+    import os
+
+    from concsim.cli._stress import max_local_workers
+
+    what = ("--campaign", "sweep") if kind == "sweep" else ("--scenario", "small")
+    p = run_cli(
+        "stress",
+        *what,
+        "--workers",
+        "100000",
+        "--seeds",
+        "0:4",
+        "--out",
+        str(tmp_path / "o"),
+        "--json",
+        "--db",
+        "off",
+    )
+    assert p.returncode == 0, p.stderr
+    cap = max_local_workers()
+    assert f"--workers 100000 is more than {cap}" in p.stderr
+    assert last_json(p.stdout)["workers"] == cap
+    assert cap == 4 * (os.cpu_count() or 1)
