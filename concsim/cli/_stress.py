@@ -167,31 +167,17 @@ def build_spec(
         except ImportError as e:
             raise UsageError(f"--import {mod}: {e}") from None
     if conf.get("sweep"):
-        return _sweep_spec(
-            conf,
-            name,
-            raw_params,
-            workers=workers,
-            backend=backend,
-            scheduler=scheduler,
-            connect_timeout=connect_timeout,
-            out_path=out_path,
-            resume=resume,
-            shrink_runs=shrink_runs,
-        )
-    scn = get_scenario(conf.get("scenario", DEFAULT_SCENARIO))
-    want_variant = conf.get("variant")
-    if want_variant is None and scn.name == DEFAULT_SCENARIO:
-        # The main job may name its own variant (the mshv model's "after-patch").
-        want_variant = getattr(_api, "DEFAULT_VARIANT", None)
-    vname, _ = resolve_variant(scn, want_variant)
-    resolved = scn.resolve_params(raw_params)
-    strat = check_strategy(conf["strategy"]) if "strategy" in conf else default_strategy()
-    seed_range, budget_s, n, out_path = _common_options(
-        conf, backend=backend, scheduler=scheduler, workers=workers, out_path=out_path
-    )
-    return CampaignSpec(
-        job=Job(
+        job = _sweep_job(conf, raw_params)
+    else:
+        scn = get_scenario(conf.get("scenario", DEFAULT_SCENARIO))
+        want_variant = conf.get("variant")
+        if want_variant is None and scn.name == DEFAULT_SCENARIO:
+            # The main job may name its own variant (the mshv model's "after-patch").
+            want_variant = getattr(_api, "DEFAULT_VARIANT", None)
+        vname, _ = resolve_variant(scn, want_variant)
+        resolved = scn.resolve_params(raw_params)
+        strat = check_strategy(conf["strategy"]) if "strategy" in conf else default_strategy()
+        job = Job(
             scn.name,
             vname,
             dict(resolved),
@@ -199,7 +185,12 @@ def build_spec(
             conf.get("max_steps"),
             tuple(conf.get("imports", [])),
             RunConfig(strategy=strat, **{k: conf[k] for k in SETTING_KEYS if k in conf}),
-        ),
+        )
+    seed_range, budget_s, n, out_path = _common_options(
+        conf, backend=backend, scheduler=scheduler, workers=workers, out_path=out_path
+    )
+    return CampaignSpec(
+        job=job,
         seeds=seed_range,
         out=out_path,
         budget_s=budget_s,
@@ -249,21 +240,9 @@ def _common_options(
     return seed_range, budget_s, n, out_path
 
 
-def _sweep_spec(
-    conf: dict[str, Any],
-    name: str | None,
-    raw_params: dict[str, Any],
-    *,
-    workers: int | None,
-    backend: str,
-    scheduler: str | None,
-    connect_timeout: float,
-    out_path: Path | None,
-    resume: bool,
-    shrink_runs: int,
-) -> CampaignSpec:
-    """A parameter-space sweep: each seed draws its own point; the options pin dimensions
-    (the parameters given, a variant, a strategy) and are checked here, once."""
+def _sweep_job(conf: dict[str, Any], raw_params: dict[str, Any]) -> Job:
+    """The job of a parameter-space sweep: each seed draws its own point; the options pin
+    dimensions (the parameters given, a variant, a strategy) and are checked here, once."""
     from concsim.campaign._sweep import SPACES, draw_point
 
     space = str(conf["sweep"])
@@ -278,27 +257,14 @@ def _sweep_spec(
     if variant:
         resolve_variant(scn, variant)
     strat = check_strategy(conf["strategy"]) if conf.get("strategy") else ""
-    seed_range, budget_s, n, out = _common_options(conf, backend, scheduler, workers, out_path)
-    return CampaignSpec(
-        job=Job(
-            scn.name,
-            variant,
-            dict(raw_params),
-            strat,
-            conf.get("max_steps"),
-            tuple(conf.get("imports", [])),
-            sweep=space,
-        ),
-        seeds=seed_range,
-        out=out,
-        budget_s=budget_s,
-        workers=n,
-        backend=backend,
-        scheduler=scheduler,
-        connect_timeout=connect_timeout,
-        resume=resume,
-        name=name,
-        shrink_runs=shrink_runs,
+    return Job(
+        scn.name,
+        variant,
+        dict(raw_params),
+        strat,
+        conf.get("max_steps"),
+        tuple(conf.get("imports", [])),
+        sweep=space,
     )
 
 

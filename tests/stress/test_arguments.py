@@ -178,3 +178,33 @@ def test_workers_are_capped_with_a_message_for_every_campaign(tmp_path: Path, ki
     assert f"--workers 100000 is more than {cap}" in p.stderr
     assert last_json(p.stdout)["workers"] == cap
     assert cap == 4 * (os.cpu_count() or 1)
+
+
+def test_a_sweep_takes_every_campaign_option(tmp_path: Path) -> None:
+    """A sweep used to build its own spec and dropped --keep-per-signature and
+    --batch-timeout; one spec is now built for every campaign."""
+    from concsim.cli._stress import build_spec
+
+    common: dict = {
+        "scenario": None,
+        "variant": None,
+        "strategy": None,
+        "seeds": "0:10",
+        "budget": None,
+        "workers": 1,
+        "backend": "local",
+        "scheduler": None,
+        "connect_timeout": 10.0,
+        "out": str(tmp_path / "o"),
+        "resume": False,
+        "params": (),
+        "max_steps": None,
+        "imports": (),
+        "keep_per_signature": 3,
+        "batch_timeout": 7.0,
+    }
+    for campaign in (None, "sweep"):
+        spec = build_spec(campaign=campaign, **common)
+        assert spec.keep_per_signature == 3
+        assert spec.batch_timeout_s == 7.0
+    assert build_spec(campaign="sweep", **common).job.sweep == "mshv"
