@@ -109,17 +109,22 @@ def seed_digest(seed: int, steps: int, kind: str | None, choices: list[int]) -> 
 _resolved: dict[tuple[str, str, tuple[str, ...]], tuple[Any, str, Any]] = {}
 
 
-def _resolve(job: Job) -> tuple[Any, str, Any]:
-    key = (job.scenario, job.variant, job.imports)
+def _resolve_names(scenario: str, variant: str, imports: tuple[str, ...]) -> tuple[Any, str, Any]:
+    """The scenario and variant objects of these names (after importing the job's plug-in
+    modules), resolved once per worker process."""
+    key = (scenario, variant, imports)
     got = _resolved.get(key)
     if got is None:
-        for mod in job.imports:
+        for mod in imports:
             importlib.import_module(mod)
-        scn = get_scenario(job.scenario)
-        vname, vobj = resolve_variant(scn, job.variant)
-        got = (scn, vname, vobj)
-        _resolved[key] = got
+        scn = get_scenario(scenario)
+        vname, vobj = resolve_variant(scn, variant)
+        got = _resolved[key] = (scn, vname, vobj)
     return got
+
+
+def _resolve(job: Job) -> tuple[Any, str, Any]:
+    return _resolve_names(job.scenario, job.variant, job.imports)
 
 
 def _world(job: Job, seed: int) -> World:
@@ -127,9 +132,6 @@ def _world(job: Job, seed: int) -> World:
     cfg = job.config(seed)
     params = scn.resolve_params(cfg.params)
     return World(scn, vname, vobj, params, cfg.max_steps, cfg.replace(params=params))
-
-
-_sweep_variants: dict[tuple[str, str], tuple[Any, str, Any]] = {}
 
 
 def _sweep_world(job: Job, seed: int) -> tuple[World, Any]:
@@ -145,15 +147,7 @@ def _sweep_world(job: Job, seed: int) -> tuple[World, Any]:
         variant=job.variant or None,
         strategy=job.strategy or None,
     )
-    key = (point.scenario, point.variant)
-    got = _sweep_variants.get(key)
-    if got is None:
-        for mod in job.imports:
-            importlib.import_module(mod)
-        scn = get_scenario(point.scenario)
-        vname, vobj = resolve_variant(scn, point.variant)
-        got = _sweep_variants[key] = (scn, vname, vobj)
-    scn, vname, vobj = got
+    scn, vname, vobj = _resolve_names(point.scenario, point.variant, job.imports)
     params = scn.resolve_params(point.params)
     base = job.settings if job.settings is not None else RunConfig()
     cfg = base.replace(
