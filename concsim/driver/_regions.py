@@ -16,6 +16,7 @@ touches shared state that no primitive covers (the GPA intercept's SLAT read).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -66,7 +67,7 @@ from concsim.kernel._mmu_notifier import (
 from concsim.kernel._sched import cond_resched
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Callable
 
     ChunkHandler = Callable[[MshvMemRegion, int, int, bool], Awaitable[int]]
 
@@ -118,14 +119,19 @@ class MshvRegions(MshvDriverState):
             return PAGES_PER_2M
         return 1
 
-    async def mshv_region_process_pfns(
+    def mshv_region_process_pfns(
         self,
         region: MshvMemRegion,
         off: int,
         count: int,
         handler: ChunkHandler,
-    ) -> int:
-        """A run of valid slots: cut it into chunks of equal stride and hand each over."""
+    ) -> Awaitable[int]:
+        """A run of valid slots: cut it into chunks of equal stride and hand each over.
+
+        Awaited by the caller like the kernel function is called; written as a tail call
+        (it returns the handler's coroutine, or the strided loop's, instead of awaiting it)
+        so that every scheduling point below it resumes one coroutine frame fewer: the
+        checks run at the call, before anything is awaited, as they did."""
         pfns = region.mreg_pfns
         assert pfns is not None
         self._region_range(region, off, count, "mshv_region_process_pfns")
@@ -135,9 +141,21 @@ class MshvRegions(MshvDriverState):
         # everywhere and the whole run is one chunk.
         if count == 1:
             if order.item(pfns.item(off)) < PMD_ORDER:
-                return await handler(region, off, count, False)
+                return handler(region, off, count, False)
         elif not np.count_nonzero(order[pfns[off : off + count].astype(np.int64)] >= PMD_ORDER):
-            return await handler(region, off, count, False)
+            return handler(region, off, count, False)
+        return self._process_pfns_strided(region, off, count, handler)
+
+    async def _process_pfns_strided(
+        self,
+        region: MshvMemRegion,
+        off: int,
+        count: int,
+        handler: ChunkHandler,
+    ) -> int:
+        """The loop of mshv_region_process_pfns when a PMD-sized folio is in the run."""
+        pfns = region.mreg_pfns
+        assert pfns is not None
         end = off + count
         i = off
         while i < end:
@@ -155,14 +173,14 @@ class MshvRegions(MshvDriverState):
             i = j
         return 0
 
-    async def mshv_region_process_hole(
+    def mshv_region_process_hole(
         self,
         region: MshvMemRegion,
         off: int,
         count: int,
         handler: ChunkHandler,
-    ) -> int:
-        return await handler(region, off, count, False)
+    ) -> Awaitable[int]:
+        return handler(region, off, count, False)  # a tail call (see process_pfns)
 
     async def mshv_region_process_range(
         self,
@@ -185,15 +203,17 @@ class MshvRegions(MshvDriverState):
                 return ret
         return 0
 
-    async def mshv_region_chunk_remap(
+    def mshv_region_chunk_remap(
         self,
         region: MshvMemRegion,
         flags: int,
         off: int,
         count: int,
         huge: bool,
-    ) -> int:
-        """Map a chunk: holes NO_ACCESS (dirty tracking), valid pfns with ``flags``."""
+    ) -> Awaitable[int]:
+        """Map a chunk: holes NO_ACCESS (dirty tracking), valid pfns with ``flags``.  A tail
+        call: returns the hypercall's coroutine for the caller to await (see
+        mshv_region_process_pfns)."""
         pfns = region.mreg_pfns
         assert pfns is not None
         self._region_range(region, off, count, "mshv_region_chunk_remap")
@@ -208,7 +228,7 @@ class MshvRegions(MshvDriverState):
             arg = [first if first < 1 << 63 else first - (1 << 64)]
         else:
             arg = pfns[off : off + count].astype(np.int64)
-        return await self.hv.hv_call_map_ram_pfns(region.start_gfn + off, count, flags, arg)
+        return self.hv.hv_call_map_ram_pfns(region.start_gfn + off, count, flags, arg)
 
     async def mshv_region_chunk_unmap(
         self, region: MshvMemRegion, off: int, count: int, huge: bool
@@ -224,8 +244,8 @@ class MshvRegions(MshvDriverState):
     async def mshv_region_remap_pfns(
         self, region: MshvMemRegion, flags: int, off: int, count: int
     ) -> int:
-        async def remap(region: MshvMemRegion, off: int, count: int, huge: bool) -> int:
-            return await self.mshv_region_chunk_remap(region, flags, off, count, huge)
+        def remap(region: MshvMemRegion, off: int, count: int, huge: bool) -> Awaitable[int]:
+            return self.mshv_region_chunk_remap(region, flags, off, count, huge)
 
         return await self.mshv_region_process_range(region, off, count, remap)
 

@@ -309,11 +309,13 @@ class Hypervisor:
         task = self.rt.current
         labels = self.callers.get(task.id) if task is not None else None
         if labels:
-            label = labels[-1]
-            key = _PATH_KEYS.get(label)
-            if key is None:
-                key = _PATH_KEYS[label] = "hypercalls." + label
+            key = _PATH_KEYS.get(labels[-1]) or self._path_key(labels[-1])
             stats[key] = get(key, 0) + 1
+
+    @staticmethod
+    def _path_key(label: str) -> str:
+        key = _PATH_KEYS[label] = "hypercalls." + label
+        return key
 
     async def hv_call_deposit_pages(self, num_pages: int) -> int:
         rt = self.rt
@@ -345,8 +347,13 @@ class Hypervisor:
             # One 4 KiB rep (most calls): the same steps, choices, counts and trace as the
             # batching loop below, without it (nothing to roll back when it fails).
             deposited = False
+            common = self.hv_fail == "none" and not self.deposit_on_remap
             while True:
                 await rt.point("hv_call_map_gpa_pages", "slat", gfn, 1, flags)
+                # _outcome_one's first case written out: success, one option, not a choice.
+                old = self.slat.flags_mv[gfn]
+                if common and (deposited or flags & HV_MAP_GPA_NO_ACCESS or old):
+                    break
                 status = self._outcome_one(gfn, flags, "hv_call_map_gpa_pages", deposited)
                 if status == HV_STATUS_SUCCESS:
                     break
@@ -361,7 +368,15 @@ class Hypervisor:
                 if rt.tracing:
                     rt.event("hypercall_failed", "slat", gfn, 1, status)
                 return -EIO
-            self._count_hypercall(1)
+            # _count_hypercall(1), written out (the most frequent call of the model).
+            stats = rt.stats
+            get = stats.get
+            stats["hypercalls"] = get("hypercalls", 0) + 1
+            stats["hypercall_reps"] = get("hypercall_reps", 0) + 1
+            labels = self.callers.get(rt.current.id)  # type: ignore[union-attr]
+            if labels:
+                key = _PATH_KEYS.get(labels[-1]) or self._path_key(labels[-1])
+                stats[key] = get(key, 0) + 1
             pfn = 0 if flags & HV_MAP_GPA_NO_ACCESS or pfns is None else int(pfns[0])
             self.slat.write_one(gfn, flags & 0xFFFFFFFF, pfn)
             if rt.tracing:
