@@ -96,6 +96,10 @@ def validity_runs(valid: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
 EINVAL = 22
 PMD_ORDER = 9
 _INVALID_PFN = int(MSHV_INVALID_PFN)  # for comparisons with plain ints
+#: hmm_default_flags' three results
+_NO_REQ = np.uint64(0)
+_REQ_FAULT = np.uint64(HMM_PFN_REQ_FAULT)
+_REQ_FAULT_WRITE = np.uint64(HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE)
 
 
 class MshvRegions(MshvDriverState):
@@ -325,13 +329,13 @@ class MshvRegions(MshvDriverState):
     # ------------------------------------------------------------------ the fault path
 
     def hmm_default_flags(self, region: MshvMemRegion, vma: VMA, do_fault: bool) -> np.uint64:
-        """B3.3: REQ_FAULT when faulting; REQ_WRITE only if the VMA is writable."""
+        """B3.3: REQ_FAULT when faulting; REQ_WRITE only if the VMA is writable.  (The three
+        values are numpy scalars built once: building one costs more than the test.)"""
         if not do_fault:
-            return np.uint64(0)
-        flags = HMM_PFN_REQ_FAULT
+            return _NO_REQ
         if vma.vm_flags & VM_WRITE:
-            flags |= HMM_PFN_REQ_WRITE
-        return np.uint64(flags)
+            return _REQ_FAULT_WRITE
+        return _REQ_FAULT
 
     async def mshv_region_hmm_fault_and_lock(
         self,

@@ -157,9 +157,17 @@ class SLAT:
         for hook in self.on_write_range:
             hook(gfn, n, flags, pfns)
         old = self.flags[gfn:b]
-        old_access = grants_access(old)
-        if np.count_nonzero(old_access):
-            self._add_refs(self.pfn[gfn:b][old_access], -1)
+        if n <= SMALL_RANGE:  # a few reps: does any old entry grant access?  (plain ints)
+            granted = any(
+                f & ACCESS_MASK and not f & HV_MAP_GPA_NO_ACCESS
+                for f in self.flags_mv[gfn:b].tolist()
+            )
+        else:
+            granted = True
+        if granted:
+            old_access = grants_access(old)
+            if np.count_nonzero(old_access):
+                self._add_refs(self.pfn[gfn:b][old_access], -1)
         if flags_grant(flags):
             assert pfns is not None
             self._add_refs(pfns, 1)

@@ -329,3 +329,19 @@ def populated(mm: MM, start: int, end: int) -> npt.NDArray[np.int64]:
     mm.rt.access("pt", write=False)
     mm.check_range(start, end, "populated")
     return np.nonzero(mm.pte_state[start:end] == PTE_PRESENT)[0].astype(np.int64) + start
+
+
+#: Up to this many pages, :func:`populated_list` reads the page table with plain ints.
+SMALL_SCAN = 64
+
+
+def populated_list(mm: MM, start: int, end: int) -> list[int]:
+    """:func:`populated` as a list of ints (what the scenarios' event tasks want): a loop
+    over the page table's memoryview for a small range, instead of four numpy calls."""
+    if end - start > SMALL_SCAN:
+        vpns: list[int] = populated(mm, start, end).tolist()
+        return vpns
+    mm.rt.access("pt", write=False)
+    mm.check_range(start, end, "populated")
+    states = mm.pte_state_mv[start:end].tolist()
+    return [start + i for i, st in enumerate(states) if st == PTE_PRESENT]

@@ -101,7 +101,7 @@ class DmirrorWorld:
             mm.pte_write[holes] = False
 
     def populated(self) -> list[int]:
-        return [int(v) for v in ev.populated(self.mm, BASE, BASE + self.n)]
+        return ev.populated_list(self.mm, BASE, BASE + self.n)
 
     # ------------------------------------------------------------------ tasks
 

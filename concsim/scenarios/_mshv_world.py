@@ -149,10 +149,7 @@ class MshvWorld:
 
     def populated_vpns(self, r: int = 0) -> list[int]:
         m = self.mems[r]
-        vpns: list[int] = ev.populated(
-            self.mm, m.userspace_addr, m.userspace_addr + m.size
-        ).tolist()
-        return vpns
+        return ev.populated_list(self.mm, m.userspace_addr, m.userspace_addr + m.size)
 
     async def _direct_reclaim(self) -> None:
         """Direct reclaim from an allocation: reclaim the first reclaimable page."""
