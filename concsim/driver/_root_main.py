@@ -19,10 +19,8 @@ from concsim.driver._region import (
 )
 from concsim.driver._regions import MshvRegions
 from concsim.kernel._hv import (
-    ACCESS_MASK,
     HV_MAP_GPA_ADJUSTABLE,
     HV_MAP_GPA_EXECUTABLE,
-    HV_MAP_GPA_NO_ACCESS,
     HV_MAP_GPA_READABLE,
     HV_MAP_GPA_WRITABLE,
     grants_access,
@@ -149,12 +147,6 @@ class MshvRootMain(MshvRegions):
         a = region.start_gfn
         b = region.start_gfn + region.nr_pfns
         slat.check_range(a, b, "_slat_access_pages")
-        if b - a <= 64:  # a small region: plain ints through the memoryview
-            return sum(
-                1
-                for f in slat.flags_mv[a:b].tolist()
-                if f & ACCESS_MASK and not f & HV_MAP_GPA_NO_ACCESS
-            )
         return int(np.count_nonzero(grants_access(slat.flags[a:b])))
 
     def _region_by_gfn(self, partition: MshvPartition, gfn: int) -> MshvMemRegion | None:

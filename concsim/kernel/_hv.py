@@ -157,7 +157,7 @@ class SLAT:
         for hook in self.on_write_range:
             hook(gfn, n, flags, pfns)
         old = self.flags[gfn:b]
-        if n <= SMALL_RANGE:  # a few reps: does any old entry grant access?  (plain ints)
+        if n <= SMALL_WRITE:  # a few reps: does any old entry grant access?  (plain ints)
             granted = any(
                 f & ACCESS_MASK and not f & HV_MAP_GPA_NO_ACCESS
                 for f in self.flags_mv[gfn:b].tolist()

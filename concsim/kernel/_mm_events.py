@@ -38,6 +38,12 @@ from concsim.kernel._mmu_notifier import (
 )
 from concsim.kernel._pagealloc import PAGE_DATA, ZERO_PFN
 
+#: The PTE states that map a page (a zap drops a reference on it).
+_MAPS = (PTE_PRESENT, PTE_PROTNONE, PTE_DEVICE_EXCLUSIVE)
+#: Up to this many PTEs, a zap and :func:`populated_list` read the page table with plain
+#: ints (numpy costs about a microsecond a call whatever the size).
+SMALL_SCAN = 64
+
 
 def _pmd_pieces(start: int, end: int) -> list[tuple[int, int]]:
     out = []
@@ -55,12 +61,22 @@ async def zap_page_range(mm: MM, start: int, end: int) -> None:
     mm.check_range(start, end, "zap_page_range")
     for a, b in _pmd_pieces(start, end):
         await rt.point("zap_pte_range", "pt", a, b)
-        st = mm.pte_state[a:b]
-        mapped = (st == PTE_PRESENT) | (st == PTE_PROTNONE) | (st == PTE_DEVICE_EXCLUSIVE)
-        vpns = np.nonzero(st != PTE_NONE)[0].astype(np.int64) + a
-        if vpns.size == 0:
-            continue
-        pfns = mm.pte_pfn[a:b][mapped].copy()
+        if b - a <= SMALL_SCAN:
+            # A few PTEs: which to clear and the pages they map, read as plain ints (the
+            # same vpns and pfns, in the same order, as the numpy form below).
+            states = mm.pte_state_mv[a:b].tolist()
+            ptes = mm.pte_pfn_mv[a:b].tolist()
+            vpns = np.array([a + i for i, s in enumerate(states) if s != PTE_NONE], np.int64)
+            if vpns.size == 0:
+                continue
+            pfns = np.array([p for s, p in zip(states, ptes, strict=True) if s in _MAPS], np.int64)
+        else:
+            st = mm.pte_state[a:b]
+            mapped = (st == PTE_PRESENT) | (st == PTE_PROTNONE) | (st == PTE_DEVICE_EXCLUSIVE)
+            vpns = np.nonzero(st != PTE_NONE)[0].astype(np.int64) + a
+            if vpns.size == 0:
+                continue
+            pfns = mm.pte_pfn[a:b][mapped].copy()
         mm.set_ptes(vpns, PTE_NONE, 0, False)
         mm.pages.put_pages(pfns)
 
@@ -329,10 +345,6 @@ def populated(mm: MM, start: int, end: int) -> npt.NDArray[np.int64]:
     mm.rt.access("pt", write=False)
     mm.check_range(start, end, "populated")
     return np.nonzero(mm.pte_state[start:end] == PTE_PRESENT)[0].astype(np.int64) + start
-
-
-#: Up to this many pages, :func:`populated_list` reads the page table with plain ints.
-SMALL_SCAN = 64
 
 
 def populated_list(mm: MM, start: int, end: int) -> list[int]:
