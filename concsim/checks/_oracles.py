@@ -298,8 +298,8 @@ class MshvOracles:
         flags: npt.NDArray[np.uint32],
         pfns: npt.NDArray[np.int64],
     ) -> None:
-        if gfns.size == 1:
-            self._slat_write_one(int(gfns[0]), int(flags[0]), int(pfns[0]))
+        if gfns.size == 1:  # (it also records the write's step and task, as the caller does)
+            self.slat_write_one(int(gfns[0]), int(flags[0]), int(pfns[0]))
             return
         if gfns.size <= SMALL_WRITE:
             self._slat_write_few(gfns.tolist(), flags.tolist(), pfns.tolist())
@@ -433,15 +433,10 @@ class MshvOracles:
                     raise self._writable_over_ro(gfns[k], pfns[k], v)
 
     def slat_write_one(self, gfn: int, flags: int, pfn: int) -> None:
-        self._slat_write_one(gfn, flags, pfn)
-        rt = self.rt
-        t = rt.current
-        self._slat_step_mv[gfn] = rt.step
-        self._slat_task_mv[gfn] = t.id if t is not None else -1
+        """The checks of :meth:`slat_write` for one entry, then the write's step and task.
 
-    def _slat_write_one(self, gfn: int, flags: int, pfn: int) -> None:
-        # Runs at every one-rep hypercall: the helpers (flags_grant, _owner, _s3_applies,
-        # _hva_of, _reads) are written out inline, one-entry reads go through memoryviews.
+        Runs at every one-rep hypercall: the helpers (flags_grant, _owner, _s3_applies,
+        _hva_of, _reads) are written out inline, one-entry reads go through memoryviews."""
         w = self.w
         rt = self.rt
         obs = rt.observer
@@ -450,32 +445,33 @@ class MshvOracles:
         grants_new = bool(flags & ACCESS_MASK) and not flags & HV_MAP_GPA_NO_ACCESS
         if grants_new and flags & HV_MAP_GPA_WRITABLE and pfn == ZERO_PFN:
             raise self._zero_writable(gfn)
+        owner: MshvMemRegion | None = None
         for r in w.partition.all_regions:
             if not r.freed and r.start_gfn <= gfn < r.start_gfn + r.nr_pfns:
+                owner = r
                 break
-        else:
-            return
-        if r.mreg_type != MSHV_REGION_TYPE_MEM_MOVABLE:
-            return
-        if grants_new:
-            touches = True
-        else:
-            old = w.slat.flags_mv[gfn]
-            touches = bool(old & ACCESS_MASK) and not old & HV_MAP_GPA_NO_ACCESS
-        mni = r.mreg_mni
-        if obs is not None:
-            self._reads("subs", r.mreg_mutex.name)
-        locked = r.mreg_mutex.owner is rt.current
-        if touches and (mni.in_tree or mni.deferred_insert) and not locked:
-            raise self._unlocked_write(gfn, r)
-        if not grants_new:
-            return
-        mm = w.mm
-        v = r.start_uaddr + (gfn - r.start_gfn)
-        if mm.pte_state_mv[v] != PTE_PRESENT or mm.pte_pfn_mv[v] != pfn:
-            raise self._stale_install(gfn, pfn, v, r)
-        if flags & HV_MAP_GPA_WRITABLE and not mm.pte_write_mv[v]:
-            raise self._writable_over_ro(gfn, pfn, v)
+        if owner is not None and owner.mreg_type == MSHV_REGION_TYPE_MEM_MOVABLE:
+            if grants_new:
+                touches = True
+            else:
+                old = w.slat.flags_mv[gfn]
+                touches = bool(old & ACCESS_MASK) and not old & HV_MAP_GPA_NO_ACCESS
+            mni = owner.mreg_mni
+            if obs is not None:
+                self._reads("subs", owner.mreg_mutex.name)
+            locked = owner.mreg_mutex.owner is rt.current
+            if touches and (mni.in_tree or mni.deferred_insert) and not locked:
+                raise self._unlocked_write(gfn, owner)
+            if grants_new:
+                mm = w.mm
+                v = owner.start_uaddr + (gfn - owner.start_gfn)
+                if mm.pte_state_mv[v] != PTE_PRESENT or mm.pte_pfn_mv[v] != pfn:
+                    raise self._stale_install(gfn, pfn, v, owner)
+                if flags & HV_MAP_GPA_WRITABLE and not mm.pte_write_mv[v]:
+                    raise self._writable_over_ro(gfn, pfn, v)
+        t = rt.current
+        self._slat_step_mv[gfn] = rt.step
+        self._slat_task_mv[gfn] = t.id if t is not None else -1
 
     # ------------------------------------------------------------------ the guest's view
 

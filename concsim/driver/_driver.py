@@ -8,7 +8,9 @@ hypercalls), the kernel allocator, the partition.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
+from types import FunctionType, MethodType
 from typing import Any, ClassVar
 
 from concsim.driver._region import MshvPartition
@@ -115,32 +117,45 @@ class MshvDriverBase(MshvRootMain):
         self.partition = partition
         self.retry_bound = retry_bound
         self._regions_made = 0
+        # The wrappers depend only on the class's methods: built once per method and bound
+        # here (a world, so a driver, is built for every schedule).
+        cls = type(self)
+        cache = cls.__dict__.get("_path_wrappers")
+        if cache is None:
+            cache = {}
+            cls._path_wrappers = cache  # type: ignore[attr-defined]
         for method, label in HYPERCALL_PATHS.items():
-            setattr(self, method, self._attribute_hypercalls(label, getattr(self, method)))
+            fn = getattr(cls, method)
+            got = cache.get(method)
+            if got is None or got[0] is not fn:  # first driver, or the method was replaced
+                plain = isinstance(inspect.getattr_static(cls, method), FunctionType)
+                got = cache[method] = (fn, _attributed(label, fn) if plain else None)
+            wrapper = got[1]
+            if wrapper is None:  # a staticmethod or another callable: wrapped bound
+                bound = getattr(self, method)
+                wrapper = _attributed(label, lambda _self, *a, _f=bound, **k: _f(*a, **k))
+            setattr(self, method, MethodType(wrapper, self))
 
-    def _attribute_hypercalls(
-        self, label: str, fn: Callable[..., Awaitable[Any]]
-    ) -> Callable[..., Awaitable[Any]]:
-        """Wrap a driver path so the hypercalls made while a task is inside it are also
-        counted under ``hypercalls.<label>``.  Done on the instance, so a variant's override
-        of the method is wrapped as well; bookkeeping only, no scheduling point."""
-        callers = self.hv.callers
-        rt = self.rt
 
-        async def attributed(*args: Any, **kwargs: Any) -> Any:
-            task = rt.current
-            assert task is not None, "driver paths run inside model tasks"
-            stack = callers.setdefault(task.id, [])
-            stack.append(label)
-            try:
-                return await fn(*args, **kwargs)
-            finally:
-                stack.pop()
+def _attributed(label: str, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Wrap a driver path (a method of HYPERCALL_PATHS, unbound) so the hypercalls made
+    while a task is inside it are also counted under ``hypercalls.<label>``.  The class's
+    own method is wrapped, so a variant's override is wrapped as well; bookkeeping only, no
+    scheduling point."""
 
-        # What functools.wraps would copy that anyone reads, at a fraction of its cost (a
-        # world is built for every schedule).
-        attributed.__name__ = fn.__name__
-        attributed.__qualname__ = fn.__qualname__
-        attributed.__doc__ = fn.__doc__
-        attributed.__wrapped__ = fn  # type: ignore[attr-defined]
-        return attributed
+    async def attributed(self: MshvDriverBase, *args: Any, **kwargs: Any) -> Any:
+        task = self.rt.current
+        assert task is not None, "driver paths run inside model tasks"
+        stack = self.hv.callers.setdefault(task.id, [])
+        stack.append(label)
+        try:
+            return await fn(self, *args, **kwargs)
+        finally:
+            stack.pop()
+
+    # What functools.wraps would copy that anyone reads.
+    attributed.__name__ = fn.__name__
+    attributed.__qualname__ = fn.__qualname__
+    attributed.__doc__ = fn.__doc__
+    attributed.__wrapped__ = fn  # type: ignore[attr-defined]
+    return attributed
