@@ -118,9 +118,11 @@ class MshvOracles:
         return self.rt.fail("safety", message, invariant=invariant, **details)
 
     def _reads(self, *objs: str) -> None:
-        access = self.rt.access
+        rt = self.rt
+        if rt.observer is None:  # footprints are recorded only for an observer
+            return
         for obj in objs:
-            access(obj, write=False)
+            rt.access(obj, write=False)
 
     def _live_regions(self) -> list[MshvMemRegion]:
         self.rt.access("regions", write=False)

@@ -92,7 +92,9 @@ class MshvMemRegion:
 
     @property
     def mreg_pfns(self) -> npt.NDArray[np.uint64] | None:
-        self._rt.access(self._pfns_obj)
+        rt = self._rt
+        if rt.observer is not None:  # the footprint: recorded only for an observer
+            rt.access(self._pfns_obj)
         return self._mreg_pfns
 
     @mreg_pfns.setter

@@ -138,8 +138,10 @@ class MshvRegions(MshvDriverState):
         checks run at the call, before anything is awaited, as they did."""
         pfns = region.mreg_pfns
         assert pfns is not None
-        self._region_range(region, off, count, "mshv_region_process_pfns")
-        self.rt.access("pages", write=False)  # folio orders
+        if not 0 <= off <= off + count <= region.nr_pfns:  # S9 (the call only when out)
+            self._region_range(region, off, count, "mshv_region_process_pfns")
+        if self.rt.observer is not None:  # the footprint (folio orders), for an observer
+            self.rt.access("pages", write=False)
         order = self.mm.pages.order
         # Fast path: no page of the run belongs to a PMD-sized folio, so the stride is 1
         # everywhere and the whole run is one chunk.
@@ -196,7 +198,8 @@ class MshvRegions(MshvDriverState):
         """B7: split [off, off+count) into maximal runs of equal validity."""
         pfns = region.mreg_pfns
         assert pfns is not None
-        self._region_range(region, off, count, "mshv_region_process_range")
+        if not 0 <= off <= off + count <= region.nr_pfns:  # S9 (the call only when out)
+            self._region_range(region, off, count, "mshv_region_process_range")
         valid = pfns[off : off + count] != MSHV_INVALID_PFN
         for a, b in validity_runs(valid):
             if valid[a]:
@@ -220,7 +223,8 @@ class MshvRegions(MshvDriverState):
         mshv_region_process_pfns)."""
         pfns = region.mreg_pfns
         assert pfns is not None
-        self._region_range(region, off, count, "mshv_region_chunk_remap")
+        if not 0 <= off <= off + count <= region.nr_pfns:  # S9 (the call only when out)
+            self._region_range(region, off, count, "mshv_region_chunk_remap")
         first = pfns.item(off)
         if first == _INVALID_PFN:
             flags = HV_MAP_GPA_NO_ACCESS

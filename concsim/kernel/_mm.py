@@ -152,7 +152,8 @@ class MM:
         return vma
 
     def vma_lookup(self, vpn: int) -> VMA | None:
-        self.rt.access("mm.vmas", write=False)
+        if self.rt.observer is not None:  # the footprint: recorded only for an observer
+            self.rt.access("mm.vmas", write=False)
         for v in self.vmas:
             if v.vm_start <= vpn < v.vm_end:  # vpn in v, without the method call
                 return v
@@ -230,7 +231,8 @@ class MM:
 
     def set_pte(self, vpn: int, state: int, pfn: int, write: bool) -> None:
         """:meth:`set_ptes` of one PTE, with plain ints (a page fault's change)."""
-        self.rt.access("pt")
+        if self.rt.observer is not None:  # the footprint: recorded only for an observer
+            self.rt.access("pt")
         if not 0 <= vpn < self.nr_vpns:
             self.check_range(vpn, vpn + 1, "set_pte")
         pfns = self.pte_pfn_mv
