@@ -82,11 +82,11 @@ MSHV_PIN_PAGES_BATCH_SIZE = 65536
 SMALL_RANGE = 64
 
 
-def validity_runs(valid: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
+def validity_runs(valid: npt.NDArray[np.bool_] | list[bool]) -> list[tuple[int, int]]:
     """Maximal runs [a, b) of equal validity, in order."""
     n = len(valid)
-    if n <= SMALL_RANGE:
-        vals = valid.tolist()
+    if isinstance(valid, list) or n <= SMALL_RANGE:
+        vals = valid if isinstance(valid, list) else valid.tolist()
         edges = [0, *[i for i in range(1, n) if vals[i] != vals[i - 1]], n]
     else:
         edges = [0, *(np.flatnonzero(np.diff(valid.astype(np.int8))) + 1).tolist(), n]
@@ -200,7 +200,9 @@ class MshvRegions(MshvDriverState):
         assert pfns is not None
         if not 0 <= off <= off + count <= region.nr_pfns:  # S9 (the call only when out)
             self._region_range(region, off, count, "mshv_region_process_range")
-        valid = pfns[off : off + count] != MSHV_INVALID_PFN
+        mask = pfns[off : off + count] != MSHV_INVALID_PFN
+        # A small range as plain bools: valid[a] below is then a list access.
+        valid: npt.NDArray[np.bool_] | list[bool] = mask.tolist() if count <= SMALL_RANGE else mask
         for a, b in validity_runs(valid):
             if valid[a]:
                 ret = await self.mshv_region_process_pfns(region, off + a, b - a, handler)
@@ -249,13 +251,15 @@ class MshvRegions(MshvDriverState):
             region.start_gfn + off, count, HV_MAP_GPA_LARGE_PAGE if huge else 0
         )
 
-    async def mshv_region_remap_pfns(
+    def mshv_region_remap_pfns(
         self, region: MshvMemRegion, flags: int, off: int, count: int
-    ) -> int:
+    ) -> Awaitable[int]:
+        """A tail call, as in the kernel (see mshv_region_process_pfns)."""
+
         def remap(region: MshvMemRegion, off: int, count: int, huge: bool) -> Awaitable[int]:
             return self.mshv_region_chunk_remap(region, flags, off, count, huge)
 
-        return await self.mshv_region_process_range(region, off, count, remap)
+        return self.mshv_region_process_range(region, off, count, remap)
 
     def mshv_region_invalidate_pfns(self, region: MshvMemRegion, off: int, count: int) -> None:
         """Forget the pfns of [off, off+count): every slot becomes MSHV_INVALID_PFN."""
@@ -500,8 +504,10 @@ class MshvRegions(MshvDriverState):
                     retries=retries,
                 )
 
-    async def mshv_region_range_fault(self, region: MshvMemRegion, off: int, count: int) -> int:
-        return await self.mshv_region_collect_and_map(region, off, count, True)
+    def mshv_region_range_fault(
+        self, region: MshvMemRegion, off: int, count: int
+    ) -> Awaitable[int]:
+        return self.mshv_region_collect_and_map(region, off, count, True)  # a tail call
 
     async def mshv_region_handle_gfn_fault(self, region: MshvMemRegion, gfn: int) -> bool:
         """B9.5-7: fault in the 512-page window around ``gfn``."""
@@ -515,9 +521,9 @@ class MshvRegions(MshvDriverState):
             self.rt.event("WARN_ONCE", region.name, WARN_RANGE_FAULT, gfn, ret)
         return ret == 0
 
-    async def mshv_map_movable_region(self, region: MshvMemRegion) -> int:
-        """Creation (B1.6, after the patch): map what is already populated."""
-        return await self.mshv_region_collect_and_map(region, 0, region.nr_pfns, False)
+    def mshv_map_movable_region(self, region: MshvMemRegion) -> Awaitable[int]:
+        """Creation (B1.6, after the patch): map what is already populated (a tail call)."""
+        return self.mshv_region_collect_and_map(region, 0, region.nr_pfns, False)
 
     # ------------------------------------------------------------------ the notifier callback
 
