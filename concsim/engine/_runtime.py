@@ -92,7 +92,10 @@ class StepListener(Protocol):
     :meth:`Runtime.access`, which forwards to :meth:`touch`; :meth:`Runtime.choose`
     forwards environment choices to :meth:`env`.  Everything a step does between its
     ``begin_step`` and the next one belongs to it, including what a step hook or a failing
-    check reads right after it.
+    check reads right after it.  The strategy may attach or detach the observer inside
+    ``pick_task`` (DFS does while it replays steps it has recorded before): the engine
+    reads ``rt.observer`` again after every task choice, and the step that choice starts
+    goes to the observer attached then.
     """
 
     def begin_step(self, task: Task, choice: int) -> None: ...
@@ -482,6 +485,7 @@ class Runtime:
                 self.step = step
                 self.current = cur
                 k = strategy.pick_task(self, n)
+                obs = self.observer  # a strategy may attach or detach it at a task choice
                 choices.append(k)
                 if cur is not None and cur.state == RUNNABLE:
                     if k == 0:

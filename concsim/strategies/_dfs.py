@@ -101,6 +101,9 @@ class Node:
     #: accesses of the step taken with ``chosen`` (TASK): the union over every run that
     #: took it (they differ when the step makes environment choices), None before the first.
     step_access: tuple[Access, ...] | None = None
+    #: the steps of the run begun before this choice (``rt.step`` when it was made): the
+    #: records of the run that a later run replaying the path up to here shares.
+    at_step: int = 0
 
     def cost(self, option: int) -> int:
         return 0 if self.kind == ENV or self.free or option == 0 else 1
@@ -139,9 +142,21 @@ class DfsSearch:
         self.executions = 0
         self.pruned = 0
         self.complete = False
+        #: reuse the previous run's records and race analysis for the steps a run shares
+        #: with it (see :class:`DfsRun`); off, every run is recorded and analysed whole.
+        self.share_prefix = True
+        #: steps the runs shared with the previous one, over the search (a figure for
+        #: benchmarks: the fraction of the work that is replay of a known prefix).
+        self.shared_steps = 0
+        # The last run: its records, happens-before bit sets, and the DfsRun that made it.
+        self._last_steps: list[StepRecord] = []
+        self._last_hb: list[int] = []
+        self._run: DfsRun | None = None
 
     def new_run(self) -> DfsRun:
-        return DfsRun(self, len(self.stack))
+        run = DfsRun(self, len(self.stack))
+        self._run = run
+        return run
 
     def open_points(self) -> int:
         """Backtrack options still to explore on the current path: the size of what is
@@ -180,14 +195,30 @@ class DfsSearch:
         self.executions += 1
         if pruned:
             self.pruned += 1
+        shared = self._shared(steps)
+        self.shared_steps += shared
         stack = self.stack
-        for rec in steps:
-            if 0 <= rec.choice < len(stack):
-                node = stack[rec.choice]
+        depth = len(stack)
+        for rec in steps[shared:]:  # the shared steps' unions are in already
+            c = rec.choice
+            if 0 <= c < depth:
+                node = stack[c]
                 node.step_access = union(node.step_access, rec.accesses)
         if self.reduction:
-            self._add_backtracks(steps, () if pruned else unfinished)
+            self._add_backtracks(steps, () if pruned else unfinished, shared)
+        self._last_steps = steps
         return self._advance()
+
+    def _shared(self, steps: list[StepRecord]) -> int:
+        """How many leading steps of ``steps`` are the previous run's own records (its
+        :class:`DfsRun` reused them); 0 for steps recorded otherwise."""
+        run = self._run
+        self._run = None
+        k = run.reused if run is not None else 0
+        last = self._last_steps
+        if k == 0 or k > len(steps) or k > len(last) or steps[k - 1] is not last[k - 1]:
+            return 0
+        return k
 
     def _advance(self) -> bool:
         stack = self.stack
@@ -213,12 +244,22 @@ class DfsSearch:
         self.complete = True
         return False
 
-    def _add_backtracks(self, steps: list[StepRecord], pending: tuple[int, ...] = ()) -> None:
+    def _add_backtracks(
+        self, steps: list[StepRecord], pending: tuple[int, ...] = (), shared: int = 0
+    ) -> None:
         """Source-DPOR: for every race of the run, make sure it is reversed somewhere.
 
         ``pending``: tasks whose next step a failure cut off; each is examined as a step
         after the last one that conflicts with everything (one at a time: they are not
         steps of the run, so they do not order each other).
+
+        ``shared``: the first ``shared`` steps are the previous run's (the same records, so
+        the same ``hb``, kept from its analysis).  Their races were examined then, against
+        the same tree nodes (a shared step's choice is on the kept part of the path), and
+        examining one again adds nothing: after the first time the node's backtrack set
+        holds one of the race's initials or none of them is enabled there, and backtrack
+        sets only grow.  So those steps only feed the index, and races are looked for from
+        step ``shared`` on; the backtrack sets are the same as a whole analysis's.
 
         Happens-before is built step by step as a bit set per step (``hb[j]``: bit ``i``
         set iff step ``i`` happens before step ``j``), from an index of the run by object
@@ -233,12 +274,36 @@ class DfsSearch:
         scan's.
         """
         m = len(steps)
-        hb = [0] * (m + 1)
         last_of_task: dict[int, int] = {}
         last_write: dict[str, int] = {}
         readers: dict[str, list[int]] = {}
         last_all = -1  # the last step that touched everything (ALL), if any
-        for j in range(m):
+        if shared:
+            hb = self._last_hb[:shared]
+            hb.extend([0] * (m + 1 - shared))
+            for j in range(shared):  # the index only: hb[j] and the races are known
+                sj = steps[j]
+                last_of_task[sj.tid] = j
+                acc = sj.accesses
+                if acc is ALL:
+                    last_write.clear()
+                    readers.clear()
+                    last_all = j
+                    continue
+                for obj, _op, read in acc:
+                    if read:
+                        rs = readers.get(obj)
+                        if rs is None:
+                            readers[obj] = [j]
+                        else:
+                            rs.append(j)
+                    else:
+                        readers[obj] = []
+                        last_write[obj] = j
+        else:
+            hb = [0] * (m + 1)
+        self._last_hb = hb
+        for j in range(shared, m):
             sj = steps[j]
             tid = sj.tid
             preds: list[int] = []
@@ -325,7 +390,19 @@ class DfsSearch:
 
 
 class DfsRun(StepObserver):
-    """The strategy of one execution: replay the path, then extend it with defaults."""
+    """The strategy of one execution: replay the path, then extend it with defaults.
+
+    The run replays the previous run's choices up to the node that takes a new option (the
+    last node of the path it is given), so it repeats the previous run's steps up to
+    there: the same steps with the same footprints, since the model is deterministic.
+    With the search's ``share_prefix`` on, it does not record them again: it detaches from
+    the runtime (``rt.observer`` is ``None``, so model code reports no accesses and builds
+    no footprints) until the last task choice at or before that node, and there takes the
+    previous run's records of the steps run so far (``reused`` of them) and attaches
+    again.  The records are the same as recording them would give (a test compares them
+    with a fresh recording), and :meth:`DfsSearch.finish_run` skips the analysis it has
+    already done for them.
+    """
 
     name = "dfs"
 
@@ -336,6 +413,29 @@ class DfsRun(StepObserver):
         self.preemptions = 0
         self.tracking = prefix_len == 0
         self.sleep: dict[int, tuple[Access, ...]] = {}
+        #: the leading steps whose records are the previous run's (set where they are taken)
+        self.reused = 0
+        # The task choice where the run attaches again (-1: it never detaches).
+        self._resume = -1
+        if search.share_prefix and prefix_len > 0:
+            stack = search.stack
+            i = prefix_len - 1
+            while i >= 0 and stack[i].kind != TASK:
+                i -= 1  # an environment choice falls inside a step: resume before it
+            if i >= 0 and stack[i].at_step > 0 and search._last_steps:
+                self._resume = i
+
+    def attach(self, rt: Runtime) -> None:
+        super().attach(rt)
+        if self._resume >= 0:
+            rt.observer = None  # replaying known steps: see the class doc
+
+    def finish_steps(self) -> list[StepRecord]:
+        if self._resume >= 0:
+            raise Diverged(
+                "the run ended inside the prefix it replays: the model is not deterministic"
+            )
+        return super().finish_steps()
 
     def on_step(self, rec: StepRecord) -> None:
         if self.tracking and self.sleep:
@@ -359,17 +459,32 @@ class DfsRun(StepObserver):
                 self.sleep.update(node.done)
         return node
 
+    def _reattach(self, rt: Runtime, node: Node) -> None:
+        k = rt.step
+        if k != node.at_step:
+            raise Diverged(
+                f"{k} steps ran before choice #{self._resume}, {node.at_step} in the previous "
+                "run of the same prefix: the model is not deterministic"
+            )
+        self._resume = -1
+        self.steps = self.search._last_steps[:k]
+        self.reused = k
+        rt.observer = self
+
     def pick_task(self, rt: Runtime, n: int) -> int:
         self.sync()
         i = len(rt.choices)
         if i < self.prefix_len:
-            return self._replayed(i, TASK, n).chosen
+            node = self._replayed(i, TASK, n)
+            if i == self._resume:
+                self._reattach(rt, node)
+            return node.chosen
         cur = rt.current
         free = cur is None or cur.state != RUNNABLE
-        ids = tuple(t.id for t in rt.candidates())
+        ids = tuple([t.id for t in rt.candidates()])
         search = self.search
         sleep = dict(self.sleep) if search.sleep_sets else {}
-        node = Node(TASK, n, ids, free, self.preemptions, sleep, -1, [])
+        node = Node(TASK, n, ids, free, self.preemptions, sleep, -1, [], at_step=rt.step)
         options = [o for o in range(n) if ids[o] not in sleep and search.allowed(node, o)]
         if not options:
             raise Pruned
@@ -383,6 +498,8 @@ class DfsRun(StepObserver):
         i = len(rt.choices)
         if i < self.prefix_len:
             return self._replayed(i, ENV, n).chosen
-        node = Node(ENV, n, (), True, self.preemptions, dict(self.sleep), 0, list(range(n)))
+        node = Node(
+            ENV, n, (), True, self.preemptions, dict(self.sleep), 0, list(range(n)), at_step=rt.step
+        )
         self.search.stack.append(node)
         return 0

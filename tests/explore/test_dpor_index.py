@@ -1,9 +1,12 @@
 """The indexed race computation of DFS (per object: last writer, readers since) adds the
-same backtrack points as the pairwise scan it replaced (issue 16: DFS speed).
+same backtrack points as the pairwise scan it replaced, and sharing each run's replayed
+prefix with the previous run (its records and its race analysis) changes nothing (issue
+16: DFS speed).
 
-The reference below is the quadratic scan: every earlier step, the dependency relation
-tested pair by pair.  Both searches run side by side on the same worlds; every execution
-must be the same schedule, so the trees they explore are the same.
+The reference below is the quadratic scan over every run recorded whole: every earlier
+step, the dependency relation tested pair by pair.  Both searches run side by side on the
+same worlds; every execution must be the same schedule, so the trees they explore are the
+same.
 """
 
 from __future__ import annotations
@@ -11,15 +14,23 @@ from __future__ import annotations
 import pytest
 
 from concsim.exploration import Target, execute, make_target
-from concsim.strategies import DfsSearch, StepRecord, dependent
+from concsim.strategies import DfsSearch, Replay, StepRecord, dependent
 from concsim.strategies._steps import ALL
 from tests.explore.dpor_programs import build, generate
 
 
 class PairwiseSearch(DfsSearch):
-    """DFS with the pairwise race scan (the reference)."""
+    """DFS with the pairwise race scan (the reference): every run recorded and analysed
+    whole, no prefix shared with the previous run."""
 
-    def _add_backtracks(self, steps: list[StepRecord], pending: tuple[int, ...] = ()) -> None:
+    def __init__(self, *, reduction: bool = True, preemption_bound: int | None = None) -> None:
+        super().__init__(reduction=reduction, preemption_bound=preemption_bound)
+        self.share_prefix = False
+
+    def _add_backtracks(
+        self, steps: list[StepRecord], pending: tuple[int, ...] = (), shared: int = 0
+    ) -> None:
+        assert shared == 0
         m = len(steps)
         hb = [0] * (m + 1)
         for j in range(m + len(pending)):
@@ -47,8 +58,8 @@ class PairwiseSearch(DfsSearch):
                     self._reverse(seq, hb, i, min(j, m))
 
 
-def _schedules(t: Target, search: DfsSearch, limit: int) -> list[tuple[int, ...]]:
-    out: list[tuple[int, ...]] = []
+def _schedules(t: Target, search: DfsSearch, limit: int) -> list[tuple[object, ...]]:
+    out: list[tuple[object, ...]] = []
     while len(out) < limit:
         run = search.new_run()
         ex = execute(t, run, "dfs", None, observer=run)
@@ -71,10 +82,32 @@ def test_indexed_races_explore_the_same_tree(
     scenario: str, variant: str, params: dict[str, int], limit: int
 ) -> None:
     t = make_target(scenario, variant, params)
-    new = _schedules(t, DfsSearch(), limit)
-    ref = _schedules(t, PairwiseSearch(), limit)
+    search = DfsSearch()
+    new = _schedules(t, search, limit)
+    reference = PairwiseSearch()
+    ref = _schedules(t, reference, limit)
     assert len(new) > 20
     assert new == ref
+    assert search.shared_steps > 0  # the prefixes were shared (and not in the reference)
+    assert reference.shared_steps == 0
+
+
+def test_shared_records_are_what_a_fresh_recording_gives() -> None:
+    """Every DFS run's records, the shared prefix included, equal those of the same schedule
+    replayed with a fresh observer (so reusing them is what recording them would give)."""
+    t = make_target("small", "after-patch", {})
+    search = DfsSearch()
+    reused = 0
+    for _ in range(150):
+        run = search.new_run()
+        ex = execute(t, run, "dfs", None, observer=run)
+        reused += run.reused
+        fresh = execute(t, Replay(list(ex.result.choices), strict=True), "replay", None)
+        assert fresh.steps == ex.steps
+        if not search.finish_run(ex.steps, pruned=ex.pruned, unfinished=run.unfinished()):
+            break
+    assert reused > 0
+    assert search.shared_steps == reused
 
 
 def test_indexed_races_on_generated_programs() -> None:
