@@ -33,9 +33,15 @@ class Coverage:
     runs: int = 0
     #: (op_lo, obj, op_hi) -> orientations seen (True: op_lo first / lower task id first).
     pairs: dict[PairKey, set[bool]] = field(default_factory=dict)
+    #: the last run's records (a DFS run starts with the previous run's own records)
+    _last: list[StepRecord] = field(default_factory=list, repr=False, compare=False)
 
     def observe(self, steps: list[StepRecord], ntasks: int, task_choices: int) -> int:
-        """Add one run; return how many new pair orientations it showed."""
+        """Add one run; return how many new pair orientations it showed.
+
+        The leading records that are the last run's own objects (a DFS run shares its
+        replayed prefix with the previous run) only update what each task has done: every
+        pair among them was added when the last run was observed."""
         self.runs += 1
         self.ntasks = max(self.ntasks, ntasks)
         self.points = max(self.points, task_choices)
@@ -43,7 +49,21 @@ class Coverage:
         # obj -> tid -> (op, read) pairs that task has performed on obj so far in this run
         seen: dict[str, dict[int, dict[tuple[str, bool], None]]] = {}
         pairs = self.pairs
-        for rec in steps:
+        last = self._last
+        shared = 0
+        most = min(len(steps), len(last))
+        while shared < most and steps[shared] is last[shared]:
+            shared += 1
+        self._last = steps
+        for i in range(shared):
+            rec = steps[i]
+            if rec.accesses is ALL:
+                continue
+            tid = rec.tid
+            for obj, op, read in rec.accesses:
+                seen.setdefault(obj, {}).setdefault(tid, {})[(op, read)] = None
+        for i in range(shared, len(steps)):
+            rec = steps[i]
             if rec.accesses is ALL:
                 continue
             tid = rec.tid

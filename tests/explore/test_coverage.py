@@ -47,3 +47,28 @@ def test_until_coverage_stops_early() -> None:
     assert r.stopped_by == "coverage"
     assert r.executions < 1000
     assert r.coverage.pairs_both_orders == len(r.coverage.pairs)
+
+
+def test_shared_prefix_counts_what_a_whole_pass_counts() -> None:
+    """A DFS run's records start with the previous run's own objects; coverage skips the
+    pairs among those, and counts the same new orientations per run as over copies."""
+    from concsim.exploration import execute, make_target
+    from concsim.strategies import DfsSearch, StepRecord
+
+    t = make_target("small", "after-patch", {})
+    search = DfsSearch()
+    shared, whole = Coverage(), Coverage()
+    new_shared: list[int] = []
+    new_whole: list[int] = []
+    for _ in range(200):
+        run = search.new_run()
+        ex = execute(t, run, "dfs", None, observer=run)
+        new_shared.append(shared.observe(ex.steps, ex.ntasks, ex.task_choices))
+        copies = [StepRecord(r.index, r.tid, r.accesses, r.choice) for r in ex.steps]
+        new_whole.append(whole.observe(copies, ex.ntasks, ex.task_choices))
+        if not search.finish_run(ex.steps, pruned=ex.pruned, unfinished=run.unfinished()):
+            break
+    assert search.shared_steps > 0
+    assert new_shared == new_whole
+    assert sum(new_shared) > 0
+    assert shared.pairs == whole.pairs
