@@ -130,7 +130,8 @@ def planner_for(cfg: RunConfig, scn: Scenario) -> Planner:
 
 class _Counting:
     """Wraps a strategy and feeds the step observer at every task choice (what each choice
-    meant and the preemptions are the runtime's own typed record)."""
+    meant and the preemptions are the runtime's own typed record); not used for a strategy
+    that is its own observer (the DFS run)."""
 
     def __init__(self, inner: Strategy, observer: StepObserver) -> None:
         self.inner = inner
@@ -138,10 +139,7 @@ class _Counting:
         self.observer = observer
 
     def pick_task(self, rt: Runtime, n: int) -> int:
-        obs = self.observer
-        inner: object = self.inner  # DFS is its own observer
-        if obs is not inner:
-            obs.sync()
+        self.observer.sync()
         return self.inner.pick_task(rt, n)
 
     def pick_env(self, rt: Runtime, label: str, n: int) -> int:
@@ -184,7 +182,10 @@ def execute(
     ``observer`` defaults to a fresh one; pass the strategy itself when it is an observer
     (the DFS run)."""
     obs = observer if observer is not None else StepObserver()
-    counting = _Counting(strategy, obs)
+    # DFS is its own observer and closes each step itself: no wrapper between it and the
+    # engine at every choice.
+    own: object = strategy
+    counting: Strategy = strategy if obs is own else _Counting(strategy, obs)
     scn = world.scenario
     rt = Runtime(counting, max_steps=world.max_steps or scn.steps_for(world.params), trace=True)
     scn.build_world(rt, dict(world.params), world.variant_obj)
@@ -197,7 +198,9 @@ def execute(
         failure = None
     steps = obs.finish_steps()
     if not pruned:
-        counting.finish(rt)
+        finish = getattr(strategy, "finish", None)
+        if finish is not None:
+            finish(rt)
     res = _result(world, rt, sname, seed, failure)
     return Execution(
         res,

@@ -472,13 +472,17 @@ class DfsRun(StepObserver):
         rt.observer = self
 
     def pick_task(self, rt: Runtime, n: int) -> int:
-        self.sync()
         i = len(rt.choices)
         if i < self.prefix_len:
+            node = self.search.stack[i]
+            if i < self._resume and node.n == n and node.kind == TASK:
+                return node.chosen  # detached: no open step, nothing else to do here
+            self.sync()
             node = self._replayed(i, TASK, n)
             if i == self._resume:
                 self._reattach(rt, node)
             return node.chosen
+        self.sync()
         cur = rt.current
         free = cur is None or cur.state != RUNNABLE
         ids = tuple([t.id for t in rt.candidates()])
