@@ -9,6 +9,7 @@ nor finish within their budget are listed as "did not finish".
 
     .venv/bin/python stress/dpor_catalog.py [--full-budget 20000] [--reduced-budget 100000]
         [--only VARIANT] [--world NAME] [--full-bound K] [--jsonl out.jsonl]
+        [--reduced-from earlier.jsonl]
     .venv/bin/python stress/dpor_catalog.py --scenario dmirror-small ...
 
 ``--scenario dmirror-small`` runs the dmirror driver's variants instead, in worlds that
@@ -92,6 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenario", default="small", choices=("small", "dmirror-small"))
     ap.add_argument("--full-bound", type=int, default=None)
     ap.add_argument("--jsonl", default=None)
+    ap.add_argument(
+        "--reduced-from",
+        action="append",
+        default=[],
+        metavar="JSONL",
+        help="reuse the reduced searches of an earlier run's --jsonl (same tree, same budget)",
+    )
     a = ap.parse_args(argv)
     dm = a.scenario == "dmirror-small"
     variants = DMIRROR_VARIANTS if dm else VARIANTS
@@ -99,10 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     worlds = [w for w in (DMIRROR_WORLDS if dm else WORLDS) if not a.world or w[0] in a.world]
     names = [v for v in variants if not a.only or v in a.only]
     out = open(a.jsonl, "a") if a.jsonl else None  # noqa: SIM115
+    earlier: dict[tuple[str, str], dict[str, object]] = {}
+    for path in a.reduced_from:
+        with open(path) as f:
+            for line in f:
+                row = json.loads(line)
+                earlier[(row["variant"], row["world"])] = row["reduced"]
     bad = 0
     for v in names:
         for wname, params in worlds:
-            red = one(a.scenario, v, params, a.reduced_budget, True)
+            red = earlier.get((v, wname)) or one(a.scenario, v, params, a.reduced_budget, True)
             full = one(a.scenario, v, params, a.full_budget, False, a.full_bound)
             if red["failing"] == full["failing"]:
                 verdict = "agree"
