@@ -148,9 +148,9 @@ async def _walk_small(
     piece is written, else what _walk returns (-EFAULT, -EPERM, -EBUSY and where).
     ``order`` is the piece's mapping level, in the bits it takes in a valid entry."""
     n = piece_end - addr
-    states = mm.pte_state[addr:piece_end].tolist()
-    writes = mm.pte_write[addr:piece_end].tolist()
-    pfns = mm.pte_pfn[addr:piece_end].tolist()
+    states = mm.pte_state_mv[addr:piece_end].tolist()  # memoryviews: cheaper to slice
+    writes = mm.pte_write_mv[addr:piece_end].tolist()
+    pfns = mm.pte_pfn_mv[addr:piece_end].tolist()
     valid = _VALID | order
     if req_fault:
         # Everything before the first entry to fault (or special) is present.

@@ -36,10 +36,13 @@ class LockBase:
 
     def _released(self, t: Task) -> None:
         held = t.held
-        for i in range(len(held) - 1, -1, -1):
-            if held[i] is self:
-                del held[i]
-                break
+        if held and held[-1] is self:  # released in LIFO order (the common case)
+            held.pop()
+        else:
+            for i in range(len(held) - 1, -1, -1):
+                if held[i] is self:
+                    del held[i]
+                    break
         if self.atomic:
             t.atomic -= 1
         tracker: Any = self.rt.ext.get("lockdep")

@@ -67,18 +67,17 @@ async def handle_mm_fault(mm: MM, vma: VMA, vpn: int, *, write: bool) -> int:
     await rt.point("handle_mm_fault", "pt", vpn, "write" if write else "read")
     rt.count("mm_faults")
     state = mm.pte_state_mv[vpn]
-    may_write = bool(vma.vm_flags & VM_WRITE)
-    if state == PTE_DEVICE_EXCLUSIVE:
-        return await remove_device_exclusive_entry(mm, vma, vpn)
-    if state == PTE_NONE and vma.vm_flags & VM_HUGETLB:
-        return _hugetlb_no_page(mm, vma, vpn, write)
-    if state == PTE_NONE and isinstance(vma.vm_file, PageCacheFile):
-        return _do_file_fault(mm, vma, vpn, write, vma.vm_file)
-    if state == PTE_NONE and write and vma.vm_flags & VM_HUGEPAGE:
-        ret = _do_huge_pmd_anonymous_page(mm, vma, vpn)
-        if ret <= 0:
-            return ret  # mapped (0) or out of memory; 1: fall back to a 4 KiB page
-    if state == PTE_NONE:
+    vm_flags = vma.vm_flags
+    may_write = bool(vm_flags & VM_WRITE)
+    if state == PTE_NONE:  # the common fault first (the states are exclusive)
+        if vm_flags & VM_HUGETLB:
+            return _hugetlb_no_page(mm, vma, vpn, write)
+        if vma.vm_file is not None and isinstance(vma.vm_file, PageCacheFile):
+            return _do_file_fault(mm, vma, vpn, write, vma.vm_file)
+        if write and vm_flags & VM_HUGEPAGE:
+            ret = _do_huge_pmd_anonymous_page(mm, vma, vpn)
+            if ret <= 0:
+                return ret  # mapped (0) or out of memory; 1: fall back to a 4 KiB page
         if not write:
             mm.pages.get_page(ZERO_PFN)
             mm.set_pte(vpn, PTE_PRESENT, ZERO_PFN, False)
@@ -88,6 +87,8 @@ async def handle_mm_fault(mm: MM, vma: VMA, vpn: int, *, write: bool) -> int:
             return -EFAULT
         mm.set_pte(vpn, PTE_PRESENT, pfn, may_write)
         return 0
+    if state == PTE_DEVICE_EXCLUSIVE:
+        return await remove_device_exclusive_entry(mm, vma, vpn)
     if state == PTE_PROTNONE:
         a = vpn - vpn % PTRS_PER_PMD
         if mm.pmd_trans_huge[a // PTRS_PER_PMD]:
