@@ -34,20 +34,27 @@ class Coverage:
     #: (op_lo, obj, op_hi) -> orientations seen (True: op_lo first / lower task id first).
     pairs: dict[PairKey, set[bool]] = field(default_factory=dict)
     #: the last run's records (a DFS run starts with the previous run's own records)
-    _last: list[StepRecord] = field(default_factory=list, repr=False, compare=False)
+    _last: list[StepRecord] = field(default_factory=list, init=False, repr=False, compare=False)
+    # What each task did on each object after the last run (obj -> tid -> (op, read)), and
+    # when each entry came in: (step, the task's entries, the entry), in step order.
+    _seen: dict[str, dict[int, dict[tuple[str, bool], None]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _added: list[tuple[int, dict[tuple[str, bool], None], tuple[str, bool]]] = field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
 
     def observe(self, steps: list[StepRecord], ntasks: int, task_choices: int) -> int:
         """Add one run; return how many new pair orientations it showed.
 
         The leading records that are the last run's own objects (a DFS run shares its
-        replayed prefix with the previous run) only update what each task has done: every
-        pair among them was added when the last run was observed."""
+        replayed prefix with the previous run) are not looked at again: every pair among
+        them was counted when the last run was observed, and what each task had done by
+        the end of them is the last run's, less what its later steps added."""
         self.runs += 1
         self.ntasks = max(self.ntasks, ntasks)
         self.points = max(self.points, task_choices)
         new = 0
-        # obj -> tid -> (op, read) pairs that task has performed on obj so far in this run
-        seen: dict[str, dict[int, dict[tuple[str, bool], None]]] = {}
         pairs = self.pairs
         last = self._last
         shared = 0
@@ -55,20 +62,25 @@ class Coverage:
         while shared < most and steps[shared] is last[shared]:
             shared += 1
         self._last = steps
-        for i in range(shared):
-            rec = steps[i]
-            if rec.accesses is ALL:
-                continue
-            tid = rec.tid
-            for obj, op, read in rec.accesses:
-                seen.setdefault(obj, {}).setdefault(tid, {})[(op, read)] = None
+        added = self._added
+        if shared:
+            # obj -> tid -> (op, read) pairs that task has performed on obj so far
+            seen = self._seen
+            while added and added[-1][0] >= shared:
+                _, accs, k = added.pop()
+                del accs[k]  # (an emptied entry is as good as none)
+        else:
+            seen = self._seen = {}
+            added.clear()
         for i in range(shared, len(steps)):
             rec = steps[i]
             if rec.accesses is ALL:
                 continue
             tid = rec.tid
             for obj, op, read in rec.accesses:
-                per_task = seen.setdefault(obj, {})
+                per_task = seen.get(obj)
+                if per_task is None:
+                    per_task = seen[obj] = {}
                 for other, accs in per_task.items():
                     if other == tid:
                         continue
@@ -85,7 +97,13 @@ class Coverage:
                         if first not in got:
                             got.add(first)
                             new += 1
-                per_task.setdefault(tid, {})[(op, read)] = None
+                mine = per_task.get(tid)
+                if mine is None:
+                    mine = per_task[tid] = {}
+                k = (op, read)
+                if k not in mine:
+                    mine[k] = None
+                    added.append((i, mine, k))
         return new
 
     @property
