@@ -58,7 +58,7 @@ the dependency relation (unbounded, with reduction), or every schedule (unbounde
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from concsim.engine import RUNNABLE
 from concsim.strategies._steps import ALL, Access, StepObserver, StepRecord, dependent
@@ -68,6 +68,9 @@ if TYPE_CHECKING:
 
 TASK = 0
 ENV = 1
+
+# What an entry of the race index's change log took back (see DfsSearch._add_backtracks).
+_TASK, _READ, _WRITE, _READERS, _ALL = range(5)
 
 
 class Pruned(Exception):
@@ -151,6 +154,12 @@ class DfsSearch:
         # The last run: its records, happens-before bit sets, and the DfsRun that made it.
         self._last_steps: list[StepRecord] = []
         self._last_hb: list[int] = []
+        # The race index after the last run (per task its last step, per object its last
+        # writer and readers since, the last step that touched everything) and the log of
+        # its changes, to go back to the end of a shared prefix.
+        self._index: tuple[dict[int, int], dict[str, int], dict[str, list[int]]] = ({}, {}, {})
+        self._index_all = -1
+        self._index_log: list[tuple[int, int, Any, Any]] = []
         self._run: DfsRun | None = None
 
     def new_run(self) -> DfsRun:
@@ -258,8 +267,10 @@ class DfsSearch:
         the same tree nodes (a shared step's choice is on the kept part of the path), and
         examining one again adds nothing: after the first time the node's backtrack set
         holds one of the race's initials or none of them is enabled there, and backtrack
-        sets only grow.  So those steps only feed the index, and races are looked for from
-        step ``shared`` on; the backtrack sets are the same as a whole analysis's.
+        sets only grow.  So races are looked for from step ``shared`` on, starting from the
+        index as it was after the shared steps: the last run's, with the changes its later
+        steps made taken back from a log.  The backtrack sets are the same as a whole
+        analysis's, and the work is in proportion to the steps not shared.
 
         Happens-before is built step by step as a bit set per step (``hb[j]``: bit ``i``
         set iff step ``i`` happens before step ``j``), from an index of the run by object
@@ -274,35 +285,45 @@ class DfsSearch:
         scan's.
         """
         m = len(steps)
-        last_of_task: dict[int, int] = {}
-        last_write: dict[str, int] = {}
-        readers: dict[str, list[int]] = {}
-        last_all = -1  # the last step that touched everything (ALL), if any
         if shared:
+            # The index after the shared steps: the last run's, less what its later steps
+            # did (taken back from the log, latest first).
+            last_of_task, last_write, readers = self._index
+            last_all = self._index_all
+            log = self._index_log
+            while log and log[-1][0] >= shared:
+                _j, what, key, old = log.pop()
+                if what == _TASK:
+                    if old is None:
+                        del last_of_task[key]
+                    else:
+                        last_of_task[key] = old
+                elif what == _READ:
+                    if old is None:
+                        del readers[key]
+                    else:
+                        readers[key].pop()
+                elif what == _WRITE:
+                    if old is None:
+                        del last_write[key]
+                    else:
+                        last_write[key] = old
+                elif what == _READERS:
+                    readers[key] = old
+                else:  # _ALL
+                    last_write, readers, last_all = old
             hb = self._last_hb[:shared]
             hb.extend([0] * (m + 1 - shared))
-            for j in range(shared):  # the index only: hb[j] and the races are known
-                sj = steps[j]
-                last_of_task[sj.tid] = j
-                acc = sj.accesses
-                if acc is ALL:
-                    last_write.clear()
-                    readers.clear()
-                    last_all = j
-                    continue
-                for obj, _op, read in acc:
-                    if read:
-                        rs = readers.get(obj)
-                        if rs is None:
-                            readers[obj] = [j]
-                        else:
-                            rs.append(j)
-                    else:
-                        readers[obj] = []
-                        last_write[obj] = j
         else:
+            last_of_task = {}
+            last_write = {}
+            readers = {}
+            last_all = -1  # the last step that touched everything (ALL), if any
+            log = []
             hb = [0] * (m + 1)
-        self._last_hb = hb
+        # Every change to the index is logged (step, what, key, old value), so that the
+        # next run, which shares a prefix with this one, can take back the rest.
+        add = log.append
         for j in range(shared, m):
             sj = steps[j]
             tid = sj.tid
@@ -313,8 +334,9 @@ class DfsSearch:
             acc = sj.accesses
             if acc is ALL:
                 preds.extend(range(j))
-                last_write.clear()
-                readers.clear()
+                add((j, _ALL, "", (last_write, readers, last_all)))
+                last_write = {}
+                readers = {}
                 last_all = j
             else:
                 if last_all >= 0:
@@ -329,13 +351,21 @@ class DfsSearch:
                             readers[obj] = [j]
                         else:
                             rs.append(j)
+                        add((j, _READ, obj, rs))
                     else:
                         if rs:
                             preds.extend(rs)
                             readers[obj] = []
+                            add((j, _READERS, obj, rs))
                         last_write[obj] = j
+                        add((j, _WRITE, obj, w))
             last_of_task[tid] = j
+            add((j, _TASK, tid, p))
             self._races(steps, hb, j, tid, preds)
+        self._index = (last_of_task, last_write, readers)
+        self._index_all = last_all
+        self._index_log = log
+        self._last_hb = hb
         everything = list(range(m))
         for tid in pending:
             self._races([*steps, StepRecord(m, tid, ALL, -1)], hb, m, tid, everything)
