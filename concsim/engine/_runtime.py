@@ -95,7 +95,9 @@ class StepListener(Protocol):
     check reads right after it.  The strategy may attach or detach the observer inside
     ``pick_task`` (DFS does while it replays steps it has recorded before): the engine
     reads ``rt.observer`` again after every task choice, and the step that choice starts
-    goes to the observer attached then.
+    goes to the observer attached then.  The same holds for ``rt.tracing``: a strategy
+    that stops tracing there and resumes it later puts the entries of the steps between
+    into ``rt.trace`` itself (DFS takes them from the previous run's trace).
     """
 
     def begin_step(self, task: Task, choice: int) -> None: ...
@@ -485,7 +487,10 @@ class Runtime:
                 self.step = step
                 self.current = cur
                 k = strategy.pick_task(self, n)
-                obs = self.observer  # a strategy may attach or detach it at a task choice
+                # A strategy may attach or detach the observer, and stop or resume tracing,
+                # at a task choice (DFS does while it replays steps it has run before).
+                obs = self.observer
+                tracing = self.tracing
                 choices.append(k)
                 if cur is not None and cur.state == RUNNABLE:
                     if k == 0:

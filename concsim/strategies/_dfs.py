@@ -64,7 +64,7 @@ from concsim.engine import RUNNABLE
 from concsim.strategies._steps import ALL, Access, StepObserver, StepRecord, dependent
 
 if TYPE_CHECKING:
-    from concsim.engine import Runtime
+    from concsim.engine import Runtime, TraceEntry
 
 TASK = 0
 ENV = 1
@@ -107,6 +107,8 @@ class Node:
     #: the steps of the run begun before this choice (``rt.step`` when it was made): the
     #: records of the run that a later run replaying the path up to here shares.
     at_step: int = 0
+    #: the trace entries before this choice, or -1 when the run that made it was untraced.
+    at_trace: int = -1
 
     def cost(self, option: int) -> int:
         return 0 if self.kind == ENV or self.free or option == 0 else 1
@@ -153,6 +155,7 @@ class DfsSearch:
         self.shared_steps = 0
         # The last run: its records, happens-before bit sets, and the DfsRun that made it.
         self._last_steps: list[StepRecord] = []
+        self._last_trace: list[TraceEntry] | None = None  # None: the last run was untraced
         self._last_hb: list[int] = []
         # The race index after the last run (per task its last step, per object its last
         # writer and readers since, the last step that touched everything) and the log of
@@ -204,7 +207,7 @@ class DfsSearch:
         self.executions += 1
         if pruned:
             self.pruned += 1
-        shared = self._shared(steps)
+        shared = self._take_run(steps)
         self.shared_steps += shared
         stack = self.stack
         depth = len(stack)
@@ -218,11 +221,14 @@ class DfsSearch:
         self._last_steps = steps
         return self._advance()
 
-    def _shared(self, steps: list[StepRecord]) -> int:
-        """How many leading steps of ``steps`` are the previous run's own records (its
-        :class:`DfsRun` reused them); 0 for steps recorded otherwise."""
+    def _take_run(self, steps: list[StepRecord]) -> int:
+        """Keep the finished run's trace for the next run; return how many leading steps of
+        ``steps`` are the previous run's own records (its :class:`DfsRun` reused them), 0
+        for steps recorded otherwise."""
         run = self._run
         self._run = None
+        rt = run.rt if run is not None else None
+        self._last_trace = rt.trace if rt is not None and rt.tracing else None
         k = run.reused if run is not None else 0
         last = self._last_steps
         if k == 0 or k > len(steps) or k > len(last) or steps[k - 1] is not last[k - 1]:
@@ -431,7 +437,9 @@ class DfsRun(StepObserver):
     previous run's records of the steps run so far (``reused`` of them) and attaches
     again.  The records are the same as recording them would give (a test compares them
     with a fresh recording), and :meth:`DfsSearch.finish_run` skips the analysis it has
-    already done for them.
+    already done for them.  A traced run likewise stops tracing until there and then
+    takes the previous run's trace entries up to that point (when the previous run and
+    the one that made that choice were traced).
     """
 
     name = "dfs"
@@ -447,6 +455,8 @@ class DfsRun(StepObserver):
         self.reused = 0
         # The task choice where the run attaches again (-1: it never detaches).
         self._resume = -1
+        # The trace whose entries up to there this run takes (None: it traces them itself).
+        self._trace_from: list[TraceEntry] | None = None
         if search.share_prefix and prefix_len > 0:
             stack = search.stack
             i = prefix_len - 1
@@ -459,6 +469,11 @@ class DfsRun(StepObserver):
         super().attach(rt)
         if self._resume >= 0:
             rt.observer = None  # replaying known steps: see the class doc
+            last = self.search._last_trace
+            at = self.search.stack[self._resume].at_trace
+            if rt.tracing and last is not None and 0 <= at <= len(last):
+                self._trace_from = last
+                rt.tracing = False
 
     def finish_steps(self) -> list[StepRecord]:
         if self._resume >= 0:
@@ -500,6 +515,13 @@ class DfsRun(StepObserver):
         self.steps = self.search._last_steps[:k]
         self.reused = k
         rt.observer = self
+        last = self._trace_from
+        if last is not None:
+            self._trace_from = None
+            if rt.trace:
+                raise Diverged("the run traced steps while it replayed a known prefix")
+            rt.trace.extend(last[: node.at_trace])
+            rt.tracing = True
 
     def pick_task(self, rt: Runtime, n: int) -> int:
         i = len(rt.choices)
@@ -518,7 +540,10 @@ class DfsRun(StepObserver):
         ids = tuple([t.id for t in rt.candidates()])
         search = self.search
         sleep = dict(self.sleep) if search.sleep_sets else {}
-        node = Node(TASK, n, ids, free, self.preemptions, sleep, -1, [], at_step=rt.step)
+        at_trace = len(rt.trace) if rt.tracing else -1
+        node = Node(
+            TASK, n, ids, free, self.preemptions, sleep, -1, [], at_step=rt.step, at_trace=at_trace
+        )
         options = [o for o in range(n) if ids[o] not in sleep and search.allowed(node, o)]
         if not options:
             raise Pruned

@@ -93,8 +93,9 @@ def test_indexed_races_explore_the_same_tree(
 
 
 def test_shared_records_are_what_a_fresh_recording_gives() -> None:
-    """Every DFS run's records, the shared prefix included, equal those of the same schedule
-    replayed with a fresh observer (so reusing them is what recording them would give)."""
+    """Every DFS run's records and trace, the shared prefix included, equal those of the
+    same schedule replayed with a fresh observer (so reusing them is what recording them
+    would give)."""
     t = make_target("small", "after-patch", {})
     search = DfsSearch()
     reused = 0
@@ -104,6 +105,8 @@ def test_shared_records_are_what_a_fresh_recording_gives() -> None:
         reused += run.reused
         fresh = execute(t, Replay(list(ex.result.choices), strict=True), "replay", None)
         assert fresh.steps == ex.steps
+        assert fresh.result.trace == ex.result.trace
+        assert fresh.result.trace_sha256 == ex.result.trace_sha256
         if not search.finish_run(ex.steps, pruned=ex.pruned, unfinished=run.unfinished()):
             break
     assert reused > 0
