@@ -15,7 +15,10 @@ The executions of the two differ in length: DFS's default continuation and the b
 must cover reach paths (the vCPU's GPA fault, HMM's restarts) that random walk's first
 schedules rarely take, so each DFS execution of ``small`` is longer.  An untimed pass over
 the same executions counts the steps of each, and the ratio of model steps/s (DFS / random)
-is printed beside the ratio of executions/s.
+is printed beside the ratio of executions/s, and so is the fraction of DFS's steps that
+replay the previous execution's (a DFS execution replays the path up to the choice that
+takes a new option; it reuses the previous execution's records, trace and race analysis of
+those steps, but the model still runs them).
 
 To compare with an older tree, run the same file with ``PYTHONPATH=OLD_TREE``.
 """
@@ -41,7 +44,7 @@ def _rate(scenario: str, strategy: str, n: int) -> float:
     return r.executions / dt
 
 
-def _steps_per_execution(scenario: str, n: int) -> tuple[float, float]:
+def _steps_per_execution(scenario: str, n: int) -> tuple[float, float, float]:
     from concsim.exploration import execute, make_target
     from concsim.strategies import DfsSearch
     from concsim.strategies._random import RandomWalk
@@ -57,7 +60,8 @@ def _steps_per_execution(scenario: str, n: int) -> tuple[float, float]:
         if not s.finish_run(ex.steps, pruned=ex.pruned, unfinished=run.unfinished()):
             break
     rnd_steps = sum(len(execute(t, RandomWalk(seed), "random", seed).steps) for seed in range(n))
-    return dfs_steps / runs, rnd_steps / n
+    shared = getattr(s, "shared_steps", 0) / dfs_steps  # (an older tree has no such count)
+    return dfs_steps / runs, rnd_steps / n, shared
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         dfs.append(d)
         rnd.append(r)
         ratio.append(d / r)
-    dfs_len, rnd_len = _steps_per_execution(a.scenario, a.executions)
+    dfs_len, rnd_len, shared = _steps_per_execution(a.scenario, a.executions)
     steps_ratio = statistics.median(ratio) * dfs_len / rnd_len
     out: dict[str, Any] = {
         "scenario": a.scenario,
@@ -91,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         "dfs_steps_per_execution": round(dfs_len, 1),
         "random_steps_per_execution": round(rnd_len, 1),
         "steps_ratio": round(steps_ratio, 3),
+        "dfs_shared_steps": round(shared, 3),
     }
     if a.json:
         print(json.dumps(out))
@@ -100,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
             f"schedules/s, DFS/random {out['ratio']} (min {out['ratio_min']}, max "
             f"{out['ratio_max']}; medians of {a.rounds} rounds of {a.executions}, CPU time)\n"
             f"steps per execution: DFS {out['dfs_steps_per_execution']}, random "
-            f"{out['random_steps_per_execution']}; model steps/s DFS/random {out['steps_ratio']}"
+            f"{out['random_steps_per_execution']}; model steps/s DFS/random {out['steps_ratio']}\n"
+            f"DFS steps replayed from the previous execution (records and trace reused): "
+            f"{out['dfs_shared_steps']:.1%}"
         )
     return 0
 

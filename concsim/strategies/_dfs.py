@@ -455,6 +455,7 @@ class DfsRun(StepObserver):
         self.reused = 0
         # The task choice where the run attaches again (-1: it never detaches).
         self._resume = -1
+        self._stack = search.stack
         # The trace whose entries up to there this run takes (None: it traces them itself).
         self._trace_from: list[TraceEntry] | None = None
         if search.share_prefix and prefix_len > 0:
@@ -525,10 +526,11 @@ class DfsRun(StepObserver):
 
     def pick_task(self, rt: Runtime, n: int) -> int:
         i = len(rt.choices)
+        if i < self._resume:  # detached (so inside the prefix): no open step to close
+            node = self._stack[i]
+            if node.n == n and node.kind == TASK:
+                return node.chosen
         if i < self.prefix_len:
-            node = self.search.stack[i]
-            if i < self._resume and node.n == n and node.kind == TASK:
-                return node.chosen  # detached: no open step, nothing else to do here
             self.sync()
             node = self._replayed(i, TASK, n)
             if i == self._resume:
