@@ -333,41 +333,58 @@ class DfsSearch:
         for j in range(shared, m):
             sj = steps[j]
             tid = sj.tid
-            preds: list[int] = []
+            # hb[j] from the direct predecessors found in the index (what _races does,
+            # written out: this loop runs for every step not shared)
+            direct = covered = 0
             p = last_of_task.get(tid)
             if p is not None:
-                preds.append(p)
+                direct = 1 << p
+                covered = hb[p]
             acc = sj.accesses
             if acc is ALL:
-                preds.extend(range(j))
                 add((j, _ALL, "", (last_write, readers, last_all)))
                 last_write = {}
                 readers = {}
                 last_all = j
-            else:
-                if last_all >= 0:
-                    preds.append(last_all)
-                for obj, _op, read in acc:
-                    w = last_write.get(obj)
-                    if w is not None:
-                        preds.append(w)
-                    rs = readers.get(obj)
-                    if read:
-                        if rs is None:
-                            readers[obj] = [j]
-                        else:
-                            rs.append(j)
-                        add((j, _READ, obj, rs))
+                last_of_task[tid] = j
+                add((j, _TASK, tid, p))
+                self._races(steps, hb, j, tid, list(range(j)))
+                continue
+            if last_all >= 0 and not (direct >> last_all) & 1:
+                direct |= 1 << last_all
+                covered |= hb[last_all]
+            for obj, _op, read in acc:
+                w = last_write.get(obj)
+                if w is not None and not (direct >> w) & 1:
+                    direct |= 1 << w
+                    covered |= hb[w]
+                rs = readers.get(obj)
+                if read:
+                    if rs is None:
+                        readers[obj] = [j]
                     else:
-                        if rs:
-                            preds.extend(rs)
-                            readers[obj] = []
-                            add((j, _READERS, obj, rs))
-                        last_write[obj] = j
-                        add((j, _WRITE, obj, w))
+                        rs.append(j)
+                    add((j, _READ, obj, rs))
+                else:
+                    if rs:
+                        for r in rs:
+                            if not (direct >> r) & 1:
+                                direct |= 1 << r
+                                covered |= hb[r]
+                        readers[obj] = []
+                        add((j, _READERS, obj, rs))
+                    last_write[obj] = j
+                    add((j, _WRITE, obj, w))
             last_of_task[tid] = j
             add((j, _TASK, tid, p))
-            self._races(steps, hb, j, tid, preds)
+            hb[j] = direct | covered
+            racing = direct & ~covered
+            while racing:
+                low = racing & -racing
+                i = low.bit_length() - 1
+                racing ^= low
+                if steps[i].tid != tid:
+                    self._reverse(steps, hb, i, j)
         self._index = (last_of_task, last_write, readers)
         self._index_all = last_all
         self._index_log = log
