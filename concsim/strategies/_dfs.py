@@ -379,12 +379,8 @@ class DfsSearch:
             add((j, _TASK, tid, p))
             hb[j] = direct | covered
             racing = direct & ~covered
-            while racing:
-                low = racing & -racing
-                i = low.bit_length() - 1
-                racing ^= low
-                if steps[i].tid != tid:
-                    self._reverse(steps, hb, i, j)
+            if racing:  # rare: no call for the steps without a race
+                self._reverse_racing(steps, hb, racing, j, tid)
         self._index = (last_of_task, last_write, readers)
         self._index_all = last_all
         self._index_log = log
@@ -406,7 +402,13 @@ class DfsSearch:
                 direct |= bit
                 covered |= hb[i]
         hb[j] = direct | covered
-        racing = direct & ~covered
+        self._reverse_racing(steps, hb, direct & ~covered, j, tid)
+
+    def _reverse_racing(
+        self, steps: list[StepRecord], hb: list[int], racing: int, j: int, tid: int
+    ) -> None:
+        """Reverse the races of step ``j`` (of task ``tid``) with the steps whose bits are
+        set in ``racing``: its direct predecessors that no other predecessor covers."""
         while racing:
             low = racing & -racing
             i = low.bit_length() - 1
